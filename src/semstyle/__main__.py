@@ -1,0 +1,5 @@
+import sys
+
+from semstyle.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``semstyle`` command line."""

