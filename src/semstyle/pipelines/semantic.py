@@ -18,7 +18,7 @@ from PIL import Image
 from semstyle import functional as FN
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
-from semstyle.io.labels import LabelMap, fit_to, load_labels
+from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
 from semstyle.segmentation import regions as R
 
 if TYPE_CHECKING:
@@ -79,29 +79,60 @@ def resolve_labels(
                     "give one style per region (in sorted label order) or map labels to styles explicitly"
                 )
             region_styles = {lab: i for i, lab in enumerate(ids)}
-        missing = [i for i in region_styles if i not in ids]
-        if len(missing) == len(region_styles):
-            raise InputError(f"the mask has no region with the labels {sorted(region_styles)[:6]} named for the styles")
-        return Regions(lm.labels, [None] * len(entries), dict(region_styles), lm.from_colors)
+        _check_named(region_styles, lm, "the mask")
+        return _merged(Regions(lm.labels, [None] * len(entries), dict(region_styles), lm.from_colors), cfg)
     if semantic == "none":
         return None
     if semantic == "labels":
         c_lm = _fitted(content_labels, content_img, cfg, "content label map")
-        s_lms = [_fitted(s, e.image, cfg, f"style label map {i + 1}") for i, (s, e) in enumerate(zip(style_labels or [], entries))]
+        given = list(style_labels or [])
+        s_lms: list[LabelMap | None] = []
+        for i, e in enumerate(entries):  # a style without a map (named for a label) gives its global statistics
+            src = given[i] if i < len(given) else None
+            s_lm = None if src is None else _fitted(src, e.image, cfg, f"style label map {i + 1}")
+            if s_lm is not None:
+                c_lm, s_lm = harmonize(c_lm, s_lm)
+            s_lms.append(s_lm)
         for s_lm in s_lms:
-            R.check_common(c_lm.unique(), s_lm.unique())
-        return Regions(c_lm.labels, [s.labels for s in s_lms], dict(region_styles or {}) or None, c_lm.from_colors)
+            if s_lm is not None:
+                R.check_common(c_lm.unique(), s_lm.unique(), c_lm.name)
+        if region_styles:
+            _check_named(region_styles, c_lm, "the content label map")
+        regions = Regions(c_lm.labels, [None if s is None else s.labels for s in s_lms],
+                          dict(region_styles or {}) or None, c_lm.from_colors)
+        return _merged(regions, cfg)
     if semantic == "auto":
         from semstyle.segmentation.auto import cosegment
 
         c_lab, s_labs = cosegment(st.encode, content_img, [e.image for e in entries], cfg.regions, cfg.seed)
-        return Regions(c_lab, list(s_labs), dict(region_styles or {}) or None)
+        return _merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
     if semantic == "segformer":
         from semstyle.segmentation.segformer import shared_segmenter
 
-        seg = shared_segmenter(st.device)
-        return Regions(seg(content_img), [seg(e.image) for e in entries], dict(region_styles or {}) or None)
+        seg = shared_segmenter(st.device, coarse=cfg.segformer_coarse)
+        regions = Regions(seg(content_img), [seg(e.image) for e in entries], dict(region_styles or {}) or None)
+        return _merged(regions, cfg)
     raise InputError(f"semantic must be none, auto, labels or segformer, got {semantic!r}")
+
+
+def _check_named(region_styles: Mapping[int, int], lm: LabelMap, what: str) -> None:
+    """Every label a style is named for must be in the map (a typo would silently do nothing)."""
+    ids = set(lm.unique())
+    missing = [lab for lab in region_styles if lab not in ids]
+    if missing:
+        have = ", ".join(lm.name(i) for i in sorted(ids)[:8]) + (", …" if len(ids) > 8 else "")
+        raise InputError(
+            f"{what} has no region labelled {', '.join(lm.name(i) for i in missing[:4])} (named for a style); "
+            f"its labels are {have}"
+        )
+
+
+def _merged(regions: Regions, cfg: StylizeConfig) -> Regions:
+    """Regions too small to matter at feature resolution merged into a neighbour, in every map."""
+    merge = R.merge_small_regions
+    regions.content = merge(regions.content, cfg.min_region)
+    regions.styles = [None if s is None else merge(s, cfg.min_region) for s in regions.styles]
+    return regions
 
 
 def _descriptors(feat: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -140,8 +171,9 @@ def fuse_regions(
     mean = torch.zeros(1, k, c, 1, 1, device=c_feat.device)
     std = torch.zeros_like(mean)
     total_w = sum(weights)
+    keep_w = torch.zeros(k)  # per region, the share of its target that is its own statistics
     matches: dict[int, object] = {}
-    for i, (entry, s_lab) in enumerate(zip(entries, regions.styles)):
+    for i, (entry, s_lab) in enumerate(zip(entries, regions.styles, strict=True)):
         row = _style_rows(c_ids, i, weights[i] / total_w, regions.region_styles)  # (K,)
         if not any(row):
             continue
@@ -154,13 +186,15 @@ def fuse_regions(
                 matches[lab] = src
             if src == "keep":
                 m, s = own_mean[0, j], own_std[0, j]
+                keep_w[j] += row[j]
             elif src == "global":
                 m, s = entry.mean[0], entry.std[0]
             else:
                 m, s = s_mean[src], s_std[src]  # type: ignore[index]
             mean[0, j] += row[j] * m
             std[0, j] += row[j] * s
-    return FN.region_adain(c_feat, soft, mean, std), matches
+    keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
+    return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
 
 
 def _style_rows(c_ids: list[int], i: int, w: float, region_styles: dict[int, int] | None) -> list[float]:

@@ -26,6 +26,10 @@ from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, t
 from semstyle.io.labels import LabelMap
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.weights import load_into
+from semstyle.losses import GeneratorObjective, LossWeights
+from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.vgg import STYLE_LAYERS
+from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
 from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ class StylizeResult:
     from_colors: bool = False  # labels are packed RGB colours (for colourising)
     matches: dict[int, object] = field(default_factory=dict)  # content label → style label/"global"/"keep"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    refine: RefineReport | None = None  # per-round discriminator scores when refinement ran
 
 
 def pick_device(name: str) -> torch.device:
@@ -98,6 +103,7 @@ class Stylizer:
         for net in (self.encoder, self.decoder):
             net.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         self._styles: OrderedDict[tuple, StyleEntry] = OrderedDict()
+        self._disc: MultiScaleDiscriminator | None = None
 
     # ------------------------------------------------------------------ networks
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -168,10 +174,14 @@ class Stylizer:
         if mask is not None and semantic != "none":
             raise InputError("give either a mask (one style per region) or a semantic mode, not both")
         if semantic == "labels":
-            if content_labels is None or not style_labels or any(s is None for s in style_labels):
+            named = set((region_styles or {}).values())  # styles named for a label may come without a map
+            given = list(style_labels or [])
+            if content_labels is None or any(i not in named for i in range(len(given), len(styles))) or any(
+                s is None and i not in named for i, s in enumerate(given)
+            ):
                 raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
-            if len(style_labels) != len(styles):
-                raise InputError(f"got {len(style_labels)} style label maps for {len(styles)} styles")
+            if len(given) > len(styles):
+                raise InputError(f"got {len(given)} style label maps for {len(styles)} styles")
 
     # ------------------------------------------------------------------ main entry
     def stylize(
@@ -187,6 +197,8 @@ class Stylizer:
         semantic: str | None = None,
         content_labels: LabelInput | None = None,
         style_labels: Sequence[LabelInput | None] | LabelInput | None = None,
+        refine: int | None = None,
+        refine_target: float | None = None,
     ) -> StylizeResult:
         """Stylise ``content`` with one or several ``style`` images.
 
@@ -201,11 +213,15 @@ class Stylizer:
                 styles in order.
             semantic: "none", "auto", "labels" or "segformer" (default from the config).
             content_labels, style_labels: label maps for ``semantic="labels"``.
+            refine: rounds of discriminator-guided refinement (0 = off), ``refine_target`` the
+                score at which it stops.
         """
         cfg = self.config
         alpha = cfg.alpha if alpha is None else float(alpha)
         preserve_color = cfg.preserve_color if preserve_color is None else preserve_color
         semantic = cfg.semantic if semantic is None else semantic
+        refine_rounds = cfg.refine if refine is None else int(refine)
+        refine_target = cfg.refine_target if refine_target is None else float(refine_target)
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if style_labels is not None and not isinstance(style_labels, (list, tuple)):
             style_labels = [style_labels]
@@ -244,11 +260,22 @@ class Stylizer:
                 target, matches = fuse_regions(c_feat, entries, weights, labels, cfg, (h, w))
             fused = FN.mix(c_feat, target, alpha)
 
-            # 5. decode, crop the padding, optionally restore the content's colours
-            out = self.decode(fused)[..., :h, :w].clamp(0, 1).cpu()
-            if preserve_color:
-                out = FN.keep_luminance(out, to_tensor(content_img))
+            # 5. decode and crop the padding
+            if not refine_rounds:
+                out = self.decode(fused)[..., :h, :w].clamp(0, 1).cpu()
             t["decode"] = time.perf_counter() - t0 - sum(t.values())
+
+        # 6. optionally refine: the discriminator judges, the fusion is adjusted, decoded again
+        report = None
+        if refine_rounds:
+            main = max(range(len(entries)), key=lambda i: weights[i])
+            out, report = self._refine(fused.clone(), target.clone(), entries[main], (h, w), refine_rounds, refine_target)
+            out = out.cpu()
+            t["refine"] = time.perf_counter() - t0 - sum(t.values())
+
+        # 7. optionally restore the content's colours
+        if preserve_color:
+            out = FN.keep_luminance(out, to_tensor(content_img))
 
         return StylizeResult(
             image=to_pil(out),
@@ -257,6 +284,28 @@ class Stylizer:
             from_colors=bool(labels and labels.from_colors),
             matches=matches,
             timings=t,
+            refine=report,
         )
 
     __call__ = stylize
+
+    # ------------------------------------------------------------------ refinement
+    def discriminator(self) -> MultiScaleDiscriminator:
+        """The style-conditional discriminator (loaded on first use)."""
+        if self._disc is None:
+            disc = MultiScaleDiscriminator()
+            load_into(disc, self.config.discriminator, "discriminator")
+            self._disc = disc.eval().requires_grad_(False).to(self.device)
+        return self._disc
+
+    def _refine(
+        self, fused: torch.Tensor, anchor: torch.Tensor, style: StyleEntry, hw: tuple[int, int], rounds: int, target: float
+    ) -> tuple[torch.Tensor, RefineReport]:
+        disc = self.discriminator()
+        objective = GeneratorObjective(self.encoder, LossWeights())
+        x, _ = pad_to_multiple(to_tensor(style.image))
+        with torch.no_grad():
+            s_feats = {k: v.float() for k, v in self.encoder(x.to(self.device), STYLE_LAYERS).items()}
+            s_vec = style_vector(s_feats)
+        cfg = RefineConfig(rounds=rounds, target=target)
+        return refine(fused, anchor, self.decoder, objective, disc, s_feats, s_vec, hw, cfg)

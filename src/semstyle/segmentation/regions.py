@@ -7,6 +7,8 @@ These are pure array functions; the pipeline calls them in this order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,31 +17,34 @@ from semstyle.errors import InputError
 
 
 def merge_small_regions(labels: np.ndarray, min_share: float) -> np.ndarray:
-    """Relabel every region smaller than ``min_share`` of the image as its largest neighbour.
+    """Relabel every label covering less than ``min_share`` of the image as its main neighbour.
 
-    The neighbour is the label most frequent in a 1-pixel ring around the region. Repeats from
-    the smallest region up, so chains of tiny regions end in a large one.
+    The neighbour is the label most frequent in a 1-pixel ring around the region. Labels are
+    merged from the smallest up, so chains of tiny regions end in a large one; the result has
+    no label under the limit unless only one label is left.
     """
     out = labels.copy()
-    if min_share <= 0:
+    if min_share <= 0 or out.size == 0:
         return out
+    vals = np.unique(out)
+    idx = np.searchsorted(vals, out)  # (H, W) compact indices
+    counts = np.bincount(idx.ravel(), minlength=len(vals))
     limit = min_share * out.size
     while True:
-        vals, counts = np.unique(out, return_counts=True)
-        if len(vals) <= 1:
-            return out
-        order = np.argsort(counts)
-        small = [v for v, c in zip(vals[order], counts[order]) if c < limit]
-        if not small:
-            return out
-        v = small[0]
-        region = out == v
-        ring = _dilate(region) & ~region
-        neighbours = out[ring]
-        if neighbours.size == 0:  # a region touching nothing else cannot merge
-            return out
-        nv, nc = np.unique(neighbours, return_counts=True)
-        out[region] = nv[np.argmax(nc)]
+        live = np.flatnonzero(counts)
+        small = live[counts[live] < limit]
+        if len(live) <= 1 or len(small) == 0:
+            break
+        v = int(small[np.argmin(counts[small])])
+        region = idx == v
+        neighbours = idx[_dilate(region) & ~region]
+        if neighbours.size == 0:  # cannot happen on a grid with two labels; guard anyway
+            break
+        target = int(np.argmax(np.bincount(neighbours, minlength=len(vals))))
+        idx[region] = target
+        counts[target] += counts[v]
+        counts[v] = 0
+    return vals[idx]
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -117,16 +122,16 @@ def match_regions(
     return out
 
 
-def check_common(content_ids: list[int], style_ids: list[int], names: str = "") -> None:
+def check_common(content_ids: list[int], style_ids: list[int], name: Callable[[int], str] = str) -> None:
     """Two label maps with no label in common cannot be matched: say what to fix."""
     if not set(content_ids) & set(style_ids):
         raise InputError(
             "the content and style label maps share no label "
-            f"(content has {_fmt(content_ids)}, style has {_fmt(style_ids)}){names}; "
-            "use the same label values or colours for the same kind of region in both maps"
+            f"(content has {_fmt(content_ids, name)}; style has {_fmt(style_ids, name)}); "
+            "give the same kind of region the same label value or colour in both maps"
         )
 
 
-def _fmt(ids: list[int]) -> str:
-    shown = ", ".join(str(i) if i < 4096 else f"#{i:06x}" for i in ids[:6])
+def _fmt(ids: list[int], name: Callable[[int], str]) -> str:
+    shown = ", ".join(name(i) for i in ids[:6])
     return shown + (", …" if len(ids) > 6 else "")

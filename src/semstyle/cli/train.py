@@ -1,0 +1,53 @@
+"""``semstyle train``: adversarial fine-tuning of the decoder."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune the decoder adversarially (resumable; torchrun for DDP)",
+        description="Alternating G/D training. Run under `torchrun --nproc_per_node N -m semstyle train ...` for DDP.",
+    )
+    p.add_argument("--content-dir", help="folder(s) of content photos, comma-separated")
+    p.add_argument("--style-dir", help="folder(s) of style images, comma-separated")
+    p.add_argument("--out", help="run folder (checkpoints, tensorboard, metrics.jsonl)")
+    p.add_argument("--config", help="YAML or JSON file with TrainConfig fields; flags override it")
+    p.add_argument("--exclude-styles", help="file listing held-out style file names")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--size", type=int, help="crop side in px (multiple of 8)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float, help="decoder learning rate")
+    p.add_argument("--lr-d", type=float, help="discriminator learning rate")
+    p.add_argument("--d-steps", type=int, help="discriminator updates per generator update")
+    p.add_argument("--semantic", choices=("none", "auto"))
+    p.add_argument("--precision", choices=("fp32", "bf16"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--image-every", type=int)
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run's latest checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    add_common(p)
+    p.set_defaults(handler="semstyle.cli.train:cmd_train")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from semstyle.training.config import TrainConfig
+    from semstyle.training.trainer import Trainer
+
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    keys = ("content_dir", "style_dir", "out", "exclude_styles", "steps", "size", "batch", "lr", "lr_d", "d_steps",
+            "semantic", "precision", "seed", "ckpt_every", "log_every", "image_every")
+    cfg = cfg.updated(**{k: getattr(args, k) for k in keys})
+    trainer = Trainer(cfg, resume=args.resume)
+    try:
+        trainer.fit(progress=not args.no_progress)
+    finally:
+        trainer.close()
+    if trainer.d.rank == 0:
+        print(f"trained to step {trainer.step}; checkpoints in {trainer.run / 'checkpoints'}")
+    return 0

@@ -1,0 +1,87 @@
+"""Thin modules around the pure losses in ``semstyle.functional``.
+
+``GeneratorObjective`` evaluates every generator term on a batch; the same object scores
+refinement at inference, so training and the refinement loop optimise one objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semstyle import functional as FN
+from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """λ weights of the generator objective. Defaults and why (see docs/TRAINING.md):
+
+    content=1 and style_meanstd=10 are AdaIN's, under which the pretrained decoder was trained,
+    so fine-tuning starts at a balanced point; style_gram adds the specification's Gram term,
+    scaled so that its value at the pretrained decoder is of the same order as the content term;
+    tv is small (it only removes checkerboard noise); adv is small so the discriminator
+    sharpens texture without pulling the decoder away from the content.
+    """
+
+    content: float = 1.0  # λ_c: relu4_1 MSE to the AdaIN target (normalised by C·H·W)
+    content_orig: float = 0.0  # optional: relu4_1 MSE to the content's own features
+    style_gram: float = 2.0  # λ_s (Gram): Σ_layers MSE of Gram matrices (normalised by C²)
+    style_meanstd: float = 10.0  # λ_s (mean/std): AdaIN's moment-matching style loss
+    tv: float = 1.0  # λ_tv: mean absolute neighbour difference of the output image
+    adv: float = 0.05  # λ_adv: LSGAN generator term, averaged over scales
+    style_layers: tuple[str, ...] = STYLE_LAYERS  # layers of the style terms
+
+
+class GeneratorObjective(nn.Module):
+    """All generator terms for outputs ``out`` given the AdaIN target and the style."""
+
+    def __init__(self, encoder: VGGEncoder, weights: LossWeights) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.w = weights
+        self.taps = tuple(dict.fromkeys((*weights.style_layers, "relu4_1")))
+
+    def forward(
+        self,
+        out: torch.Tensor,  # (N, 3, H, W) decoded images in [0, 1] (unclamped is fine)
+        target: torch.Tensor,  # (N, 512, H/8, W/8) AdaIN target features
+        style_feats: dict[str, torch.Tensor],  # VGG features of the style images per tap
+        disc: MultiScaleDiscriminator | None = None,
+        style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
+        content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
+    ) -> dict[str, torch.Tensor]:
+        feats = self.encoder(out, self.taps)
+        o_style = [feats[k] for k in self.w.style_layers]
+        s_style = [style_feats[k] for k in self.w.style_layers]
+        terms = {
+            "content": FN.content_loss(feats["relu4_1"], target),
+            "style_gram": FN.gram_style_loss(o_style, s_style),
+            "style_meanstd": FN.mean_std_style_loss(o_style, s_style),
+            "tv": FN.tv_loss(out),
+        }
+        if content_feat is not None and self.w.content_orig > 0:
+            terms["content_orig"] = FN.content_loss(feats["relu4_1"], content_feat)
+        if disc is not None and style_vec is not None and self.w.adv > 0:
+            terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
+        terms["total"] = sum(getattr(self.w, k) * v for k, v in terms.items())  # type: ignore[assignment]
+        return terms
+
+
+def discriminator_loss(
+    disc: MultiScaleDiscriminator,
+    real: torch.Tensor,  # (N, 3, H, W) style crops
+    fake: torch.Tensor,  # (N, 3, H, W) generated images (detached)
+    style_vec: torch.Tensor,  # (N, 1920) condition of each style crop
+    mismatch_vec: torch.Tensor | None = None,  # (N, 1920) conditions of *other* styles
+) -> torch.Tensor:
+    """LSGAN D loss; a real style crop under another style's condition counts as fake
+    (the matching-aware trick), which teaches D to check the style, not only realism."""
+    loss = FN.lsgan_d_loss(disc(real, style_vec), disc(fake, style_vec))
+    if mismatch_vec is not None:
+        wrong = disc(real, mismatch_vec)  # LSGAN "fake" term only: ½E[D²], half weight
+        loss = loss + 0.5 * sum(0.5 * (w**2).mean() for w in wrong) / len(wrong)
+    return loss

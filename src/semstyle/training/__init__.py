@@ -1,0 +1,1 @@
+"""Adversarial fine-tuning of the decoder against the multi-scale conditional discriminator."""

@@ -1,0 +1,119 @@
+"""Atomic checkpoints: safetensors for tensors, JSON for everything else.
+
+Layout: ``RUN/checkpoints/step_000100/{decoder,discriminator,optim_g,optim_d}.safetensors`` and
+``state.json`` (step, config, optimiser hyper-parameters, RNG state, metrics), plus
+``RUN/checkpoints/latest`` naming the newest complete checkpoint. A checkpoint is written into a
+temporary folder and renamed into place; ``latest`` is replaced atomically afterwards, so a
+crash at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from semstyle.errors import SemstyleError
+
+log = logging.getLogger(__name__)
+
+
+def _flatten_optim(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        scalars["state"][str(pid)] = {}
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{pid}.{k}"] = v.contiguous()
+            else:
+                scalars["state"][str(pid)][k] = v
+    return tensors, scalars
+
+
+def _unflatten_optim(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(p): dict(v) for p, v in scalars["state"].items()}
+    for key, t in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = t
+    return {"state": state, "param_groups": scalars["param_groups"]}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1))
+
+
+def save_checkpoint(
+    run: Path,
+    step: int,
+    modules: dict[str, torch.nn.Module],
+    optims: dict[str, torch.optim.Optimizer],
+    extra: dict[str, Any],
+    keep_last: int = 3,
+) -> Path:
+    """Write checkpoint ``step`` atomically and prune all but the newest ``keep_last``."""
+    root = run / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:07d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:07d}."))
+    try:
+        for name, m in modules.items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+        optim_scalars = {}
+        for name, o in optims.items():
+            tensors, scalars = _flatten_optim(o)
+            save_file(tensors, str(tmp / f"{name}.safetensors"))
+            optim_scalars[name] = scalars
+        rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+        _write_json(tmp / "state.json", {"step": step, "optim": optim_scalars, "torch_rng": rng, **extra})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fd, tmp_latest = tempfile.mkstemp(dir=root, prefix=".latest.")
+    with os.fdopen(fd, "w") as f:
+        f.write(final.name)
+    os.replace(tmp_latest, root / "latest")
+    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    root = run / "checkpoints"
+    pointer = root / "latest"
+    if pointer.is_file():
+        cand = root / pointer.read_text().strip()
+        if (cand / "state.json").is_file():
+            return cand
+    done = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file()) if root.is_dir() else []
+    return done[-1] if done else None
+
+
+def load_checkpoint(
+    ckpt: Path, modules: dict[str, torch.nn.Module], optims: dict[str, torch.optim.Optimizer]
+) -> dict[str, Any]:
+    """Restore modules, optimisers and the torch RNG; returns the JSON state."""
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+        for name, m in modules.items():
+            m.load_state_dict(load_file(str(ckpt / f"{name}.safetensors")))
+        for name, o in optims.items():
+            o.load_state_dict(_unflatten_optim(load_file(str(ckpt / f"{name}.safetensors")), state["optim"][name]))
+    except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+        raise SemstyleError(f"checkpoint {ckpt} cannot be loaded ({str(e).splitlines()[0]})") from e
+    rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
+    torch.set_rng_state(rng)
+    return state

@@ -1,0 +1,94 @@
+"""Training configuration: one dataclass, readable from YAML/JSON, overridable from the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from semstyle.errors import InputError
+from semstyle.losses import LossWeights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    content_dir: str = ""  # folder(s) of content photos, comma-separated
+    style_dir: str = ""  # folder(s) of style images, comma-separated
+    out: str = "runs/finetune"  # run folder: checkpoints/, tensorboard/, metrics.jsonl
+    exclude_styles: str = ""  # file listing held-out style files (one relative name a line)
+    steps: int = 1000  # generator updates in total
+    size: int = 256  # random crop side (pixels)
+    batch: int = 4  # images per step (per process under DDP)
+    lr: float = 1e-5  # decoder learning rate (fine-tuning: small)
+    lr_d: float = 1e-4  # discriminator learning rate
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks
+    d_steps: int = 1  # discriminator updates per generator update
+    grad_clip: float = 1.0  # max global gradient norm (0 disables)
+    seed: int = 0  # every random choice derives from (seed, step, rank)
+    semantic: str = "none"  # "auto": train through region-matched AdaIN on co-segmented pairs
+    decoder_init: str = "pretrained"  # decoder weights to start from
+    encoder: str = "pretrained"  # encoder weights
+    discriminator_init: str = ""  # optional discriminator weights to start from
+    num_scales: int = 2  # discriminator scales
+    precision: str = "fp32"  # fp32 | bf16 (CPU autocast); CUDA always uses fp16 autocast + GradScaler
+    log_every: int = 10  # steps between scalar logs
+    image_every: int = 100  # steps between TensorBoard image grids
+    ckpt_every: int = 100  # steps between checkpoints
+    keep_last: int = 3  # checkpoints kept
+    weights: LossWeights = field(default_factory=LossWeights)  # λ weights
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown training config keys {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        if isinstance(d.get("weights"), dict):
+            wk = {f.name for f in fields(LossWeights)}
+            bad = sorted(set(d["weights"]) - wk)
+            if bad:
+                raise InputError(f"unknown loss weights {bad}; known: {sorted(wk)}")
+            w = dict(d["weights"])
+            if "style_layers" in w:
+                w["style_layers"] = tuple(w["style_layers"])
+            d["weights"] = LossWeights(**w)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise InputError(f"cannot read training config '{p}' ({e.strerror})") from e
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise InputError(f"training config '{p}' must be a mapping of keys to values")
+        return cls.from_dict(data)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def check(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.d_steps < 0:
+            raise InputError("steps and batch must be >= 1 and d_steps >= 0")
+        if not 16 <= self.size <= 2048 or self.size % 8:
+            raise InputError(f"size must be a multiple of 8 between 16 and 2048, got {self.size}")
+        if self.semantic not in ("none", "auto"):
+            raise InputError(f"training semantic must be none or auto, got {self.semantic!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if not self.content_dir or not self.style_dir:
+            raise InputError("training needs --content-dir and --style-dir")

@@ -1,0 +1,75 @@
+"""Training images: loaded once into memory, sampled by a generator seeded per step.
+
+Sampling depends only on (seed, step, rank), never on hidden iterator state, so a resumed run
+draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from semstyle.errors import InputError
+from semstyle.io.images import list_images, load_image
+
+log = logging.getLogger(__name__)
+
+
+def collect(dirs: str, exclude: set[str] | None = None) -> list[Path]:
+    """Image files under the comma-separated folders (recursively), minus excluded names."""
+    out: list[Path] = []
+    for d in [x for x in dirs.split(",") if x]:
+        root = Path(d)
+        if not root.is_dir():
+            raise InputError(f"training folder '{root}' does not exist")
+        for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+            out += [p for p in list_images(folder) if not exclude or p.name not in exclude and str(p.relative_to(root)) not in exclude]
+    if not out:
+        raise InputError(f"no images found in '{dirs}'")
+    return out
+
+
+class ImageBank:
+    """Images resized so their short side is at least ``min_side`` (and long side at most ``max_side``)."""
+
+    def __init__(self, paths: list[Path], min_side: int, max_side: int = 768) -> None:
+        self.paths = paths
+        self.images: list[np.ndarray] = []
+        for p in paths:
+            im = load_image(p, what="training image")
+            w, h = im.size
+            scale = min(1.0, max_side / max(w, h))
+            scale = max(scale, min_side / min(w, h))  # every image must hold a full crop
+            if scale != 1.0:
+                im = im.resize((max(min_side, round(w * scale)), max(min_side, round(h * scale))), Image.Resampling.BICUBIC)
+            self.images.append(np.asarray(im))
+        log.info("loaded %d images", len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def crops(self, g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:
+        """``n`` random crops (N, 3, size, size) in [0, 1] with random flips; also the image indices."""
+        idx = torch.randint(len(self.images), (n,), generator=g).tolist()
+        out = []
+        for i in idx:
+            arr = self.images[i]
+            h, w = arr.shape[:2]
+            y = int(torch.randint(h - size + 1, (1,), generator=g)) if h > size else 0
+            x = int(torch.randint(w - size + 1, (1,), generator=g)) if w > size else 0
+            crop = torch.from_numpy(arr[y : y + size, x : x + size].copy()).permute(2, 0, 1).float() / 255
+            if crop.shape[1:] != (size, size):
+                crop = torch.nn.functional.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+            if bool(torch.rand((), generator=g) < 0.5):
+                crop = crop.flip(-1)
+            out.append(crop)
+        return torch.stack(out), idx
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """The generator for one step's sampling: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)

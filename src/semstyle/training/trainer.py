@@ -1,0 +1,284 @@
+"""Alternating generator/discriminator training of the decoder (the encoder stays frozen).
+
+One step: sample content and style crops (a pure function of seed, step and rank), build the
+AdaIN target (global, or region-matched on co-segmented crops), update the decoder on
+λ_c·content + λ_s·style + λ_tv·TV + λ_adv·LSGAN-G, then update the discriminator ``d_steps``
+times on LSGAN-D with matching-aware negatives. Non-finite losses skip the step and are logged.
+Runs under ``torchrun`` as DDP (gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from semstyle import functional as FN
+from semstyle.errors import InputError
+from semstyle.models import Decoder, VGGEncoder
+from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
+from semstyle.models.weights import load_into
+from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from semstyle.training.config import TrainConfig
+from semstyle.training.data import ImageBank, collect, step_generator
+from semstyle.losses import GeneratorObjective, discriminator_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0  # this process's rank
+    world: int = 1  # number of processes
+    device: torch.device = torch.device("cpu")  # where this process computes
+
+
+def init_distributed() -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world <= 1:
+        return DistInfo(device=torch.device("cuda" if cuda else "cpu"))
+    rank = int(os.environ["RANK"])
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if cuda else torch.device("cpu")
+    return DistInfo(rank, world, device)
+
+
+def _read_list(path: str) -> set[str]:
+    """Non-empty, non-comment lines of a text file."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read the held-out list '{path}' ({e.strerror})") from e
+    return {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, DDP) else m
+
+
+def image_grid(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Stack (N, 3, H, W) tensors as grid rows → (3, rows·H, N·W) for TensorBoard."""
+    return torch.cat([torch.cat(list(r.clamp(0, 1)), dim=2) for r in rows], dim=1)
+
+
+class Trainer:
+    """Owns the networks, optimisers, data and run folder of one training run."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        cfg.check()
+        self.cfg = cfg
+        self.d = init_distributed()
+        self.run = Path(cfg.out)
+        torch.manual_seed(cfg.seed + self.d.rank)
+        dev = self.d.device
+
+        self.encoder = VGGEncoder()
+        load_into(self.encoder, cfg.encoder, "encoder")
+        self.encoder.to(dev).eval().requires_grad_(False)
+        decoder = Decoder()
+        load_into(decoder, cfg.decoder_init, "decoder")
+        disc = MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales))
+        if cfg.discriminator_init:
+            load_into(disc, cfg.discriminator_init, "discriminator")
+        decoder.to(dev).train()
+        disc.to(dev).train()
+        self.opt_g = torch.optim.Adam(decoder.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.decoder: nn.Module = DDP(decoder) if self.d.world > 1 else decoder
+        self.disc: nn.Module = DDP(disc) if self.d.world > 1 else disc
+        self.objective = GeneratorObjective(self.encoder, cfg.weights)
+        self.scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
+
+        exclude = _read_list(cfg.exclude_styles) if cfg.exclude_styles else None
+        self.contents = ImageBank(collect(cfg.content_dir), cfg.size)
+        self.styles = ImageBank(collect(cfg.style_dir, exclude), cfg.size)
+        self.step = 0
+        if self.d.rank == 0:
+            self.run.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+        elif self.d.rank == 0 and latest_checkpoint(self.run) is not None:
+            raise InputError(f"run folder '{self.run}' already has checkpoints; pass --resume or choose another --out")
+        self.writer = self._writer() if self.d.rank == 0 else None
+        if self.d.rank == 0:
+            (self.run / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+
+    # ------------------------------------------------------------------ plumbing
+    def _writer(self):  # noqa: ANN202 - SummaryWriter or None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.warning("tensorboard is not installed; scalars go to metrics.jsonl only (pip install semstyle[train])")
+            return None
+        return SummaryWriter(str(self.run / "tensorboard"), purge_step=self.step + 1 if self.step else None)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.d.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self.cfg.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"decoder": _unwrap(self.decoder), "discriminator": _unwrap(self.disc)}
+
+    def _optims(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optim_g": self.opt_g, "optim_d": self.opt_d}
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.run)
+        if ckpt is None:
+            raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
+        state = load_checkpoint(ckpt, self._modules(), self._optims())
+        self.step = int(state["step"])
+        torch.manual_seed(self.cfg.seed + self.d.rank + self.step)
+        if self.d.rank == 0:  # drop log lines written after the checkpoint
+            path = self.run / "metrics.jsonl"
+            if path.exists():
+                keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text("".join(k + "\n" for k in keep))
+                os.replace(tmp, path)
+        log.info("resumed from %s at step %d", ckpt, self.step)
+
+    def save(self) -> Path | None:
+        if self.d.rank != 0:
+            return None
+        return save_checkpoint(self.run, self.step, self._modules(), self._optims(),
+                               {"config": self.cfg.to_json()}, self.cfg.keep_last)
+
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+    # ------------------------------------------------------------------ one step
+    def _targets(self, c4: torch.Tensor, s4: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.cfg.semantic == "none":
+            return FN.adain(c4, s4)
+        from semstyle.config import StylizeConfig
+        from semstyle.io.images import to_pil
+        from semstyle.pipelines.semantic import Regions, StyleEntry, fuse_regions
+        from semstyle.segmentation.auto import cosegment
+
+        def encode(x: torch.Tensor, taps: tuple[str, ...]) -> dict[str, torch.Tensor]:
+            return {k: v.float() for k, v in self.encoder(x.to(self.d.device), taps).items()}
+
+        out = []
+        scfg = StylizeConfig()
+        for i in range(c4.shape[0]):
+            c_lab, (s_lab,) = cosegment(encode, to_pil(content[i]), [to_pil(style[i])], 3, self.cfg.seed + self.step)
+            m, s = FN.mean_std(s4[i : i + 1])
+            entry = StyleEntry(None, s4[i : i + 1], m, s)  # type: ignore[arg-type]
+            t, _ = fuse_regions(c4[i : i + 1], [entry], [1.0], Regions(c_lab, [s_lab]), scfg, content.shape[-2:])
+            out.append(t)
+        return torch.cat(out)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, dev = self.cfg, self.d.device
+        g = step_generator(cfg.seed, self.step, self.d.rank)
+        content, _ = self.contents.crops(g, cfg.batch, cfg.size)
+        style, _ = self.styles.crops(g, cfg.batch, cfg.size)
+        content, style = content.to(dev), style.to(dev)
+        taps = tuple(dict.fromkeys((*cfg.weights.style_layers, "relu1_1", "relu2_1", "relu3_1", "relu4_1")))
+        with torch.no_grad(), self._autocast():
+            c4 = self.encoder(content, ("relu4_1",))["relu4_1"].float()
+            s_feats = {k: v.float() for k, v in self.encoder(style, taps).items()}
+            target = self._targets(c4, s_feats["relu4_1"], content, style)
+            svec = style_vector(s_feats)
+            perm = torch.roll(torch.arange(cfg.batch), 1)
+            mismatch = svec[perm] if cfg.batch > 1 else None
+
+        stats: dict[str, float] = {}
+        disc_raw = _unwrap(self.disc)
+        # generator update (the discriminator is frozen for it)
+        disc_raw.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.decoder(target)
+            terms = self.objective(out.float(), target, s_feats, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
+        disc_raw.requires_grad_(True)
+        if torch.isfinite(terms["total"]):
+            self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
+        else:
+            log.warning("step %d: non-finite generator loss, update skipped", self.step)
+            stats["skipped_g"] = 1.0
+        stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
+
+        # discriminator updates
+        fake = out.detach().float()
+        for _ in range(cfg.d_steps):
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                d_loss = discriminator_loss(self.disc, style, fake, svec, mismatch)
+            if torch.isfinite(d_loss):
+                self._backward_step(d_loss, self.opt_d, list(self.disc.parameters()))
+            else:
+                log.warning("step %d: non-finite discriminator loss, update skipped", self.step)
+                stats["skipped_d"] = 1.0
+            stats["d/loss"] = float(d_loss.detach())
+        with torch.no_grad():
+            stats["d/score_fake"] = float(disc_raw.score(fake, svec).mean())
+            stats["d/score_real"] = float(disc_raw.score(style, svec).mean())
+        self.step += 1
+        if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
+            n = min(4, cfg.batch)
+            self.writer.add_image("samples/content_style_output", image_grid([content[:n], style[:n], fake[:n]]), self.step)
+        return stats
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, progress: bool = True) -> list[dict[str, float]]:
+        """Train until ``cfg.steps``; returns the logged metrics of this call."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        history: list[dict[str, float]] = []
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or self.d.rank != 0, unit="step", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        while self.step < cfg.steps:
+            stats = self.train_step()
+            bar.update(1)
+            bar.set_postfix(g=f"{stats['g/total']:.3f}", d=f"{stats.get('d/loss', math.nan):.3f}")
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                row = {"step": self.step, "time": round(time.perf_counter() - t0, 2), **stats}
+                history.append(row)
+                if self.d.rank == 0:
+                    with open(self.run / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    if self.writer is not None:
+                        for k, v in stats.items():
+                            self.writer.add_scalar(k, v, self.step)
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                self.save()
+        bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        return history
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

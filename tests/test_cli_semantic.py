@@ -1,0 +1,184 @@
+"""The semantic side of the command line (issue 3, item 6): label maps, per-label styles,
+``--save-labels``, ``semstyle segment`` and every error path (exit 2, one line, no output)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semstyle.cli.main import main
+
+SIZE = 128
+
+
+@pytest.fixture
+def fast_cli(monkeypatch: pytest.MonkeyPatch, stylizer):
+    """Make the CLI reuse the session's networks (its own config still applies) instead of reloading."""
+    import semstyle.pipelines.stylize as mod
+
+    def factory(config=None, **overrides):  # noqa: ANN001, ANN202 - stands in for Stylizer
+        other = copy.copy(stylizer)
+        other.config = (config or stylizer.config).updated(**overrides)
+        return other
+
+    monkeypatch.setattr(mod, "Stylizer", factory)
+
+
+@pytest.fixture
+def maps(tmp_path: Path) -> dict[str, Path]:
+    """Label maps for conftest's 128×128 images, in several formats."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    scene = np.where(yy < 0.55 * SIZE, 1, 2).astype(np.uint8)  # sky 1, ground 2 (L, integer ids)
+    top_bottom = np.where(yy < SIZE // 2, 1, 2).astype(np.uint8)
+    left_right = np.where(xx < SIZE // 2, 1, 2).astype(np.uint8)
+    colours = np.array([[0, 0, 0], [0, 0, 255], [0, 255, 0]], np.uint8)
+    out = {
+        "content": (scene, "content_labels.png"),
+        "style": (top_bottom, "style_labels.png"),
+        "mask": (left_right, "mask.png"),
+        "other_ids": (top_bottom + 10, "other_ids.png"),
+        "wide": (np.ones((SIZE // 2, SIZE), np.uint8), "wide.png"),
+        "content_rgb": (colours[scene], "content_rgb.png"),
+        "style_rgb": (colours[top_bottom], "style_rgb.png"),
+    }
+    paths = {}
+    for key, (arr, name) in out.items():
+        Image.fromarray(arr).save(tmp_path / name)
+        paths[key] = tmp_path / name
+    (tmp_path / "names.txt").write_text("1 sky\n2 ground\n")
+    paths["names"] = tmp_path / "names.txt"
+    return paths
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in this process; stylize runs at 128 px unless the test says otherwise."""
+    if argv[0] == "stylize" and "--size" not in argv:
+        argv = [*argv, "--size", SIZE, "--style-size", SIZE]
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stylize_with_label_maps_and_save_labels(images, maps, tmp_path: Path, capsys) -> None:
+    """The real command end to end (networks loaded by the CLI itself)."""
+    out, lab_dir = tmp_path / "out.png", tmp_path / "labels"
+    code, stdout, err = run(["stylize", images.content, images.style_a, "--semantic", "labels",
+                             "--content-labels", maps["content_rgb"], "--style-labels", maps["style_rgb"],
+                             "-o", out, "--save-labels", lab_dir, "--size", 96, "--style-size", 96,
+                             "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert stdout.strip() == str(out)
+    assert Image.open(out).size == (96, 96)
+    pic = Image.open(lab_dir / "out_labels.png")
+    assert pic.size[0] > 1.8 * pic.size[1]  # content and style overlays side by side
+
+
+def test_stylize_semantic_labels_integer_maps(fast_cli, images, maps, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o.png"
+    code, _, err = run(["stylize", images.content, images.style_a, "--semantic", "labels",
+                        "--content-labels", maps["content"], "--style-labels", maps["style"], "-o", out,
+                        "--unmatched", "keep", "--feather", "2"], capsys)
+    assert code == 0, err
+    assert Image.open(out).size == (SIZE, SIZE)
+
+
+def warm_minus_cool(path: Path, mask: np.ndarray) -> float:
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+    return float((a[..., 0] - a[..., 2])[mask].mean())
+
+
+@pytest.mark.parametrize("how", ["mask", "labels", "names"])
+def test_one_style_per_label(fast_cli, images, maps, tmp_path: Path, capsys, how: str) -> None:
+    out = tmp_path / f"out_{how}.png"
+    if how == "mask":
+        extra = ["--mask", maps["mask"], "--style", f"1={images.style_a}", "--style", f"2={images.style_b}"]
+    elif how == "labels":
+        extra = ["--semantic", "labels", "--content-labels", maps["mask"],
+                 "--style", f"1={images.style_a}", "--style", f"2={images.style_b}"]
+    else:
+        extra = ["--mask", maps["mask"], "--names", maps["names"],
+                 "--style", f"sky={images.style_a}", "--style", f"ground={images.style_b}"]
+    code, stdout, err = run(["stylize", images.content, *extra, "-o", out], capsys)
+    assert code == 0, err
+    assert stdout.strip() == str(out)
+    left = np.zeros((SIZE, SIZE), bool)
+    left[:, : SIZE // 2] = True
+    assert warm_minus_cool(out, left) - warm_minus_cool(out, ~left) > 0.3
+
+
+def test_positional_style_plus_one_label_style(fast_cli, images, maps, tmp_path: Path, capsys) -> None:
+    """STYLE fills the matched regions; --style sky=B repaints only the sky."""
+    base, out = tmp_path / "base.png", tmp_path / "sky.png"
+    common = ["--semantic", "labels", "--content-labels", maps["content"], "--style-labels", maps["style"]]
+    assert run(["stylize", images.content, images.style_a, *common, "-o", base], capsys)[0] == 0
+    code, _, err = run(["stylize", images.content, images.style_a, *common, "--names", maps["names"],
+                        "--style", f"sky={images.style_b}", "-o", out], capsys)
+    assert code == 0, err
+    sky = np.zeros((SIZE, SIZE), bool)
+    sky[:60] = True
+    ground = np.zeros((SIZE, SIZE), bool)
+    ground[90:] = True
+    assert warm_minus_cool(base, sky) - warm_minus_cool(out, sky) > 0.3
+    a, b = (np.asarray(Image.open(p), dtype=np.float64)[ground] / 255 for p in (base, out))
+    assert np.abs(a - b).mean() < 0.05
+
+
+def test_segment_writes_overlays(fast_cli, images, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "seg"
+    code, stdout, err = run(["segment", images.content, images.style_a, "-o", out, "--size", 96,
+                             "--regions", 3], capsys)
+    assert code == 0, err
+    names = {p.name for p in out.iterdir()}
+    assert names == {"content_segments.png", "warm_segments.png", "segments.png"}
+    assert Image.open(out / "content_segments.png").size == (96, 96)
+    assert stdout.strip() == str(out / "segments.png")
+
+
+ERRORS = {
+    "missing label map": (["--semantic", "labels", "--content-labels", "{tmp}/nope.png", "--style-labels",
+                           "{style_labels}"], "label map '{tmp}/nope.png' does not exist"),
+    "aspect mismatch": (["--semantic", "labels", "--content-labels", "{wide}", "--style-labels", "{style_labels}"],
+                        "aspect ratios differ (2.00 vs 1.00"),
+    "no common label": (["--semantic", "labels", "--content-labels", "{content_labels}", "--style-labels",
+                         "{other_ids}"], "share no label"),
+    "labels without maps": (["--semantic", "labels"], "--semantic labels needs --content-labels"),
+    "labels without style maps": (["--semantic", "labels", "--content-labels", "{content_labels}"],
+                                  "--semantic labels needs --content-labels and --style-labels"),
+    "content labels without semantic": (["--content-labels", "{content_labels}"], "add it"),
+    "style spec without =": (["--mask", "{mask}", "--style", "sky"], "--style expects LABEL=PATH"),
+    "unknown label name": (["--mask", "{mask}", "--style", "sky={style_b}"], "'sky' is neither a label"),
+    "name not in names file": (["--mask", "{mask}", "--names", "{names}", "--style", "water={style_b}"],
+                               "nor a name in"),
+    "label not in mask": (["--mask", "{mask}", "--style", "7={style_b}"], "the mask has no region labelled 7"),
+    "label style without regions": (["--style", "1={style_b}"], "needs regions"),
+    "missing label style": (["--mask", "{mask}", "--style", "1={tmp}/nope.jpg"],
+                            "style '{tmp}/nope.jpg' does not exist"),
+    "mask and semantic": (["--mask", "{mask}", "--semantic", "labels", "--content-labels", "{content_labels}",
+                           "--style-labels", "{style_labels}"], "either a mask"),
+    "save labels without regions": (["--save-labels", "{tmp}/lab"], "--save-labels shows the regions"),
+    "too many style label maps": (["--semantic", "labels", "--content-labels", "{content_labels}",
+                                   "--style-labels", "{style_labels}", "{style_labels}", "{style_labels}"],
+                                  "give one per STYLE"),
+    "mask regions vs styles": (["--mask", "{mask}"], "the mask has 2 regions but 1 styles"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_error_paths_exit_2_with_one_line(fast_cli, images, maps, tmp_path: Path, capsys, case: str) -> None:
+    extra, expected = ERRORS[case]
+    fill = {"tmp": tmp_path, "wide": maps["wide"], "style_labels": maps["style"], "content_labels": maps["content"],
+            "other_ids": maps["other_ids"], "mask": maps["mask"], "names": maps["names"], "style_b": images.style_b}
+    out = tmp_path / "out.png"
+    argv = ["stylize", images.content, images.style_a, *(a.format(**fill) for a in extra), "-o", out]
+    code, stdout, err = run(argv, capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("semstyle: error: "), err
+    assert expected.format(**fill) in lines[0]
+    assert "Traceback" not in err and stdout == ""
+    assert not out.exists()
+    assert not (tmp_path / "lab").exists()

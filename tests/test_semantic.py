@@ -1,0 +1,386 @@
+"""Region matching and region-matched AdaIN (issue 3, items 4 and 5).
+
+Feature-level tests call ``fuse_regions`` on synthetic features with label maps aligned to the
+feature grid (8×8 pixel blocks); image-level tests run the real pipeline at 128 px.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle import functional as FN
+from semstyle.config import StylizeConfig
+from semstyle.errors import InputError
+from semstyle.io.images import to_tensor
+from semstyle.pipelines.semantic import Regions, StyleEntry, fuse_regions
+from semstyle.segmentation import regions as R
+
+C = 16  # feature channels in the synthetic tests
+DATA = Path("/work/shared/data")
+
+
+# ----------------------------------------------------------------------------- helpers
+def up(grid: np.ndarray) -> np.ndarray:
+    """Feature-grid labels (h, w) → pixel labels (8h, 8w), each feature pixel an 8×8 block."""
+    return np.kron(grid, np.ones((8, 8), dtype=np.int64))
+
+
+def feats(grid: np.ndarray, mus: dict[int, torch.Tensor], sds: dict[int, float], seed: int) -> torch.Tensor:
+    """(1, C, h, w) features: region r ~ N(mus[r], sds[r]²) per channel."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, C, *grid.shape, generator=g)
+    out = torch.zeros_like(x)
+    for r, mu in mus.items():
+        m = torch.from_numpy(grid == r)
+        out[0][:, m] = x[0][:, m] * sds[r] + mu.view(C, 1)
+    return out
+
+
+def entry(feat: torch.Tensor) -> StyleEntry:
+    mean, std = FN.mean_std(feat)
+    h, w = feat.shape[-2:]
+    return StyleEntry(Image.new("RGB", (8 * w, 8 * h)), feat, mean, std)
+
+
+def hard_stats(feat: torch.Tensor, labels: np.ndarray, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-label (K, C) means and stds of ``feat`` under hard masks of pixel ``labels``."""
+    masks = R.region_masks(labels, ids, tuple(feat.shape[-2:]), 0.0)
+    m, s = FN.masked_mean_std(feat, masks)
+    return m[0, :, :, 0, 0], s[0, :, :, 0, 0]
+
+
+def cfg(**kw: object) -> StylizeConfig:
+    return StylizeConfig(**{"feather": 0.0, "min_region": 0.0, **kw})  # type: ignore[arg-type]
+
+
+def rand_mu(seed: int, scale: float = 3.0) -> torch.Tensor:
+    return torch.randn(C, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+# content: regions 0 (top), 1 (bottom left), 2 (bottom right); style: 0 (left) and 1 (right)
+C_GRID = np.zeros((8, 8), np.int64)
+C_GRID[4:, :4], C_GRID[4:, 4:] = 1, 2
+S_GRID = np.zeros((8, 10), np.int64)
+S_GRID[:, 5:] = 1
+MU = {0: rand_mu(10), 1: rand_mu(11)}
+
+
+def content_with_region2_like(like: int) -> torch.Tensor:
+    """Content features whose region 2 resembles region ``like`` (so 'nearest' should pick it)."""
+    return feats(C_GRID, {0: MU[0], 1: MU[1], 2: MU[like] + 0.3 * rand_mu(12, 1.0)}, {0: 1.0, 1: 0.5, 2: 0.7}, 1)
+
+
+def style_feat() -> torch.Tensor:
+    """Style features: the same two kinds of region, under a global per-channel affine 'style'."""
+    base = feats(S_GRID, MU, {0: 1.0, 1: 0.5}, 2)
+    return base * (1.5 + rand_mu(13, 0.2).abs().view(1, C, 1, 1)) + rand_mu(14, 2.0).view(1, C, 1, 1)
+
+
+# ----------------------------------------------------------------------------- merging tiny regions
+def test_merge_small_regions_merges_chains_into_a_neighbour() -> None:
+    lab = np.zeros((40, 40), np.int64)
+    lab[:, 20:] = 1
+    lab[10:14, 25:29] = 2  # 12 px ring of label 2 ...
+    lab[11:13, 26:28] = 3  # ... around 4 px of label 3, all inside label 1
+    out = R.merge_small_regions(lab, 0.02)  # limit: 32 px
+    assert np.unique(out).tolist() == [0, 1]
+    assert (out[10:14, 25:29] == 1).all()
+    np.testing.assert_array_equal(out[lab < 2], lab[lab < 2])  # large regions untouched
+    np.testing.assert_array_equal(R.merge_small_regions(lab, 0.0), lab)
+    assert lab[11, 26] == 3  # the input is not modified
+
+
+def test_merge_small_regions_leaves_no_label_under_the_limit() -> None:
+    rng = np.random.default_rng(0)
+    lab = np.kron(rng.integers(0, 12, (8, 8)), np.ones((6, 6), np.int64))
+    out = R.merge_small_regions(lab, 0.1)
+    ids, counts = np.unique(out, return_counts=True)
+    assert len(ids) >= 1 and (len(ids) == 1 or counts.min() >= 0.1 * out.size)
+    assert set(ids.tolist()) <= set(np.unique(lab).tolist())
+    assert R.merge_small_regions(np.full((5, 5), 7), 0.3).tolist() == np.full((5, 5), 7).tolist()
+
+
+def test_region_masks_are_hard_on_the_grid_and_soft_when_feathered() -> None:
+    hard = R.region_masks(up(C_GRID), [0, 1, 2], (8, 8), 0.0)
+    assert set(hard.unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(hard.sum(1), torch.ones(1, 8, 8))
+    soft = R.region_masks(up(C_GRID), [0, 1, 2], (8, 8), 1.0)
+    torch.testing.assert_close(soft.sum(1), torch.ones(1, 8, 8))
+    assert ((soft > 0.05) & (soft < 0.95)).any()
+
+
+# ----------------------------------------------------------------------------- region-matched AdaIN
+def test_each_region_gets_exactly_its_style_statistics() -> None:
+    c_feat = content_with_region2_like(0)
+    s_grid = np.zeros((8, 12), np.int64)
+    s_grid[:, 4:8], s_grid[:, 8:] = 1, 2
+    s_feat = feats(s_grid, {0: rand_mu(20), 1: rand_mu(21), 2: rand_mu(22)}, {0: 2.0, 1: 0.3, 2: 1.0}, 3)
+    regions = Regions(up(C_GRID), [up(s_grid)])
+    target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, cfg(), (64, 64))
+    assert matches == {0: 0, 1: 1, 2: 2}
+    got_m, got_s = hard_stats(target, up(C_GRID), [0, 1, 2])
+    want_m, want_s = hard_stats(s_feat, up(s_grid), [0, 1, 2])
+    torch.testing.assert_close(got_m, want_m, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_s, want_s, atol=1e-4, rtol=1e-4)
+    # and the content's structure inside each region is kept (an affine map per channel)
+    m = torch.from_numpy(C_GRID == 1)
+    corr = torch.corrcoef(torch.stack([c_feat[0, 0][m], target[0, 0][m]]))[0, 1]
+    assert corr > 0.999
+
+
+def test_unmatched_keep_leaves_the_content_features_unchanged() -> None:
+    c_feat = content_with_region2_like(0)
+    target, matches = fuse_regions(c_feat, [entry(style_feat())], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
+                                   cfg(unmatched="keep"), (64, 64))
+    assert matches == {0: 0, 1: 1, 2: "keep"}
+    m = torch.from_numpy(C_GRID == 2)
+    assert torch.equal(target[0][:, m], c_feat[0][:, m])
+    assert not torch.allclose(target[0][:, ~m], c_feat[0][:, ~m])  # the others are stylised
+
+
+def test_unmatched_global_takes_the_whole_style_statistics() -> None:
+    c_feat, s_feat = content_with_region2_like(0), style_feat()
+    target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
+                                   cfg(unmatched="global"), (64, 64))
+    assert matches[2] == "global"
+    got_m, got_s = hard_stats(target, up(C_GRID), [2])
+    g_m, g_s = FN.mean_std(s_feat)
+    torch.testing.assert_close(got_m[0], g_m.flatten(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_s[0], g_s.flatten(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("like", [0, 1])
+def test_unmatched_nearest_takes_the_closest_style_region(like: int) -> None:
+    c_feat, s_feat = content_with_region2_like(like), style_feat()
+    target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
+                                   cfg(unmatched="nearest"), (64, 64))
+    assert matches == {0: 0, 1: 1, 2: like}
+    got_m, got_s = hard_stats(target, up(C_GRID), [2])
+    want_m, want_s = hard_stats(s_feat, up(S_GRID), [like])
+    torch.testing.assert_close(got_m, want_m, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_s, want_s, atol=1e-4, rtol=1e-4)
+
+
+def test_match_regions_policies_directly() -> None:
+    c_desc = torch.tensor([[0.0, 0.0], [5.0, 5.0], [4.0, 4.5]])
+    s_desc = torch.tensor([[0.0, 0.1], [5.0, 4.9]])
+    assert R.match_regions([1, 2, 3], [1, 2], c_desc, s_desc, "nearest") == [1, 2, 2]
+    assert R.match_regions([1, 2, 3], [1, 2], c_desc, s_desc, "global") == [1, 2, "global"]
+    assert R.match_regions([1, 2, 3], [1, 2], c_desc, s_desc, "keep") == [1, 2, "keep"]
+    with pytest.raises(ValueError, match="nearest, global or keep"):
+        R.match_regions([3], [1], c_desc[2:], s_desc, "closest")
+
+
+def test_interpolated_styles_blend_region_statistics() -> None:
+    c_feat = content_with_region2_like(0)
+    s1, s2 = style_feat(), style_feat() * 0.5 - 3.0
+    regions = Regions(up(C_GRID), [up(S_GRID), up(S_GRID)])
+    target, _ = fuse_regions(c_feat, [entry(s1), entry(s2)], [3.0, 1.0], regions, cfg(unmatched="global"), (64, 64))
+    got_m, got_s = hard_stats(target, up(C_GRID), [0, 1])
+    m1, sd1 = hard_stats(s1, up(S_GRID), [0, 1])
+    m2, sd2 = hard_stats(s2, up(S_GRID), [0, 1])
+    torch.testing.assert_close(got_m, 0.75 * m1 + 0.25 * m2, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_s, 0.75 * sd1 + 0.25 * sd2, atol=1e-4, rtol=1e-4)
+
+
+def test_region_styles_give_one_style_per_label() -> None:
+    c_feat = content_with_region2_like(0)
+    s1, s2 = style_feat(), style_feat() * 0.5 - 3.0
+    regions = Regions(up(C_GRID), [None, None], region_styles={0: 1, 1: 0, 2: 1})
+    target, matches = fuse_regions(c_feat, [entry(s1), entry(s2)], [1.0, 1.0], regions, cfg(), (64, 64))
+    assert matches == {0: "global", 1: "global", 2: "global"}
+    got_m, _ = hard_stats(target, up(C_GRID), [0, 1, 2])
+    torch.testing.assert_close(got_m[0], FN.mean_std(s2)[0].flatten(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_m[1], FN.mean_std(s1)[0].flatten(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_m[2], FN.mean_std(s2)[0].flatten(), atol=1e-4, rtol=1e-4)
+
+
+def test_feathering_removes_the_hard_seam() -> None:
+    grid = np.zeros((12, 16), np.int64)
+    grid[:, 8:] = 1
+    c_feat = 1.0 + 0.01 * torch.randn(1, C, 12, 16, generator=torch.Generator().manual_seed(0))
+    s_feat = feats(grid, {0: torch.full((C,), -5.0), 1: torch.full((C,), 5.0)}, {0: 0.1, 1: 0.1}, 4)
+    regions = Regions(up(grid), [up(grid)])
+
+    def max_jump(feather: float) -> float:
+        target, _ = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, cfg(feather=feather), (96, 128))
+        assert torch.isfinite(target).all()
+        return float((target[..., 1:] - target[..., :-1]).abs().max())
+
+    hard, soft = max_jump(0.0), max_jump(1.5)
+    assert hard > 8.0  # the two regions' means are 10 apart: one step at the border
+    assert soft < 0.5 * hard
+
+
+# ----------------------------------------------------------------------------- the real pipeline
+SIZE = 128
+
+
+def scene_labels() -> np.ndarray:
+    """Labels of conftest's 128×128 content: 1 sky, 2 ground, 3 the grey disc."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    lab = np.where(yy < 0.55 * SIZE, 1, 2)
+    lab[(xx - 0.35 * SIZE) ** 2 + (yy - 0.55 * SIZE) ** 2 < (0.18 * SIZE) ** 2] = 3
+    return lab
+
+
+def halves(vertical: bool = False) -> np.ndarray:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    return ((yy if vertical else xx) >= SIZE // 2).astype(np.int64) + 1
+
+
+def with_config(st: object, **kw: object) -> object:
+    """The session Stylizer with other settings (same networks, no reload)."""
+    other = copy.copy(st)
+    other.config = st.config.updated(**kw)  # type: ignore[attr-defined]
+    return other
+
+
+def arr(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+
+
+@pytest.mark.parametrize("policy", ["nearest", "global", "keep"])
+def test_pipeline_reports_each_unmatched_policy(stylizer, images, policy: str) -> None:
+    st = with_config(stylizer, unmatched=policy)
+    res = st.stylize(images.content, images.style_a, semantic="labels",
+                     content_labels=scene_labels(), style_labels=halves(vertical=True))
+    assert res.matches[1] == 1 and res.matches[2] == 2
+    if policy == "nearest":
+        assert res.matches[3] in (1, 2)
+    else:
+        assert res.matches[3] == policy
+    assert res.image.size == (SIZE, SIZE)
+    assert res.content_labels is not None and res.content_labels.shape == (SIZE, SIZE)
+
+
+def test_keep_leaves_the_unmatched_region_closest_to_the_content(stylizer, images) -> None:
+    disc = scene_labels() == 3
+    inner = np.zeros_like(disc)
+    inner[40:70, 30:60] = True
+    inner &= disc
+    content = arr(Image.open(images.content))
+    errs = {}
+    for policy in ("keep", "global"):
+        res = with_config(stylizer, unmatched=policy).stylize(
+            images.content, images.style_a, semantic="labels", content_labels=scene_labels(),
+            style_labels=halves(vertical=True))
+        errs[policy] = np.abs(arr(res.image)[inner] - content[inner]).mean()
+    assert errs["keep"] < 0.6 * errs["global"]
+
+
+def redness(img: np.ndarray, mask: np.ndarray) -> float:
+    return float((img[..., 0] - img[..., 2])[mask].mean())
+
+
+def test_two_regions_with_different_styles_differ(stylizer, images) -> None:
+    mask = halves()
+    left, right = mask == 1, mask == 2
+    a = arr(stylizer.stylize(images.content, [images.style_a, images.style_b], mask=mask,
+                             region_styles={1: 0, 2: 1}).image)
+    b = arr(stylizer.stylize(images.content, [images.style_a, images.style_b], mask=mask,
+                             region_styles={1: 1, 2: 0}).image)
+    assert redness(a, left) - redness(a, right) > 0.3  # warm left, cool right
+    assert redness(b, right) - redness(b, left) > 0.3  # and the other way round
+    # the same through semantic labels, each label naming its style (no style label maps needed)
+    c = stylizer.stylize(images.content, [images.style_a, images.style_b], semantic="labels",
+                         content_labels=mask, region_styles={1: 0, 2: 1})
+    assert np.abs(arr(c.image) - a).mean() < 0.02
+    assert c.matches == {1: "global", 2: "global"}
+
+
+def test_label_style_overrides_one_matched_region(stylizer, images) -> None:
+    base = stylizer.stylize(images.content, images.style_a, semantic="labels",
+                            content_labels=scene_labels(), style_labels=halves(vertical=True))
+    res = stylizer.stylize(images.content, [images.style_a, images.style_b], style_weights=[1.0, 0.0],
+                           semantic="labels", content_labels=scene_labels(),
+                           style_labels=[halves(vertical=True), None], region_styles={1: 1})
+    sky, ground = scene_labels() == 1, scene_labels() == 2
+    out, ref = arr(res.image), arr(base.image)
+    assert redness(ref, sky) - redness(out, sky) > 0.3  # the sky turned cool
+    ground_inner = ground.copy()
+    ground_inner[:90] = False
+    assert np.abs(out[ground_inner] - ref[ground_inner]).mean() < 0.05  # the ground kept style A
+
+
+def test_alpha_zero_is_the_content_reconstruction(stylizer, images) -> None:
+    kw = {"semantic": "labels", "content_labels": scene_labels(), "style_labels": halves(vertical=True)}
+    sem = stylizer.stylize(images.content, images.style_a, alpha=0.0, **kw)
+    plain = stylizer.stylize(images.content, images.style_a, alpha=0.0)
+    assert np.abs(arr(sem.image) - arr(plain.image)).max() <= 1 / 255 + 1e-9
+    half = stylizer.stylize(images.content, images.style_a, alpha=0.5, **kw)
+    full = stylizer.stylize(images.content, images.style_a, alpha=1.0, **kw)
+    c = arr(Image.open(images.content))
+    d0, d5, d1 = (np.abs(arr(r.image) - c).mean() for r in (sem, half, full))
+    assert d0 < d5 < d1
+
+
+def test_preserve_color_with_semantic_labels(stylizer, images) -> None:
+    kw = {"semantic": "labels", "content_labels": scene_labels(), "style_labels": halves(vertical=True)}
+    kept = stylizer.stylize(images.content, images.style_a, preserve_color=True, **kw)
+    free = stylizer.stylize(images.content, images.style_a, **kw)
+    yuv = lambda im: FN.rgb_to_yuv(to_tensor(im))[0, 1:]  # noqa: E731 - chroma channels
+    content = yuv(Image.open(images.content).convert("RGB"))
+    assert (yuv(kept.image) - content).abs().mean() < 0.02
+    assert (yuv(free.image) - content).abs().mean() > 0.05
+
+
+def test_interpolated_styles_with_semantic_labels(stylizer, images) -> None:
+    kw = {"semantic": "labels", "content_labels": scene_labels()}
+    one = stylizer.stylize(images.content, images.style_a, style_labels=halves(True), **kw)
+    w10 = stylizer.stylize(images.content, [images.style_a, images.style_b], style_weights=[1.0, 0.0],
+                           style_labels=[halves(True), halves(True)], **kw)
+    mix = stylizer.stylize(images.content, [images.style_a, images.style_b], style_weights=[0.5, 0.5],
+                           style_labels=[halves(True), halves(True)], **kw)
+    other = stylizer.stylize(images.content, images.style_b, style_labels=halves(True), **kw)
+    assert np.abs(arr(one.image) - arr(w10.image)).max() <= 1 / 255 + 1e-9
+    full = np.ones((SIZE, SIZE), bool)
+    r_a, r_m, r_b = (redness(arr(r.image), full) for r in (one, mix, other))
+    assert min(r_a, r_b) + 0.05 < r_m < max(r_a, r_b) - 0.05
+
+
+def test_tiny_regions_do_not_survive(stylizer, images) -> None:
+    lab = scene_labels()
+    lab[100:104, 100:104] = 9  # 16 px = 0.1 % of the image, under min_region (0.5 %)
+    style_lab = halves(vertical=True)
+    style_lab[5:8, 5:8] = 9
+    res = stylizer.stylize(images.content, images.style_a, semantic="labels", content_labels=lab,
+                           style_labels=style_lab)
+    assert res.content_labels is not None
+    assert 9 not in np.unique(res.content_labels) and 9 not in res.matches
+    assert res.content_labels[101, 101] == 2  # merged into the ground around it
+    assert all(9 not in np.unique(s) for s in res.style_labels if s is not None)
+    shares = np.unique(res.content_labels, return_counts=True)[1] / res.content_labels.size
+    assert shares.min() >= stylizer.config.min_region
+
+
+def test_pipeline_label_errors(stylizer, images) -> None:
+    run = stylizer.stylize
+    with pytest.raises(InputError, match="aspect ratios differ"):
+        run(images.content, images.style_a, semantic="labels", content_labels=np.ones((64, 128), np.int64),
+            style_labels=halves())
+    with pytest.raises(InputError, match="share no label"):
+        run(images.content, images.style_a, semantic="labels", content_labels=scene_labels(),
+            style_labels=halves() + 10)
+    with pytest.raises(InputError, match="has no region labelled 7"):
+        run(images.content, [images.style_a, images.style_b], mask=halves(), region_styles={1: 0, 7: 1})
+    with pytest.raises(InputError, match="needs --content-labels and --style-labels"):
+        run(images.content, images.style_a, semantic="labels", content_labels=scene_labels())
+    with pytest.raises(InputError, match="2 regions but 1 styles"):
+        run(images.content, images.style_a, mask=halves())
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="the shared data folder /work/shared/data is not present")
+def test_real_dpst_pair_matches_its_labels(stylizer) -> None:
+    root = DATA / "paired/deep-photo-styletransfer"
+    res = stylizer.stylize(root / "input/in1.jpg", root / "style/tar1.jpg", semantic="labels",
+                           content_labels=root / "segmentation/in1.png", style_labels=root / "segmentation/tar1.png")
+    assert res.from_colors
+    assert res.matches == {0x000000: 0x000000, 0x00FF00: 0x00FF00, 0xFFFFFF: 0xFFFFFF}
+    assert res.content_labels.shape == (res.image.size[1], res.image.size[0])
