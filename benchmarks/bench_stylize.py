@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -234,9 +235,12 @@ def machine_info() -> dict[str, str]:
     from semstyle.pipelines.stylize import native_bf16
 
     torch.set_num_threads(THREADS)
-    return {"CPU": f"{cpu} ({torch.get_num_threads()} threads used, {__import__('os').cpu_count()} logical CPUs)",
+    info = {"CPU": f"{cpu} ({torch.get_num_threads()} threads used, {os.cpu_count()} logical CPUs)",
             "torch": torch.__version__, "python": platform.python_version(),
             "native bf16": str(native_bf16(torch.device("cpu")))}
+    if hasattr(os, "getloadavg"):  # other work on the machine slows every configuration alike
+        info["load average (1 min) at the end"] = f"{os.getloadavg()[0]:.1f}"
+    return info
 
 
 def render(results: dict[tuple[str, int], dict], sizes: list[int], repeats: int, info: dict[str, str],

@@ -212,6 +212,15 @@ def test_grey_antialiased_drawing_reads_as_black_and_white() -> None:
     assert a.unique() == b.unique() == [0x000000, 0xFFFFFF]
 
 
+def test_grey_jpeg_mask_reads_as_black_and_white() -> None:
+    ids = three_regions().clip(0, 1)
+    im = Image.open(png_bytes(Image.fromarray((ids * 255).astype(np.uint8), mode="L"), format="JPEG", quality=60))
+    assert im.mode == "L" and len(np.unique(np.asarray(im))) > 2  # JPEG noise: ids drift
+    lm = load_labels(im)
+    assert lm.unique() == [0x000000, 0xFFFFFF]
+    assert (lm.labels == ids * 0xFFFFFF).mean() > 0.98
+
+
 def test_harmonize_pairs_drifted_colours_and_leaves_integer_maps_alone() -> None:
     ids = three_regions()
     drifted = [(r + 3, g - 2, b + 1) for r, g, b in ARBITRARY]

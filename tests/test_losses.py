@@ -14,6 +14,14 @@ from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # noqa: ANN201 - tiny tensors: threads only contend on the busy 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).normal(size=shape)).double()
 
@@ -221,7 +229,8 @@ def test_generator_objective_total_is_weighted_sum_of_its_terms(encoder: VGGEnco
 
     # without a discriminator (or with λ_adv = 0) the adversarial term is absent, not zero-weighted
     with torch.no_grad():
-        plain = GeneratorObjective(encoder, LossWeights(adv=0.0, content_orig=0.0))(out, target, s_feats, disc, svec, c4)
+        plain_obj = GeneratorObjective(encoder, LossWeights(adv=0.0, content_orig=0.0))
+        plain = plain_obj(out, target, s_feats, disc, svec, c4)
     assert "adv" not in plain and "content_orig" not in plain
     d = LossWeights()
     want = sum(getattr(d, k) * float(plain[k]) for k in ("content", "style_gram", "style_meanstd", "tv"))

@@ -360,6 +360,16 @@ def test_tiny_regions_do_not_survive(stylizer, images) -> None:
     assert shares.min() >= stylizer.config.min_region
 
 
+def test_label_maps_of_another_size_are_resized_nearest(stylizer, images) -> None:
+    small = scene_labels()[::2, ::2]  # 64×64 for the 128×128 content
+    big = np.kron(halves(vertical=True), np.ones((3, 3), np.int64))  # 384×384 for the 128×128 style
+    res = stylizer.stylize(images.content, images.style_a, semantic="labels", content_labels=small, style_labels=big)
+    assert res.content_labels.shape == (SIZE, SIZE) and res.style_labels[0].shape == (SIZE, SIZE)
+    assert np.unique(res.content_labels).tolist() == [1, 2, 3]
+    assert (res.content_labels == scene_labels()).mean() > 0.98
+    np.testing.assert_array_equal(res.style_labels[0], halves(vertical=True))
+
+
 def test_pipeline_label_errors(stylizer, images) -> None:
     run = stylizer.stylize
     with pytest.raises(InputError, match="aspect ratios differ"):

@@ -3,6 +3,7 @@ per-region styles, aspect ratio, colour preservation, the CLI's folder mode and 
 
 from __future__ import annotations
 
+import copy
 import doctest
 import shutil
 from pathlib import Path
@@ -20,6 +21,8 @@ from semstyle.pipelines.stylize import StylizeResult, pad_to_multiple
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+pytestmark = pytest.mark.slow  # real weights; still part of the default suite
 
 
 def vgg_stats(st, im: Image.Image) -> Stats:  # noqa: ANN001
@@ -155,6 +158,16 @@ def test_aspect_ratio_is_preserved(stylizer, pics) -> None:  # noqa: ANN001
     ref = resize_longest(wide, 128)
     assert np.corrcoef(lum(rec), lum(ref))[0, 1] > 0.9  # a 3-px shift gives ~0.75, squashing ~0.8
     assert np.abs(np.asarray(rec, float) - np.asarray(ref, float)).mean() < 25
+
+
+def test_size_zero_keeps_sizes_and_odd_sizes_are_cropped_back(stylizer, pics) -> None:  # noqa: ANN001
+    keep = copy.copy(stylizer)  # the same networks with another config
+    keep.config = stylizer.config.updated(size=0, style_size=0)
+    content = pics["content_wide"].resize((101, 61))  # not multiples of 8: padded, then cropped back
+    style = pics["style_a"].resize((72, 40))
+    assert keep.stylize(content, style).image.size == (101, 61)
+    assert keep.encode_style(style).image.size == (72, 40)  # the style keeps its own size too
+    assert stylizer.encode_style(style).image.size == (128, 71)  # while the session's is resized
 
 
 def test_preserve_color_keeps_the_content_chroma(stylizer, pics, out_a) -> None:  # noqa: ANN001

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from semstyle.config import StylizeConfig
     from semstyle.errors import InputError, SemstyleError, WeightsError
-    from semstyle.pipelines.stylize import StylizeResult, Stylizer
+    from semstyle.pipelines.stylize import Stylizer, StylizeResult
 
 __all__ = ["InputError", "SemstyleError", "StylizeConfig", "StylizeResult", "Stylizer", "WeightsError", "__version__"]
 

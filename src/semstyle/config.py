@@ -39,6 +39,7 @@ class StylizeConfig:
     min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
     style_cache: int = 8  # how many encoded styles to keep for reuse
     seed: int = 0  # seed for anything random (automatic segmentation's k-means)
+    tile: int = 0  # stylise in tiles (bounded memory): 0 = auto (> 1.5 Mpx, 768 px tiles), -1 = never, N = N px tiles
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -83,6 +84,8 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"refine must be between 0 and 50 rounds, got {c.refine}")
     if c.style_cache < 0:
         raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
+    if c.tile not in (-1, 0) and not 64 <= c.tile <= 16384:
+        raise ValueError(f"tile must be 0 (auto), -1 (never) or a tile side between 64 and 16384 px, got {c.tile}")
 
 
 __all__ = ["StylizeConfig", "check_config", "SEMANTIC_MODES", "UNMATCHED_POLICIES"]

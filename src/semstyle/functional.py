@@ -33,9 +33,7 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
 
 
-def masked_mean_std(
-    feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS
-) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_mean_std(feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-region, per-channel mean and std of ``feat`` weighted by soft ``masks``.
 
     feat: (N, C, H, W); masks: (N, K, H, W) with non-negative weights.
@@ -45,9 +43,7 @@ def masked_mean_std(
     _check_4d("feat", feat)
     _check_4d("masks", masks)
     if masks.shape[0] != feat.shape[0] or masks.shape[2:] != feat.shape[2:]:
-        raise ValueError(
-            f"masks {tuple(masks.shape)} must match feat {tuple(feat.shape)} in N, H and W"
-        )
+        raise ValueError(f"masks {tuple(masks.shape)} must match feat {tuple(feat.shape)} in N, H and W")
     w = masks.flatten(2)  # (N, K, HW)
     total = w.sum(dim=2, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
     f = feat.flatten(2)  # (N, C, HW)
@@ -119,9 +115,7 @@ def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> 
 
 
 # ----------------------------------------------------------------------------- colour
-_RGB2YUV = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]]
-)
+_RGB2YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 
 
 def rgb_to_yuv(img: torch.Tensor) -> torch.Tensor:

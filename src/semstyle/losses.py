@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.discriminator import MultiScaleDiscriminator
 from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
 
 

@@ -20,8 +20,9 @@ def fit(im: Image.Image, cell: int) -> Image.Image:
     return out
 
 
-def grid(rows: Sequence[Sequence[Image.Image | None]], cell: int = 192, pad: int = 4,
-         titles: Sequence[str] | None = None) -> Image.Image:
+def grid(
+    rows: Sequence[Sequence[Image.Image | None]], cell: int = 192, pad: int = 4, titles: Sequence[str] | None = None
+) -> Image.Image:
     """A grid of images (None leaves a blank cell), with optional column titles."""
     n_cols = max(len(r) for r in rows)
     top = 18 if titles else 0
@@ -38,8 +39,12 @@ def grid(rows: Sequence[Sequence[Image.Image | None]], cell: int = 192, pad: int
     return sheet
 
 
-def contact_sheet(contents: Sequence[Image.Image], styles: Sequence[Image.Image],
-                  results: Sequence[Sequence[Image.Image]], cell: int = 192) -> Image.Image:
+def contact_sheet(
+    contents: Sequence[Image.Image],
+    styles: Sequence[Image.Image],
+    results: Sequence[Sequence[Image.Image]],
+    cell: int = 192,
+) -> Image.Image:
     """Content rows × style columns, originals along the top row and the left column."""
     rows: list[list[Image.Image | None]] = [[None, *styles]]
     rows += [[c, *res] for c, res in zip(contents, results)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def plan_jobs(args: argparse.Namespace, label_styles: list[tuple[int, Path]]) ->
         if out.suffix.lower() in OUTPUT_FORMATS:
             raise InputError(f"CONTENT or STYLE is a folder, so -o must be a folder, not the file '{out}'")
         styles = [q for s in style_args for q in _expand(s, "style")]
-        jobs = [Job(c, [s], out / f"{c.stem}__{s.stem}.png") for c in contents for s in styles]
+        jobs = [Job(c, [s], out / f"{c.stem}__{s.stem}.png") for s in styles for c in contents]  # style-major
     else:
         styles = [q for s in style_args for q in _expand(s, "style")]
         if out.is_dir():
@@ -126,7 +127,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     stylizer = Stylizer(cfg)
     failures = 0
     bar = _progress(len(jobs))
-    for job in jobs:
+    io = _IOWorker(jobs, cfg, args.overwrite)  # decodes the next contents and saves outputs in the background
+    for n, job in enumerate(jobs):
         styles: list[Path] = list(job.styles) + [p for _, p in label_styles]
         region_styles = {lab: len(job.styles) + i for i, (lab, _) in enumerate(label_styles)} or None
         style_labels = None
@@ -137,16 +139,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         if label_styles and job.styles:  # unnamed regions take the positional styles only
             weights = tuple(weights or [1.0] * len(job.styles)) + (0.0,) * len(label_styles)
         try:
+            content_img = io.content(n)
             res = stylizer.stylize(
-                job.content, [str(s) for s in styles], mask=args.mask, region_styles=region_styles,
+                content_img, [io.style(s) for s in styles], mask=args.mask, region_styles=region_styles,
                 content_labels=args.content_labels, style_labels=style_labels,
                 style_weights=weights,
             )
-            save_image(res.image, job.output, overwrite=args.overwrite)
+            io.save(res.image, job, styles[0].name)
             if args.save_labels and res.content_labels is not None:
-                content_img = load_image(job.content, cfg.max_pixels, "content image").resize(res.image.size)
-                pics = [overlay(content_img, res.content_labels, res.from_colors)]
-                pics += [overlay(stylizer.encode_style(str(s)).image, lab, res.from_colors)
+                pics = [overlay(content_img.resize(res.image.size), res.content_labels, res.from_colors)]
+                pics += [overlay(stylizer.encode_style(io.style(s)).image, lab, res.from_colors)
                          for s, lab in zip(styles, res.style_labels, strict=True) if lab is not None]
                 save_image(side_by_side(pics), Path(args.save_labels) / f"{job.output.stem}_labels.png", overwrite=True)
         except InputError as e:
@@ -154,13 +156,76 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 raise
             failures += 1
             print(f"semstyle: error: {job.content.name} × {styles[0].name}: {e}", file=sys.stderr)
+        failures += io.wait(keep=2 if len(jobs) > 1 else 0)  # a single image's write finishes (or fails) here
         bar.update(1)
         if len(jobs) == 1:
             print(job.output)
+    failures += io.close()
     bar.close()
     if len(jobs) > 1:
         print(f"wrote {len(jobs) - failures} of {len(jobs)} images to {jobs[0].output.parent}")
     return 2 if failures else 0
+
+
+class _IOWorker:
+    """Overlaps image I/O with compute in folder mode: a thread pool decodes (and resizes) the next
+    ``ahead`` contents while the current one is stylised, and writes outputs in the background
+    (at most ``ahead`` pending). Style images are decoded once and kept (the Stylizer caches their
+    encodings). Errors surface per image: in ``content`` (raised) and in ``wait`` (reported, counted)."""
+
+    def __init__(self, jobs: list[Job], cfg: StylizeConfig, overwrite: bool, ahead: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.jobs, self.cfg, self.overwrite, self.ahead = jobs, cfg, overwrite, ahead
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semstyle-io")
+        self.loads: dict[int, Future] = {}
+        self.saves: list[tuple[str, Future]] = []
+        self.styles: dict[Path, object] = {}
+
+    def _load(self, path: Path, size: int, what: str):  # noqa: ANN202 - a PIL image
+        from semstyle.io.images import load_image, resize_longest
+
+        return resize_longest(load_image(path, self.cfg.max_pixels, what), size)
+
+    def content(self, i: int):  # noqa: ANN201 - a PIL image
+        for j in range(i, min(i + 1 + self.ahead, len(self.jobs))):
+            if j not in self.loads:
+                self.loads[j] = self.pool.submit(self._load, self.jobs[j].content, self.cfg.size, "content image")
+        return self.loads.pop(i).result()
+
+    def style(self, path: Path):  # noqa: ANN201 - a PIL image
+        if path not in self.styles:
+            if len(self.styles) >= max(1, self.cfg.style_cache):
+                self.styles.pop(next(iter(self.styles)))
+            self.styles[path] = self._load(path, self.cfg.style_size, "style image")
+        return self.styles[path]
+
+    def save(self, image: object, job: Job, style_name: str) -> None:
+        from semstyle.io.images import save_image
+
+        name = f"{job.content.name} × {style_name}"
+        self.saves.append((name, self.pool.submit(save_image, image, job.output, overwrite=self.overwrite)))
+
+    def wait(self, keep: int = 0) -> int:
+        """Finish writes until at most ``keep`` are pending; report each failed one; return how many failed."""
+        failed = 0
+        while len(self.saves) > keep:
+            name, fut = self.saves.pop(0)
+            try:
+                fut.result()
+            except (InputError, OSError) as e:
+                if len(self.jobs) == 1:
+                    raise
+                failed += 1
+                print(f"semstyle: error: {name}: cannot write the output: {e}", file=sys.stderr)
+        return failed
+
+    def close(self) -> int:
+        failed = self.wait(0)
+        for fut in self.loads.values():
+            fut.cancel()
+        self.pool.shutdown(wait=True)
+        return failed
 
 
 def _progress(total: int):  # noqa: ANN202 - tqdm or a no-op

@@ -58,6 +58,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="segformer mode: match ADE20K's 150 classes instead of 8 coarse groups")
     p.add_argument("--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
+    p.add_argument("--tile", type=int, default=d.tile,
+                   help="tile side in px for large images: 0 = auto (over 1.5 Mpx), -1 = never (default %(default)s)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,9 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
 
     # further subcommands register themselves: each module has add_parser(sub, add_common)
-    from semstyle.cli import train
+    from semstyle.cli import eval as eval_cli
+    from semstyle.cli import export as export_cli
+    from semstyle.cli import optimize, serve, train
 
     train.add_parser(sub, _add_common)
+    export_cli.add_parser(sub, _add_common)
+    optimize.add_parser(sub, _add_common)
+    eval_cli.add_parser(sub, _add_common)
+    serve.add_parser(sub, _add_common)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 - single-channel integer images (1-bit, 8-bit ``L``, 16-bit ``I;16``, 32-bit ``I``): the value
   is the label. An 8-bit map that is really an antialiased black-and-white drawing (hundreds of
-  grey levels, most of them only along edges) is read as a grey colour map instead;
+  grey levels, most of them only along edges) or a JPEG (lossy: ids drift) is read as a grey
+  colour map instead;
 - palette PNGs (``P``) and RGB/RGBA colour maps: the label is the colour, packed as
   ``0xRRGGBB``, so the same colour means the same region in the content's and the style's map
   whatever the palette order. Antialiased or JPEG-compressed edges are snapped to the colours
@@ -274,7 +275,7 @@ def load_labels(
     from_colors = False
     if im.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L"):
         labels = np.asarray(im).astype(np.int64)
-        if im.mode == "L" and _is_grey_drawing(labels):
+        if im.mode == "L" and (getattr(im, "format", None) == "JPEG" or _is_grey_drawing(labels)):
             labels = snap_colors(np.repeat(np.asarray(im)[..., None], 3, axis=2))
             from_colors = True
     elif im.mode == "F":

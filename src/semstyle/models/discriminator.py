@@ -44,7 +44,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         ch = cfg.base_channels
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, ch, 4, 2, 1)), nn.LeakyReLU(0.2)]
-        for i in range(1, cfg.n_layers):
+        for _ in range(1, cfg.n_layers):
             nxt = min(ch * 2, 512)
             layers += [spectral_norm(nn.Conv2d(ch, nxt, 4, 2, 1)), nn.LeakyReLU(0.2)]
             ch = nxt
@@ -82,7 +82,9 @@ class MultiScaleDiscriminator(nn.Module):
         return torch.stack([o.mean(dim=(1, 2, 3)) for o in self(img, style_vec)]).mean(0)
 
 
-def style_vector(feats: dict[str, torch.Tensor], layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")) -> torch.Tensor:
+def style_vector(
+    feats: dict[str, torch.Tensor], layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+) -> torch.Tensor:
     """(N, 1920) condition vector: per-layer log(1 + channel mean) and log channel std of VGG features."""
     parts = []
     for name in layers:

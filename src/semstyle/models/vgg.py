@@ -44,9 +44,7 @@ class VGGEncoder(nn.Module):
         super().__init__()
         self.layers = _build_layers()[: TAPS["relu5_1"] + 1]
 
-    def forward(
-        self, x: torch.Tensor, taps: Sequence[str] = ("relu4_1",)
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, taps: Sequence[str] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         """x: (N, 3, H, W) RGB in [0, 1]. Returns {tap: (N, C_tap, H/2^k, W/2^k)}."""
         unknown = [t for t in taps if t not in TAPS]
         if unknown:

@@ -199,7 +199,10 @@ def load_into(module: nn.Module, source: str, role: str, verify: bool = True) ->
     wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or wrong:
         detail = (
-            f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+            if unexpected
             else f"shape of {wrong[0]} is {tuple(sd[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"
         )
         raise WeightsError(f"weights in {path} do not fit the {role} ({detail})")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from semstyle.models.discriminator import MultiScaleDiscriminator
 from semstyle.losses import GeneratorObjective
+from semstyle.models.discriminator import MultiScaleDiscriminator
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
 from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
+from semstyle.pipelines.tiling import stylize_tiled, tile_plan
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,10 @@ class Stylizer:
                 ``region_styles`` (label → style index); by default the sorted labels take the
                 styles in order.
             semantic: "none", "auto", "labels" or "segformer" (default from the config).
-            content_labels, style_labels: label maps for ``semantic="labels"``.
+            content_labels, style_labels: label maps for ``semantic="labels"`` (one per style;
+                a style named in ``region_styles`` may have None and gives its whole-image statistics).
+            region_styles: with a mask or a semantic mode, label → style index: that label takes
+                only that style (``--style LABEL=PATH``); other labels blend the styles by weight.
             refine: rounds of discriminator-guided refinement (0 = off), ``refine_target`` the
                 score at which it stops.
         """
@@ -239,6 +243,10 @@ class Stylizer:
             raise InputError(f"content image is {content_img.size[0]}x{content_img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side")
         entries = [self.encode_style(s) for s in styles]
         t["load+style"] = time.perf_counter() - t0
+        plan = tile_plan(cfg.tile, content_img.size, refine_rounds)
+        if plan is not None:  # large content: tiled encoder/decoder with global statistics (bounded memory)
+            return stylize_tiled(self, plan, content_img, entries, weights, alpha, preserve_color, semantic, mask,
+                                 region_styles, content_labels, style_labels, t)
 
         with torch.inference_mode():
             # 2. encode the content (padded to a multiple of 8 by reflection)

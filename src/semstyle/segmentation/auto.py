@@ -41,6 +41,7 @@ class Options:
     color: float = 0.0  # weight of the normalised colour cue
     position: float = 0.0  # weight of the vertical-position cue
     smooth: float = 0.0  # std (grid cells) of the Gaussian smoothing of the descriptors
+    norm: str = "instance"  # per-image normalisation: instance | scale | none; "+cos" adds per-pixel L2
     pca: int = 0  # joint PCA dimensions (0: none)
     restarts: int = 3  # k-means++ restarts; the lowest inertia wins
     k_min: int = 2
@@ -87,6 +88,19 @@ def _yuv(x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m.to(x), x)
 
 
+def _normalise(f: torch.Tensor, how: str) -> torch.Tensor:
+    base, _, extra = how.partition("+")
+    if base == "instance":
+        f = F.instance_norm(f)
+    elif base == "scale":
+        f = f / f.pow(2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-6)
+    elif base == "std":
+        f = f / f.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    if extra == "cos":
+        f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-6) * f.shape[1] ** 0.5
+    return f
+
+
 def describe(encode: Encode, img: Image.Image, opt: Options = DEFAULT) -> tuple[torch.Tensor, tuple[int, int]]:
     """Style-free descriptors of ``img`` on the clustering grid: ((h·w, D), (h, w))."""
     small = to_tensor(_resize_for(img, opt.side)).float()
@@ -95,7 +109,7 @@ def describe(encode: Encode, img: Image.Image, opt: Options = DEFAULT) -> tuple[
     hw = tuple(feats[opt.grid].shape[-2:])
     parts = []
     for name, weight in opt.layers:
-        f = F.instance_norm(feats[name].float().cpu())  # remove the image's own style
+        f = _normalise(feats[name].float().cpu(), opt.norm)  # remove the image's own style
         f = F.interpolate(f, size=hw, mode="area") if f.shape[-1] >= hw[1] else F.interpolate(
             f, size=hw, mode="bilinear", align_corners=False)
         parts.append(f * (weight / f.shape[1] ** 0.5))

@@ -67,7 +67,9 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:07d}."))
     try:
         for name, m in modules.items():
-            save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors")
+            )
         optim_scalars = {}
         for name, o in optims.items():
             tensors, scalars = _flatten_optim(o)

@@ -27,7 +27,11 @@ def collect(dirs: str, exclude: set[str] | None = None) -> list[Path]:
         if not root.is_dir():
             raise InputError(f"training folder '{root}' does not exist")
         for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-            out += [p for p in list_images(folder) if not exclude or p.name not in exclude and str(p.relative_to(root)) not in exclude]
+            out += [
+                p
+                for p in list_images(folder)
+                if not exclude or p.name not in exclude and str(p.relative_to(root)) not in exclude
+            ]
     if not out:
         raise InputError(f"no images found in '{dirs}'")
     return out
@@ -45,7 +49,9 @@ class ImageBank:
             scale = min(1.0, max_side / max(w, h))
             scale = max(scale, min_side / min(w, h))  # every image must hold a full crop
             if scale != 1.0:
-                im = im.resize((max(min_side, round(w * scale)), max(min_side, round(h * scale))), Image.Resampling.BICUBIC)
+                im = im.resize(
+                    (max(min_side, round(w * scale)), max(min_side, round(h * scale))), Image.Resampling.BICUBIC
+                )
             self.images.append(np.asarray(im))
         log.info("loaded %d images", len(self.images))
 
@@ -63,7 +69,9 @@ class ImageBank:
             x = int(torch.randint(w - size + 1, (1,), generator=g)) if w > size else 0
             crop = torch.from_numpy(arr[y : y + size, x : x + size].copy()).permute(2, 0, 1).float() / 255
             if crop.shape[1:] != (size, size):
-                crop = torch.nn.functional.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+                crop = torch.nn.functional.interpolate(
+                    crop[None], size=(size, size), mode="bilinear", align_corners=False
+                )[0]
             if bool(torch.rand((), generator=g) < 0.5):
                 crop = crop.flip(-1)
             out.append(crop)

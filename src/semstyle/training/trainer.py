@@ -25,13 +25,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
+from semstyle.losses import GeneratorObjective, discriminator_loss
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
 from semstyle.models.weights import load_into
 from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from semstyle.training.config import TrainConfig
 from semstyle.training.data import ImageBank, collect, step_generator
-from semstyle.losses import GeneratorObjective, discriminator_loss
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,14 @@ class Trainer:
         self.contents = ImageBank(collect(cfg.content_dir), cfg.size)
         self.styles = ImageBank(collect(cfg.style_dir, exclude), cfg.size)
         self.step = 0
-        if self.d.rank == 0:
-            self.run.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
         elif self.d.rank == 0 and latest_checkpoint(self.run) is not None:
             raise InputError(f"run folder '{self.run}' already has checkpoints; pass --resume or choose another --out")
-        self.writer = self._writer() if self.d.rank == 0 else None
-        if self.d.rank == 0:
+        if self.d.rank == 0:  # created only once the start is valid: a refused start leaves nothing behind
+            self.run.mkdir(parents=True, exist_ok=True)
             (self.run / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+        self.writer = self._writer() if self.d.rank == 0 else None
 
     # ------------------------------------------------------------------ plumbing
     def _writer(self):  # noqa: ANN202 - SummaryWriter or None
@@ -143,8 +142,7 @@ class Trainer:
         if ckpt is None:
             raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
         state = load_checkpoint(ckpt, self._modules(), self._optims())
-        self.step = int(state["step"])
-        torch.manual_seed(self.cfg.seed + self.d.rank + self.step)
+        self.step = int(state["step"])  # the torch RNG was restored too; sampling depends only on (seed, step, rank)
         if self.d.rank == 0:  # drop log lines written after the checkpoint
             path = self.run / "metrics.jsonl"
             if path.exists():
@@ -157,8 +155,9 @@ class Trainer:
     def save(self) -> Path | None:
         if self.d.rank != 0:
             return None
-        return save_checkpoint(self.run, self.step, self._modules(), self._optims(),
-                               {"config": self.cfg.to_json()}, self.cfg.keep_last)
+        return save_checkpoint(
+            self.run, self.step, self._modules(), self._optims(), {"config": self.cfg.to_json()}, self.cfg.keep_last
+        )
 
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
         if self.scaler is not None:
@@ -245,7 +244,9 @@ class Trainer:
         self.step += 1
         if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
             n = min(4, cfg.batch)
-            self.writer.add_image("samples/content_style_output", image_grid([content[:n], style[:n], fake[:n]]), self.step)
+            self.writer.add_image(
+                "samples/content_style_output", image_grid([content[:n], style[:n], fake[:n]]), self.step
+            )
         return stats
 
     # ------------------------------------------------------------------ loop
@@ -255,7 +256,13 @@ class Trainer:
 
         cfg = self.cfg
         history: list[dict[str, float]] = []
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or self.d.rank != 0, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not progress or self.d.rank != 0,
+            unit="step",
+            dynamic_ncols=True,
+        )
         t0 = time.perf_counter()
         while self.step < cfg.steps:
             stats = self.train_step()

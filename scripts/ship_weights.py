@@ -1,0 +1,75 @@
+"""Ship a training checkpoint inside the package: fp16 safetensors + MANIFEST.json (sha256, record).
+
+    .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]
+
+Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors and records in the
+manifest the checkpoint's step, config, and the wall time summed from metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from semstyle.models.weights import sha256_of
+from semstyle.training.checkpoint import latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+DEST = ROOT / "src" / "semstyle" / "weights"
+FILES = {"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"}
+
+
+def wall_time(run: Path, step: int) -> float:
+    """Training seconds up to ``step``, summed over resumed segments (each restarts its clock)."""
+    total, last = 0.0, 0.0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["step"] > step:
+            break
+        if row["time"] < last:  # a new segment after a resume
+            total += last
+        last = row["time"]
+    return round(total + last, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    args = ap.parse_args()
+    ckpt = args.run / "checkpoints" / f"step_{args.step:07d}" if args.step else latest_checkpoint(args.run)
+    if ckpt is None or not (ckpt / "state.json").is_file():
+        raise SystemExit(f"no checkpoint in {args.run}")
+    state = json.loads((ckpt / "state.json").read_text())
+    DEST.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, object] = {}
+    for role, name in FILES.items():
+        sd = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(ckpt / f"{role}.safetensors")).items()}
+        fd, tmp = tempfile.mkstemp(dir=DEST, suffix=".safetensors")
+        os.close(fd)
+        save_file(sd, tmp, metadata={"source": "semstyle adversarial fine-tuning", "step": str(state["step"])})
+        os.replace(tmp, DEST / name)
+        manifest[role] = {
+            "file": name,
+            "sha256": sha256_of(DEST / name),
+            "dtype": "float16",
+            "bytes": (DEST / name).stat().st_size,
+        }
+    manifest["record"] = {
+        "step": state["step"],
+        "wall_time_s": wall_time(args.run, state["step"]),
+        "command": "semstyle train --config configs/finetune.yaml (resumed with --resume until done)",
+        "config": state["config"],
+    }
+    (DEST / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"shipped step {state['step']} to {DEST}")
+
+
+if __name__ == "__main__":
+    main()

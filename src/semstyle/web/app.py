@@ -1,0 +1,219 @@
+"""The page: a Gradio Blocks app over ``Engine``, and ``serve`` to run it.
+
+Gradio is imported only inside ``build_demo``/``serve`` (after analytics are switched off), so
+the handlers (``Handlers``) can be used and tested without it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from PIL import Image
+
+from semstyle.web.engine import (
+    DECODER_CHOICES,
+    SEMANTIC_CHOICES,
+    Engine,
+    Progress,
+    Upload,
+    UserError,
+    WebRequest,
+    user_message,
+)
+
+log = logging.getLogger(__name__)
+
+TITLE = "semstyle — semantic style transfer"
+CSS = """
+.semstyle-msg { padding: 0.6em 0.9em; border-radius: 6px; font-size: 0.95em; }
+.semstyle-msg.error { background: #fdecea; color: #8a1c14; border: 1px solid #f5c2bd; }
+.semstyle-msg.ok { background: #edf7ed; color: #1e4620; border: 1px solid #c3e6c3; }
+.semstyle-msg.info { background: #f3f4f6; color: #374151; }
+#result img, #content-overlay img, #style-overlay img { width: 100%; height: 100%; object-fit: contain; }
+"""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``semstyle serve`` runs (``--host``, ``--port``, …)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency: int = 1  # requests worked on at once; the rest wait in the queue
+    queue_size: int = 64  # requests waiting beyond this are refused with a message
+
+
+class RunView(NamedTuple):
+    """What the page shows after a click: result PNG path, overlays, a one-line status."""
+
+    result: str | None
+    content_overlay: Image.Image | None
+    style_overlay: Image.Image | None
+    status: str  # HTML: one message, escaped
+
+
+def status_html(kind: str, text: str) -> str:
+    """A message box for the page; ``kind`` is ok, error or info."""
+    role = ' role="alert"' if kind == "error" else ""
+    label = "Error: " if kind == "error" else ""
+    return f'<div class="semstyle-msg {kind}" id="semstyle-{kind}"{role}>{label}{html.escape(text, quote=False)}</div>'
+
+
+class Handlers:
+    """The page's actions as plain functions of the form's raw values (Gradio file payloads or paths)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
+                style_labels: Any = None, alpha: float = 1.0, preserve_color: bool = False, size: int = 512,
+                decoder: str = "pretrained", refine: int = 0) -> WebRequest:
+        return WebRequest(
+            content=Upload.of(content), style=Upload.of(style), semantic=str(semantic or "none"),
+            content_labels=Upload.of(content_labels), style_labels=Upload.of(style_labels),
+            alpha=float(alpha if alpha is not None else 1.0), preserve_color=bool(preserve_color),
+            size=int(size or 0), decoder=str(decoder or "pretrained"), refine=int(refine or 0),
+        )
+
+    def run(self, *form: Any, progress: Progress | None = None) -> RunView:
+        """Stylise; every failure comes back as a message, never as an exception."""
+        names: dict[str, str] = {}
+        try:
+            req = self.request(*form)
+            names = _names(req)
+            out = self.engine.run(req, progress)
+            return RunView(str(out.path), out.content_overlay, out.style_overlay, status_html("ok", out.summary))
+        except Exception as e:  # noqa: BLE001 - the page shows a message for everything
+            return RunView(None, None, None, status_html("error", self._message(e, names)))
+
+    def segment(self, *form: Any, progress: Progress | None = None) -> RunView:
+        """The automatic co-segmentation of both images, without stylising."""
+        names: dict[str, str] = {}
+        try:
+            req = self.request(*form)
+            names = _names(req)
+            c, s, k = self.engine.segment(req, progress)
+            note = f"automatic segmentation: {k} regions shared by both images"
+            return RunView(None, c, s, status_html("info", note))
+        except Exception as e:  # noqa: BLE001
+            return RunView(None, None, None, status_html("error", self._message(e, names)))
+
+    @staticmethod
+    def _message(e: Exception, names: dict[str, str]) -> str:
+        if not isinstance(e, (UserError, ValueError)) and type(e).__name__ not in ("InputError", "WeightsError"):
+            log.exception("request failed")  # the traceback goes to the server log, never to the page
+        return user_message(e, names)
+
+
+def _names(req: WebRequest) -> dict[str, str]:
+    ups = (req.content, req.style, req.content_labels, req.style_labels)
+    return {str(u.path): u.name for u in ups if u is not None}
+
+
+def _examples(kind: str) -> list[str]:
+    from semstyle import assets
+
+    try:
+        found = assets.content_images() if kind == "content" else assets.style_images()
+    except (AttributeError, OSError):  # older installs: read the folder directly
+        root = Path(assets.__file__).parent / kind
+        found = sorted(p for p in root.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return [str(p) for p in found]
+
+
+def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
+    """The Gradio Blocks page over ``engine`` (queue configured, not launched)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    opts = options or ServeOptions()
+    lim = engine.limits
+    handlers = Handlers(engine)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            f"## {TITLE}\nUpload a content photo and a style image (or pick a bundled example), choose the options "
+            f"and press **Stylise**. Uploads up to {lim.max_upload_bytes / 2**20:.0f} MB and "
+            f"{lim.max_pixels / 1e6:.0f} MP; results up to {lim.max_size} px, "
+            f"{opts.concurrency} request{'s' if opts.concurrency > 1 else ''} at a time (the rest wait in a queue)."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                content = gr.Image(label="Content", type="filepath", sources=["upload", "clipboard"],
+                                   elem_id="content", height=300)
+                gr.Examples([[p] for p in _examples("content")], inputs=[content], label="Bundled content photos")
+            with gr.Column():
+                style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
+                                 elem_id="style", height=300)
+                gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
+            with gr.Column():
+                result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
+                                  elem_id="result", height=300, buttons=["download", "fullscreen"])
+                download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
+        with gr.Row():
+            semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
+                                info="none: global style; auto: match regions found automatically; labels: your maps")
+            decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
+                               info="finetuned: the adversarially fine-tuned decoder, when its weights are installed")
+        with gr.Row():
+            alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
+            size = gr.Slider(64, lim.max_size, value=min(512, lim.max_size), step=16,
+                             label="Output size (longest side, px)", elem_id="size")
+            refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",
+                               elem_id="refine")
+            preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
+        with gr.Row(visible=False) as label_row:
+            content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
+                                      image_mode=None, elem_id="content-labels", height=200)
+            style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
+                                    image_mode=None, elem_id="style-labels", height=200)
+        with gr.Row():
+            run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
+            seg_btn = gr.Button("Show the automatic segmentation", elem_id="segment")
+        status = gr.HTML(status_html("info", "Ready."), elem_id="status")
+        with gr.Row():
+            c_over = gr.Image(label="Content regions", type="pil", format="png", interactive=False,
+                              elem_id="content-overlay", height=240)
+            s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
+                              elem_id="style-overlay", height=240)
+
+        form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine]
+
+        def on_run(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 - Gradio's idiom
+            v = handlers.run(*values, progress=lambda f, d: progress(f, desc=d))
+            dl = gr.DownloadButton(value=v.result, visible=v.result is not None)
+            return v.result, dl, v.content_overlay, v.style_overlay, v.status
+
+        def on_segment(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
+            v = handlers.segment(*values, progress=lambda f, d: progress(f, desc=d))
+            return v.content_overlay, v.style_overlay, v.status
+
+        # preprocess=False: the handlers get the uploads' paths and decode them with the size and
+        # pixel limits themselves, so a bad upload becomes a message instead of a framework error
+        run_btn.click(on_run, form, [result, download, c_over, s_over, status], api_name="stylize",
+                      preprocess=False, concurrency_id="semstyle", show_progress_on=[result, status])
+        seg_btn.click(on_segment, form, [c_over, s_over, status], api_name="segment", preprocess=False,
+                      concurrency_id="semstyle", show_progress_on=[c_over, s_over])
+        semantic.change(lambda m: gr.Row(visible=m == "labels"), semantic, label_row, queue=False,
+                        api_visibility="private")
+    demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
+    return demo
+
+
+def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False) -> Any:
+    """Start serving ``demo``; return at once (``demo.block_thread()`` waits), or with ``block`` until Ctrl-C."""
+    import gradio as gr
+
+    return demo.launch(
+        server_name=options.host, server_port=options.port, max_file_size=engine.limits.max_upload_bytes,
+        show_error=False, ssr_mode=False, prevent_thread_lock=not block, quiet=True, share=False,
+        mcp_server=False, theme=gr.themes.Default(), css=CSS, footer_links=["settings"],
+    )
+
+
+__all__ = ["Handlers", "RunView", "ServeOptions", "build_demo", "launch", "status_html"]

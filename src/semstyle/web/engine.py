@@ -1,0 +1,322 @@
+"""The web app's work, free of any web framework: limits, one shared Stylizer, one-line errors.
+
+The page's form maps onto ``StylizeConfig`` (``Engine.config_for``); every failure a user can
+cause becomes a ``UserError`` with a one-line message (``user_message``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from semstyle.config import StylizeConfig
+from semstyle.errors import SemstyleError, WeightsError
+from semstyle.io.images import load_image, resize_longest
+
+if TYPE_CHECKING:
+    from semstyle.pipelines.stylize import Stylizer
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "labels")
+DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned")
+KEEP_OUTPUTS = 64  # result PNGs kept on disk for download; older ones are deleted
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is shown in the page as it is."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for."""
+
+    max_upload_bytes: int = 20 * 2**20  # per uploaded file
+    max_pixels: int = 40_000_000  # per uploaded image, checked before it is decoded
+    max_size: int = 1024  # longest side of the result (CPU time and memory grow with its square)
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1024:
+            raise ValueError(f"--max-upload-mb must be at least 1 KB, got {self.max_upload_bytes} bytes")
+        if self.max_pixels < 256:
+            raise ValueError(f"--max-pixels must be at least 256, got {self.max_pixels}")
+        if not 64 <= self.max_size <= 8192:
+            raise ValueError(f"--max-size must be between 64 and 8192 px, got {self.max_size}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded (or bundled) file: where it is on the server and the name the user knows it by."""
+
+    path: Path
+    name: str
+
+    @classmethod
+    def of(cls, value: object) -> Upload | None:
+        """From a path, an ``Upload`` or a Gradio file payload (a dict with ``path``/``orig_name``)."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, Upload):
+            return value
+        if isinstance(value, dict):
+            path = value.get("path")
+            if not path:
+                return None
+            return cls(Path(path), str(value.get("orig_name") or Path(path).name))
+        if isinstance(value, (str, os.PathLike)):
+            return cls(Path(value), Path(value).name)
+        raise UserError(f"unexpected upload of type {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """One submission of the page's form."""
+
+    content: Upload | None
+    style: Upload | None
+    semantic: str = "none"
+    content_labels: Upload | None = None
+    style_labels: Upload | None = None
+    alpha: float = 1.0
+    preserve_color: bool = False
+    size: int = 512
+    decoder: str = "pretrained"
+    refine: int = 0
+
+
+@dataclass
+class WebResult:
+    """What a run gives back to the page."""
+
+    path: Path  # the result as a full-resolution PNG
+    size: tuple[int, int]
+    content_overlay: Image.Image | None = None  # regions used, drawn over the (resized) inputs
+    style_overlay: Image.Image | None = None
+    seconds: float = 0.0
+    summary: str = ""
+    scores: list[float] = field(default_factory=list)  # discriminator score per refinement round
+
+
+def user_message(exc: BaseException, names: dict[str, str] | None = None) -> str:
+    """One line for the page: the error's own message for user errors, a short note otherwise."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "out of memory; choose a smaller output size"
+    if isinstance(exc, (UserError, SemstyleError, ValueError)):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        raw = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)  # KeyError's str() is a repr
+        first = raw.strip().splitlines()[0] if raw.strip() else ""
+        text = f"internal error ({type(exc).__name__}{': ' + first[:200] if first else ''}); see the server log"
+    for path, name in (names or {}).items():
+        text = text.replace(path, name)
+    return text.replace("--max-pixels", "the server's --max-pixels")
+
+
+class Engine:
+    """One process's stylisation service: Stylizers created lazily and shared by all requests.
+
+    Requests arrive at most ``concurrency`` at a time (the web queue enforces it). With more than
+    one at a time the style cache is turned off, the one piece of a Stylizer that mutates.
+    """
+
+    def __init__(self, base: StylizeConfig | None = None, limits: Limits | None = None, concurrency: int = 1,
+                 outputs: Path | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.limits = limits or Limits()
+        base = base or StylizeConfig()
+        # the engine resizes inputs itself (per request), so the Stylizers keep what they are given
+        self.base = base.updated(size=0, style_size=0, max_pixels=self.limits.max_pixels,
+                                 style_cache=base.style_cache if concurrency == 1 else 0)
+        self.style_size = min(base.style_size or 512, self.limits.max_size)
+        self.concurrency = concurrency
+        self._stylizers: dict[str, Stylizer] = {}
+        self._unavailable: dict[str, str] = {}  # decoder → why its weights could not be loaded
+        self._lock = threading.Lock()
+        self._own_outdir = outputs is None
+        self._outdir = outputs or Path(tempfile.mkdtemp(prefix="semstyle-web-"))
+        self._outputs: deque[Path] = deque()
+        self._count = 0
+
+    # ------------------------------------------------------------------ form → config
+    def config_for(self, req: WebRequest) -> StylizeConfig:
+        """The form's values as a StylizeConfig (every range check is the config's own)."""
+        if req.semantic not in SEMANTIC_CHOICES:
+            raise UserError(f"semantic mode must be one of {', '.join(SEMANTIC_CHOICES)}, got {req.semantic!r}")
+        if req.decoder not in DECODER_CHOICES:
+            raise UserError(f"decoder must be one of {', '.join(DECODER_CHOICES)}, got {req.decoder!r}")
+        size = int(req.size)
+        if not 16 <= size <= self.limits.max_size:
+            raise UserError(f"output size must be between 16 and {self.limits.max_size} px, got {size}")
+        try:
+            return self.base.updated(alpha=float(req.alpha), preserve_color=bool(req.preserve_color),
+                                     size=size, decoder=req.decoder, refine=int(req.refine), semantic=req.semantic)
+        except (TypeError, ValueError) as e:
+            raise UserError(str(e)) from e
+
+    # ------------------------------------------------------------------ networks
+    def stylizer(self, decoder: str = "pretrained") -> Stylizer:
+        """The shared Stylizer for ``decoder``, loaded on first use (WeightsError if unavailable)."""
+        with self._lock:
+            st = self._stylizers.get(decoder)
+            if st is None:
+                from semstyle.pipelines.stylize import Stylizer
+
+                if decoder in self._unavailable:  # missing weights do not appear while the server runs
+                    raise WeightsError(self._unavailable[decoder])
+                t0 = time.perf_counter()
+                try:
+                    st = Stylizer(self.base.updated(decoder=decoder))
+                except WeightsError as e:
+                    self._unavailable[decoder] = str(e)
+                    raise
+                self._stylizers[decoder] = st
+                log.info("loaded the %s decoder in %.1f s", decoder, time.perf_counter() - t0)
+            return st
+
+    def loaded(self) -> list[str]:
+        """Decoders loaded so far."""
+        return sorted(self._stylizers)
+
+    # ------------------------------------------------------------------ inputs
+    def _check_size(self, up: Upload, what: str) -> None:
+        try:
+            n = up.path.stat().st_size
+        except OSError:
+            raise UserError(f"the uploaded {what} '{up.name}' is gone; upload it again") from None
+        limit = self.limits.max_upload_bytes
+        if n > limit:
+            raise UserError(f"{what} '{up.name}' is {_mb(n)}, over the upload limit of {_mb(limit)}")
+
+    def load(self, up: Upload | None, what: str, size: int) -> Image.Image:
+        """Check an upload's byte size and pixel count, decode it, resize its longest side to ``size``."""
+        if up is None:
+            raise UserError(f"upload a {what} or pick one of the examples")
+        self._check_size(up, what)
+        return resize_longest(load_image(up.path, self.limits.max_pixels, what), size)
+
+    def _labels(self, up: Upload | None, what: str) -> Path:
+        if up is None:
+            raise UserError(f"semantic mode 'labels' needs a {what}; upload one or choose another mode")
+        self._check_size(up, what)
+        return up.path
+
+    # ------------------------------------------------------------------ work
+    def run(self, req: WebRequest, progress: Progress | None = None) -> WebResult:
+        """Stylise one request. Raises UserError/SemstyleError/ValueError with one-line messages."""
+        say = progress or (lambda f, d: None)
+        t0 = time.perf_counter()
+        cfg = self.config_for(req)
+        say(0.05, "reading the images")
+        content = self.load(req.content, "content image", cfg.size)
+        style = self.load(req.style, "style image", self.style_size)
+        labels: dict[str, object] = {}
+        if cfg.semantic == "labels":
+            labels = {"content_labels": self._labels(req.content_labels, "content label map"),
+                      "style_labels": self._labels(req.style_labels, "style label map")}
+        if cfg.decoder not in self._stylizers:
+            say(0.1, f"loading the {cfg.decoder} networks")
+        try:
+            st = self.stylizer(cfg.decoder)
+        except WeightsError as e:
+            raise UserError(f"the {cfg.decoder} decoder is not available on this server: {e}") from e
+        if cfg.refine:
+            say(0.15, "loading the discriminator")
+            try:
+                with self._lock:
+                    st.discriminator()
+            except WeightsError as e:
+                raise UserError(f"refinement is not available on this server (set its rounds to 0): {e}") from e
+        steps = {"none": "stylising", "auto": "segmenting both images and stylising", "labels": "stylising by label"}
+        say(0.2, steps[cfg.semantic] + (f", then up to {cfg.refine} refinement rounds" if cfg.refine else ""))
+        res = st.stylize(content, style, alpha=cfg.alpha, preserve_color=cfg.preserve_color, semantic=cfg.semantic,
+                         refine=cfg.refine, refine_target=cfg.refine_target, **labels)
+        say(0.9, "saving the PNG")
+        out = WebResult(path=self._save(res.image, req), size=res.image.size)
+        if res.content_labels is not None:
+            from semstyle.viz import overlay
+
+            out.content_overlay = overlay(content, res.content_labels, res.from_colors)
+            if res.style_labels and res.style_labels[0] is not None:
+                out.style_overlay = overlay(style, res.style_labels[0], res.from_colors)
+        if res.refine is not None:
+            out.scores = [round(s, 3) for s in res.refine.scores]
+        out.seconds = time.perf_counter() - t0
+        out.summary = self._summary(cfg, out, res)
+        log.info("request done in %.1f s: %s", out.seconds, out.summary)
+        return out
+
+    def segment(self, req: WebRequest, progress: Progress | None = None) -> tuple[Image.Image, Image.Image, int]:
+        """The automatic co-segmentation of content and style, as overlays, and the number of regions."""
+        from semstyle.segmentation.auto import cosegment
+        from semstyle.viz import overlay
+
+        say = progress or (lambda f, d: None)
+        cfg = self.config_for(req)
+        say(0.05, "reading the images")
+        content = self.load(req.content, "content image", cfg.size)
+        style = self.load(req.style, "style image", self.style_size)
+        st = self._stylizers.get(cfg.decoder) or self.stylizer(self.base.decoder)
+        say(0.2, "segmenting both images together")
+        c_lab, s_labs = cosegment(st.encode, content, [style], cfg.regions, cfg.seed)
+        k = len(np.unique(np.concatenate([np.ravel(c_lab), np.ravel(s_labs[0])])))
+        return overlay(content, c_lab), overlay(style, s_labs[0]), k
+
+    def close(self) -> None:
+        """Delete the result PNGs this engine wrote (when it chose their folder itself)."""
+        if self._own_outdir:
+            shutil.rmtree(self._outdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ outputs
+    def _save(self, im: Image.Image, req: WebRequest) -> Path:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        stem = "_".join(Path(u.name).stem[:40] for u in (req.content, req.style) if u is not None) or "result"
+        path = self._outdir / f"{n:05d}" / f"semstyle_{stem}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(path, format="PNG")
+        with self._lock:
+            self._outputs.append(path)
+            while len(self._outputs) > KEEP_OUTPUTS:
+                old = self._outputs.popleft()
+                old.unlink(missing_ok=True)
+                try:
+                    old.parent.rmdir()
+                except OSError:
+                    pass
+        return path
+
+    @staticmethod
+    def _summary(cfg: StylizeConfig, out: WebResult, res: object) -> str:
+        w, h = out.size
+        parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.alpha:g}", f"decoder {cfg.decoder}"]
+        if cfg.semantic != "none":
+            n = len(set(getattr(res, "matches", {}) or {})) or "?"
+            parts.append(f"semantic {cfg.semantic} ({n} regions)")
+        if cfg.preserve_color:
+            parts.append("colours preserved")
+        if out.scores:
+            parts.append("discriminator score " + " → ".join(f"{s:.2f}" for s in out.scores))
+        return ", ".join(parts)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+__all__ = ["Engine", "Limits", "Upload", "UserError", "WebRequest", "WebResult", "user_message",
+           "SEMANTIC_CHOICES", "DECODER_CHOICES"]

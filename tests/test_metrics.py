@@ -1,0 +1,158 @@
+"""Every metric on cases with known answers (docs/METRICS.md gives the formulas)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from semstyle import functional as FN
+from semstyle import metrics as M
+from semstyle.models.vgg import STYLE_LAYERS
+
+CHANNELS = {"relu1_1": 8, "relu2_1": 16, "relu3_1": 16, "relu4_1": 32}
+
+
+def feats(seed: int = 0, hw: int = 16, scale: float = 1.0, shift: float = 0.0) -> M.Feats:
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.rand(1, c, hw, hw, generator=g) * scale + shift for k, c in CHANNELS.items()}
+
+
+def image(seed: int = 0, hw: int = 40) -> torch.Tensor:
+    return torch.rand(1, 3, hw, hw, generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- content and style losses
+def test_content_loss_zero_for_identical_and_known_for_scaled_features() -> None:
+    f = feats()
+    assert M.content_loss(f, f) == 0.0
+    doubled = {k: 2 * v for k, v in f.items()}
+    # ‖2φ − φ‖² / CHW = mean(φ²)
+    assert M.content_loss(doubled, f) == pytest.approx(float(f["relu4_1"].pow(2).mean()), rel=1e-5)
+
+
+def test_gram_style_loss_zero_for_identical_and_known_for_scaled_features() -> None:
+    f = feats(1)
+    assert M.gram_style_loss(f, f) == 0.0
+    a = 3.0
+    scaled = {k: a * v for k, v in f.items()}
+    # G(aF) = a²G(F), so each layer contributes (a² − 1)² · mean(G²)
+    expected = sum((a * a - 1) ** 2 * float(FN.gram(f[k]).pow(2).mean()) for k in STYLE_LAYERS)
+    assert M.gram_style_loss(scaled, f) == pytest.approx(expected, rel=1e-4)
+
+
+def test_mean_std_style_loss_zero_for_identical_and_known_for_shifted_features() -> None:
+    f = feats(2)
+    assert M.mean_std_style_loss(f, f) == 0.0
+    shifted = {k: v + 0.5 for k, v in f.items()}
+    # a constant shift moves every channel mean by 0.5 and leaves the stds: 0.25 per layer
+    assert M.mean_std_style_loss(shifted, f) == pytest.approx(0.25 * len(STYLE_LAYERS), rel=1e-4)
+
+
+def test_content_loss_crops_to_the_common_size() -> None:
+    f = feats(3)
+    bigger = {k: torch.nn.functional.pad(v, (0, 1, 0, 1)) for k, v in f.items()}  # one extra row/column
+    assert M.content_loss(bigger, f) == 0.0
+
+
+# ----------------------------------------------------------------------------- SSIM and artefacts
+def test_ssim_is_one_for_identical_images_and_lower_for_different_ones() -> None:
+    a, b = image(0), image(1)
+    assert M.ssim_gray(a, a) == pytest.approx(1.0, abs=1e-9)
+    assert M.ssim_gray(a, b) < 0.2
+    assert M.ssim_gray(a, 0.5 * a + 0.5 * b) < 1.0
+
+
+def test_ssim_refuses_different_shapes() -> None:
+    with pytest.raises(ValueError, match="equal shapes"):
+        M.ssim_gray(image(0, 40), image(0, 41))
+
+
+def test_checkerboard_and_high_frequency_ratios() -> None:
+    c = image(4)
+    assert M.checkerboard_ratio(c, c) == pytest.approx(1.0)
+    assert M.high_frequency_ratio(c, c) == pytest.approx(1.0)
+    yy, xx = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
+    board = ((yy + xx) % 2).float().view(1, 1, 40, 40) * 0.2
+    assert M.checkerboard_ratio((c + board).clamp(0, 1), c) > 1.5
+    smooth = torch.nn.functional.avg_pool2d(c, 5, stride=1, padding=2, count_include_pad=False)
+    assert M.high_frequency_ratio(smooth, c) < 0.5
+
+
+# ----------------------------------------------------------------------------- region-wise style distance
+def test_region_style_distance_zero_for_identical_and_one_region_equals_global() -> None:
+    f, g = feats(5), feats(6, scale=2.0, shift=0.3)
+    lab = np.ones((64, 64), dtype=np.int64)
+    assert M.region_style_distance(f, f, lab, lab) == pytest.approx(0.0, abs=1e-6)
+    # a mask covering the whole image is one region: the distance of the global statistics
+    expected = 0.0
+    for k in STYLE_LAYERS:
+        (om, osd), (sm, ssd) = FN.mean_std(f[k]), FN.mean_std(g[k])
+        d = (om - sm).flatten().norm() + (osd - ssd).flatten().norm()
+        expected += float(d) / math.sqrt(f[k].shape[1]) / len(STYLE_LAYERS)
+    got = M.region_style_distance(f, g, lab, lab)
+    assert got == pytest.approx(expected, rel=0.02)  # masked std is the biased one; the global std unbiased
+
+
+def test_region_style_distance_only_compares_matching_regions() -> None:
+    f = feats(7)
+    # the style's left half (label 1) holds exactly the output's features; its right half (label 2) is noise
+    style = {k: torch.cat([v, torch.rand_like(v) * 5], dim=3) for k, v in f.items()}
+    c_lab = np.ones((64, 64), dtype=np.int64)
+    s_lab = np.concatenate([np.ones((64, 64)), 2 * np.ones((64, 64))], axis=1).astype(np.int64)
+    assert M.region_style_distance(f, style, c_lab, s_lab) == pytest.approx(0.0, abs=1e-5)
+    assert math.isnan(M.region_style_distance(f, style, c_lab, 3 * np.ones_like(c_lab)))  # nothing in common
+
+
+# ----------------------------------------------------------------------------- structure (CFSD-like)
+def test_self_similarity_distance() -> None:
+    f, g = feats(8), feats(9)
+    assert M.self_similarity_distance(f, f, side=8) == pytest.approx(0.0, abs=1e-6)
+    scaled = {k: 3.0 * v for k, v in f.items()}  # cosine similarity ignores the scale of the features
+    assert M.self_similarity_distance(scaled, f, side=8) == pytest.approx(0.0, abs=1e-5)
+    assert M.self_similarity_distance(g, f, side=8) > 0.01
+
+
+# ----------------------------------------------------------------------------- label matching
+def test_matched_miou_of_a_permuted_labelling_is_one() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 4, size=(20, 30))
+    perm = np.array([2, 0, 3, 1])
+    assert M.matched_miou([gt], [perm[gt] + 10]) == pytest.approx(1.0)
+    noisy = perm[gt].copy()
+    noisy[:10] = 0
+    assert M.matched_miou([gt], [noisy]) < 1.0
+
+
+def test_best_matching_is_the_optimal_assignment() -> None:
+    iou = np.array([[0.9, 0.8], [0.85, 0.1]])  # greedy takes 0.9 then 0.1; the optimum is 0.8 + 0.85
+    assert M.best_matching(iou) == pytest.approx(1.65)
+    assert M.best_matching(iou.T) == pytest.approx(1.65)
+
+
+# ----------------------------------------------------------------------------- features, runtime and memory
+def test_vgg_features_are_fp32_at_every_metric_tap() -> None:
+    from semstyle.models.vgg import VGGEncoder
+
+    enc = VGGEncoder().eval()
+    out = M.vgg_features(enc, torch.rand(1, 3, 32, 32))
+    assert list(out) == list(M.METRIC_TAPS)
+    assert out["relu4_1"].shape == (1, 512, 4, 4) and out["relu1_1"].dtype == torch.float32
+    assert not out["relu1_1"].requires_grad
+
+
+def test_measure_reports_time_and_peak_memory() -> None:
+    with M.measure() as u:
+        block = np.ones(80 * 2**20 // 8)  # 80 MiB, touched
+        block[::512] = 2.0
+        del block
+    assert u.seconds > 0
+    if u.exact:
+        assert 60 <= u.peak_mb <= 400
+    else:  # without /proc a lower bound only
+        assert u.peak_mb >= 0
+    with M.measure() as quiet:
+        pass
+    assert quiet.peak_mb < 20

@@ -1,0 +1,95 @@
+"""Discriminator-guided refinement through the API and the CLI. The shipped discriminator is not
+needed: a randomly initialised one (fixed seed) saved to a temporary file stands in for it."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import semstyle.pipelines.stylize as stylize_mod
+from semstyle import Stylizer
+from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.pipelines.refine import RefineConfig
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # noqa: ANN201 - small tensors: threads only contend on the busy 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, images) -> dict[str, Path]:  # noqa: ANN001
+    root = tmp_path_factory.mktemp("refine")
+    torch.manual_seed(0)
+    disc = MultiScaleDiscriminator()
+    save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(root / "disc.safetensors"))
+    return {"disc": root / "disc.safetensors", "content": images.content_wide, "style": images.style_a, "root": root}
+
+
+@pytest.fixture(scope="module")
+def st(files: dict[str, Path]) -> Stylizer:
+    return Stylizer(size=SIZE, style_size=SIZE, device="cpu", precision="fp32", discriminator=str(files["disc"]))
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img).astype(np.int16)
+
+
+def test_refinement_never_worsens_the_objective(st: Stylizer, files: dict[str, Path]) -> None:
+    res = st.stylize(files["content"], files["style"], refine=2, refine_target=10.0)  # unreachable target
+    rep = res.refine
+    assert rep is not None
+    assert len(rep.scores) == len(rep.objectives) == 3  # round 0 (the start) + 2 rounds
+    assert all(np.isfinite(rep.scores)) and all(np.isfinite(rep.objectives))
+    assert rep.objectives[rep.best_round] <= rep.objectives[0]
+    assert rep.objectives[rep.best_round] == min(rep.objectives)
+    assert res.image.size == st.stylize(files["content"], files["style"]).image.size
+    assert "refine" in res.timings
+
+
+def test_refinement_keeps_the_start_when_every_round_is_worse(
+    st: Stylizer, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an absurd step size wrecks the fusion: the rounds are worse, so the start must come back unchanged
+    monkeypatch.setattr(stylize_mod, "RefineConfig", functools.partial(RefineConfig, lr=50.0, steps_per_round=1))
+    res = st.stylize(files["content"], files["style"], refine=1, refine_target=10.0)
+    assert res.refine is not None and len(res.refine.objectives) == 2
+    assert res.refine.objectives[1] > res.refine.objectives[0]
+    assert res.refine.best_round == 0
+    plain = st.stylize(files["content"], files["style"])
+    assert np.array_equal(_pixels(res.image), _pixels(plain.image))
+
+
+def test_reached_target_stops_at_round_zero(st: Stylizer, files: dict[str, Path]) -> None:
+    res = st.stylize(files["content"], files["style"], refine=3, refine_target=-100.0)
+    assert res.refine is not None
+    assert len(res.refine.scores) == 1 and res.refine.best_round == 0  # judged once, no round run
+    plain = st.stylize(files["content"], files["style"])
+    assert plain.refine is None
+    assert np.array_equal(_pixels(res.image), _pixels(plain.image))
+
+
+def test_cli_refine_prints_the_score_per_round(files: dict[str, Path]) -> None:
+    out = files["root"] / "out.png"
+    cmd = [sys.executable, "-m", "semstyle", "stylize", str(files["content"]), str(files["style"]), "-o", str(out),
+           "--refine", "1", "--refine-target", "10", "--discriminator", str(files["disc"]), "-v",
+           "--size", str(SIZE), "--style-size", str(SIZE), "--device", "cpu", "--precision", "fp32"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    rounds = [ln for ln in proc.stderr.splitlines() if "refine round" in ln]
+    assert len(rounds) == 2 and "round 0: score" in rounds[0] and "round 1: score" in rounds[1], proc.stderr
+    assert max(Image.open(out).size) == SIZE  # the 200x90 content resized to --size

@@ -1,0 +1,165 @@
+"""Tiled stylisation: the plan, the blending weights, equivalence with the untiled pipeline, seams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import content_array, cool_style_array, warm_style_array
+from PIL import Image
+
+from semstyle.config import StylizeConfig
+from semstyle.errors import InputError
+from semstyle.pipelines import tiling
+from semstyle.segmentation import regions as R
+
+W, H, TILE = 256, 256, 128  # 2 × 2 tiles; each crop (224 px) is a real part of the image
+
+
+def test_tile_plan_auto_explicit_and_off() -> None:
+    assert tiling.tile_plan(0, (1024, 1024)) is None  # 1.05 Mpx: under the auto threshold
+    plan = tiling.tile_plan(0, (1600, 1200))
+    assert plan is not None and plan.tile == tiling.AUTO_TILE
+    assert tiling.tile_plan(-1, (8000, 8000)) is None
+    assert tiling.tile_plan(300, (300, 200)) is None  # fits in one tile
+    assert tiling.tile_plan(300, (301, 200)).tile == 296  # rounded down to a multiple of 8
+    assert tiling.tile_plan(0, (1600, 1200), refine=2) is None  # refinement needs the whole image
+    with pytest.raises(InputError, match="cannot be tiled"):
+        tiling.tile_plan(256, (1600, 1200), refine=2)
+
+
+@pytest.mark.parametrize("value", [-2, 8, 63, 20000])
+def test_config_rejects_bad_tile(value: int) -> None:
+    with pytest.raises(ValueError, match="tile must be"):
+        StylizeConfig(tile=value)
+
+
+def test_cli_flag_reaches_the_config() -> None:
+    from semstyle.cli.commands import config_from_args
+    from semstyle.cli.main import build_parser
+
+    args = build_parser().parse_args(["stylize", "a.png", "b.png", "-o", "o.png", "--tile", "512"])
+    assert config_from_args(args).tile == 512
+
+
+@pytest.mark.parametrize("length, tile", [(320, 128), (4096, 768), (72, 64), (1000, 96)])
+def test_cuts_and_ramps_form_a_partition_of_unity(length: int, tile: int) -> None:
+    length -= length % 8
+    cuts = tiling.cuts(length, tile)
+    assert cuts[0] == 0 and cuts[-1] == length and all(c % 8 == 0 for c in cuts)
+    assert all(16 <= b - a <= tile + 8 for a, b in zip(cuts, cuts[1:]))
+    total = np.zeros(length)
+    half = tiling.OVERLAP // 2
+    for a, b in zip(cuts, cuts[1:]):
+        lo, hi = max(0, a - half), min(length, b + half)
+        total[lo:hi] += tiling.ramp(lo, hi, a, b, half, length)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_feature_masks_equal_region_masks_without_the_full_resolution_one_hot() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.repeat(rng.integers(0, 4, (12, 10)), 8, 0), 8, 1)
+    labels[5:40, 7:33] = 9  # a region whose borders straddle feature pixels
+    ids = [int(v) for v in np.unique(labels)]
+    for feather in (0.0, 1.0):
+        want = R.region_masks(labels, ids, (12, 10), feather)
+        got = tiling.feature_masks(labels, ids, feather)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiled_run():
+    """The same content stylised untiled and in 128 px tiles; every encoder/decoder input size recorded."""
+    from semstyle import Stylizer
+
+    st = Stylizer(size=0, style_size=128, device="cpu", tile=-1)
+    content = Image.fromarray(content_array(W, H, seed=5))
+    style = Image.fromarray(warm_style_array(128, 128))
+    untiled = np.asarray(st.stylize(content, style).image)
+    shapes: list[tuple[int, int]] = []
+    encode, decode = st.encode, st.decode
+    st.encode = lambda x, taps=("relu4_1",): shapes.append(tuple(x.shape[-2:])) or encode(x, taps)
+    st.decode = lambda f: shapes.append(tuple(8 * s for s in f.shape[-2:])) or decode(f)
+    st.config = st.config.updated(tile=TILE)
+    res = st.stylize(content, style)
+    st.encode, st.decode = encode, decode
+    return st, content, style, untiled, np.asarray(res.image), shapes, res
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def test_tiled_matches_untiled(tiled_run) -> None:  # noqa: ANN001
+    _, _, _, untiled, tiled, shapes, res = tiled_run
+    assert tiled.shape == untiled.shape == (H, W, 3)
+    assert "decode" in res.timings and "encode" in res.timings
+    # every pixel written comes from a crop whose context margin (96 px) covers the encoder's (±34 px)
+    # and decoder's (±30 px) receptive fields, and all tiles share the global statistics: the result
+    # equals the untiled one up to float rounding (measured: identical, PSNR = inf). The bound
+    # leaves room for a different oneDNN kernel choice per crop size: ≤ 1 grey level on average.
+    diff = np.abs(tiled.astype(np.float64) - untiled)
+    assert diff.mean() < 1.0 and _psnr(tiled, untiled) > 40.0
+    # 4 tiles, each encoded twice (statistics, then stylisation) and decoded once, never the whole image
+    assert len(shapes) == 4 * 3
+    assert max(max(h, w) for h, w in shapes) <= TILE + tiling.MARGIN < W
+
+
+def _steps(img: np.ndarray, axis: int) -> np.ndarray:
+    """Mean |difference| between adjacent columns (axis 1) or rows (axis 0): step[i] is between i and i+1."""
+    return np.abs(np.diff(img.astype(np.float64), axis=axis)).mean(axis=(1 - axis, 2))
+
+
+def _border_excess(img: np.ndarray) -> float:
+    """Largest step across a tile border over the 95th percentile of the steps inside tiles at the same
+    position modulo 8 (the decoder's 8 px upsampling gives the steps an 8 px rhythm; borders are on it)."""
+    worst = 0.0
+    for axis, length in ((1, W), (0, H)):
+        seams = [c - 1 for c in tiling.cuts(length, TILE)[1:-1]]
+        step = _steps(img, axis)
+        inside = [i for i in range(len(step)) if i % 8 == seams[0] % 8 and i not in seams]
+        worst = max(worst, step[seams].max() / np.percentile(step[inside], 95))
+    return worst
+
+
+def _border_gap(img: np.ndarray, untiled: np.ndarray) -> float:
+    """Largest |step across a tile border − the untiled image's step there|, in grey levels."""
+    gaps = []
+    for axis, length in ((1, W), (0, H)):
+        seams = [c - 1 for c in tiling.cuts(length, TILE)[1:-1]]
+        gaps.append(np.abs(_steps(img, axis)[seams] - _steps(untiled, axis)[seams]).max())
+    return float(max(gaps))
+
+
+def test_no_seams_at_tile_borders(tiled_run) -> None:  # noqa: ANN001
+    st, content, style, untiled, tiled, _, _ = tiled_run
+    # the colour step across a border is no larger than the steps inside tiles …
+    assert _border_excess(tiled) <= 1.0
+    # … and is the step the untiled image has there (measured: identical, gap 0)
+    assert _border_gap(tiled, untiled) < 1.0
+    # the check does see seams: naive tiling (no context margin, no cross-fade) fails it (measured gap ≈ 7.6)
+    entry = st.encode_style(style)
+    naive = tiling.stylize_tiled(st, tiling.TilePlan(TILE, margin=0, overlap=0), content, [entry], [1.0], 1.0,
+                                 False, "none")
+    assert _border_gap(np.asarray(naive.image), untiled) > 3.0
+
+
+def test_tiled_regions_and_colour_match_untiled() -> None:
+    from semstyle import Stylizer
+
+    st = Stylizer(size=0, style_size=96, device="cpu", tile=-1)
+    content = content_array(256, 128, seed=6)
+    styles = [warm_style_array(96, 96), cool_style_array(96, 96)]
+    mask = np.zeros((128, 256), np.uint8)
+    mask[:, 141:] = 1  # a region border near the tile border (128) and one inside a tile
+    mask[40:100, 90:170] = 2  # a region across the tile border
+    kw = {"mask": mask, "region_styles": {0: 0, 1: 1, 2: 0}, "preserve_color": True}
+    ref = st.stylize(content, styles, **kw)
+    st.config = st.config.updated(tile=128)
+    got = st.stylize(content, styles, **kw)
+    assert "decode" in got.timings and "color" in got.timings  # the tiled path ran
+    assert got.matches == ref.matches and np.array_equal(got.content_labels, ref.content_labels)
+    a, b = np.asarray(ref.image), np.asarray(got.image)
+    # region statistics summed over tiles equal the whole image's up to float rounding; colour
+    # preservation works on the rounded uint8 output: ≤ 1 grey level on average
+    assert np.abs(a.astype(np.float64) - b).mean() < 1.0 and _psnr(a, b) > 40.0

@@ -1,0 +1,313 @@
+"""The trainer on tiny synthetic folders: it learns, it resumes exactly, its checkpoints survive
+a crash, it runs as 2-process DDP, and its configuration and CLI refuse bad input clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from semstyle import functional as FN
+from semstyle.cli.main import main
+from semstyle.errors import InputError
+from semstyle.losses import LossWeights
+from semstyle.models import Decoder
+from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.training import checkpoint as ckpt_mod
+from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from semstyle.training.config import TrainConfig
+from semstyle.training.data import step_generator
+from semstyle.training.trainer import Trainer
+
+SIZE = 32  # crop side
+TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # noqa: ANN201 - tiny tensors: threads only contend on the busy 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _smooth(w: int, h: int, seed: int, freq: float) -> np.ndarray:
+    """A smooth colour pattern plus mild noise, (H, W, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    ph = rng.uniform(0, 6.28, 3)
+    img = np.stack([0.5 + 0.45 * np.sin(freq * (xx * (k + 1) + yy * (2 - k)) / 3 + ph[k]) for k in range(3)], -1)
+    img += rng.normal(0, 0.04, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """content/ (two soft photos) and style/ (two busy textures), slightly larger than the crop."""
+    root = tmp_path_factory.mktemp("train_data")
+    (root / "content").mkdir()
+    (root / "style").mkdir()
+    Image.fromarray(_smooth(48, 40, 0, 0.15)).save(root / "content" / "a.png")
+    Image.fromarray(_smooth(40, 44, 1, 0.2)).save(root / "content" / "b.png")
+    Image.fromarray(_smooth(44, 40, 2, 2.5)).save(root / "style" / "x.png")
+    Image.fromarray(_smooth(40, 48, 3, 1.8)).save(root / "style" / "y.png")
+    return root
+
+
+def _cfg(data: Path, out: Path, steps: int, **kw: Any) -> TrainConfig:
+    base = dict(content_dir=str(data / "content"), style_dir=str(data / "style"), out=str(out), steps=steps,
+                size=SIZE, batch=2, lr=1e-4, log_every=1, ckpt_every=3, image_every=0, precision="fp32")
+    return TrainConfig(**{**base, **kw})
+
+
+def _fixed_objective(tr: Trainer) -> float:
+    """The generator objective (no adversarial term) on one fixed batch: step 0's crops."""
+    g = step_generator(tr.cfg.seed, 0, 0)
+    content, _ = tr.contents.crops(g, 2, SIZE)
+    style, _ = tr.styles.crops(g, 2, SIZE)
+    with torch.no_grad():
+        s_feats = tr.encoder(style, TAPS)
+        target = FN.adain(tr.encoder(content)["relu4_1"], s_feats["relu4_1"])
+        return float(tr.objective(tr.decoder(target), target, s_feats)["total"])
+
+
+def _metrics(run: Path) -> list[dict[str, float]]:
+    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run_a(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The uninterrupted reference run: 6 steps, checkpoints at 3 and 6."""
+    out = tmp_path_factory.mktemp("runs") / "a"
+    tr = Trainer(_cfg(data, out, 6))
+    before = _fixed_objective(tr)
+    history = tr.fit(progress=False)
+    after = _fixed_objective(tr)
+    tr.close()
+    return {"out": out, "history": history, "before": before, "after": after,
+            "decoder": {k: v.clone() for k, v in tr.decoder.state_dict().items()},
+            "disc": {k: v.clone() for k, v in tr.disc.state_dict().items()}}
+
+
+# ---------------------------------------------------------------- learning
+def test_a_few_steps_lower_the_generator_loss(run_a: dict[str, Any]) -> None:
+    assert run_a["after"] < 0.8 * run_a["before"], (run_a["before"], run_a["after"])
+    g = [h["g/total"] for h in run_a["history"]]
+    assert len(g) == 6 and all(np.isfinite(g))
+    assert np.mean(g[-2:]) < np.mean(g[:2]), g
+    assert not any(h.get("skipped_g") or h.get("skipped_d") for h in run_a["history"])
+    assert {"g/content", "g/style_gram", "g/style_meanstd", "g/tv", "g/adv", "d/loss"} <= set(run_a["history"][0])
+
+
+# ---------------------------------------------------------------- resume
+def test_resume_after_interruption_equals_uninterrupted_run(
+    run_a: dict[str, Any], data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "b"
+    tr = Trainer(_cfg(data, out, 6))
+    real_step = tr.train_step
+
+    def interrupted() -> dict[str, float]:
+        if tr.step == 4:  # step 4 is logged but not checkpointed (ckpt_every=3)
+            raise KeyboardInterrupt
+        return real_step()
+
+    monkeypatch.setattr(tr, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(progress=False)
+    tr.close()
+    assert [m["step"] for m in _metrics(out)] == [1, 2, 3, 4]
+    assert latest_checkpoint(out).name == "step_0000003"
+
+    resumed = Trainer(_cfg(data, out, 6), resume=True)
+    assert resumed.step == 3
+    resumed.fit(progress=False)
+    resumed.close()
+
+    a, b = _metrics(run_a["out"]), _metrics(out)
+    assert [m["step"] for m in b] == [1, 2, 3, 4, 5, 6]  # the line of the lost step 4 was replaced
+    keys = [k for k in a[0] if k.startswith(("g/", "d/"))]
+    got = torch.tensor([[m[k] for k in keys] for m in b[3:]], dtype=torch.float64)
+    want = torch.tensor([[m[k] for k in keys] for m in a[3:]], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    for name, ref in (("decoder", run_a["decoder"]), ("disc", run_a["disc"])):
+        state = getattr(resumed, name).state_dict()
+        assert state.keys() == ref.keys()
+        for k, v in ref.items():
+            torch.testing.assert_close(state[k], v, rtol=1e-5, atol=1e-7, msg=f"{name}.{k}")
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "crash"
+    tr = Trainer(_cfg(data, out, 2, ckpt_every=1))
+    real_save, calls = ckpt_mod.save_file, []
+
+    def flaky_save(tensors: dict[str, torch.Tensor], path: str, *a: Any, **kw: Any) -> None:
+        calls.append(Path(path).name)
+        if len(calls) == 6:  # checkpoint 1 writes 4 files; die on the 2nd file of checkpoint 2
+            Path(path).write_bytes(b"half a file")
+            raise OSError(28, "No space left on device")
+        real_save(tensors, path, *a, **kw)
+
+    monkeypatch.setattr(ckpt_mod, "save_file", flaky_save)
+    with pytest.raises(OSError, match="No space"):
+        tr.fit(progress=False)
+    tr.close()
+    monkeypatch.undo()
+
+    root = out / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_0000001"]  # temp folder cleaned
+    assert latest_checkpoint(out) == root / "step_0000001"
+    dec, disc = Decoder(), MultiScaleDiscriminator()
+    opts = {"optim_g": torch.optim.Adam(dec.parameters()), "optim_d": torch.optim.Adam(disc.parameters())}
+    state = load_checkpoint(root / "step_0000001", {"decoder": dec, "discriminator": disc}, opts)
+    assert state["step"] == 1
+    assert opts["optim_g"].state  # Adam moments restored
+
+    # a half-written folder that never got its state.json is never taken for a checkpoint
+    (root / "step_0000009").mkdir()
+    (root / "step_0000009" / "decoder.safetensors").write_bytes(b"junk")
+    (root / "latest").write_text("step_0000009")
+    assert latest_checkpoint(out) == root / "step_0000001"
+
+    resumed = Trainer(_cfg(data, out, 2, ckpt_every=1), resume=True)
+    assert resumed.step == 1
+    resumed.fit(progress=False)
+    resumed.close()
+    assert latest_checkpoint(out) == root / "step_0000002"
+
+
+def test_checkpoints_keep_the_last_k(tmp_path: Path) -> None:
+    lin = nn.Linear(3, 2)
+    opt = torch.optim.Adam(lin.parameters())
+    for step in range(1, 6):
+        lin.weight.data += 1
+        save_checkpoint(tmp_path, step, {"m": lin}, {"o": opt}, {"note": step}, keep_last=2)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_0000004", "step_0000005"]
+    fresh = nn.Linear(3, 2)
+    state = load_checkpoint(latest_checkpoint(tmp_path), {"m": fresh}, {"o": torch.optim.Adam(fresh.parameters())})
+    assert state["step"] == 5 and state["note"] == 5
+    torch.testing.assert_close(fresh.weight, lin.weight)
+
+
+# ---------------------------------------------------------------- DDP
+def test_two_process_ddp_smoke_run(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "semstyle", "train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+           "--out", str(out), "--steps", "2", "--size", str(SIZE), "--batch", "2", "--ckpt-every", "2",
+           "--log-every", "1", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained to step 2" in proc.stdout
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and ckpt.name == "step_0000002"
+    assert [m["step"] for m in _metrics(out)] == [1, 2]  # only rank 0 writes the log
+    state = load_checkpoint(ckpt, {"decoder": Decoder()}, {})
+    assert state["config"]["batch"] == 2
+
+
+# ---------------------------------------------------------------- configuration and CLI
+def test_train_config_from_yaml(tmp_path: Path) -> None:
+    p = tmp_path / "cfg.yaml"
+    p.write_text("content_dir: c\nstyle_dir: s\nsteps: 7\nbetas: [0.0, 0.9]\nweights:\n  adv: 0.5\n"
+                 "  style_layers: [relu1_1, relu2_1]\n")
+    cfg = TrainConfig.load(p)
+    assert (cfg.steps, cfg.betas) == (7, (0.0, 0.9))
+    assert cfg.weights == LossWeights(adv=0.5, style_layers=("relu1_1", "relu2_1"))
+    cfg.check()
+    # JSON works too, and the result round-trips
+    j = tmp_path / "cfg.json"
+    j.write_text(json.dumps(cfg.to_json()))
+    assert TrainConfig.load(j) == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("steps: 5\nlearning_rate: 0.1\n", r"unknown training config keys \['learning_rate'\]"),
+        ("weights:\n  lambda_adv: 1\n", r"unknown loss weights \['lambda_adv'\]"),
+        ("- a\n- b\n", "must be a mapping"),
+    ],
+)
+def test_train_config_refuses_bad_files(tmp_path: Path, text: str, match: str) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(InputError, match=match):
+        TrainConfig.load(p)
+
+
+def test_train_config_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read training config"):
+        TrainConfig.load(tmp_path / "nope.yaml")
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("semstyle: error:") and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_cli_train_needs_content_dir(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--style-dir", str(data / "style"), "--out", str(tmp_path / "r")])
+    _one_line_error(capsys, code, "--content-dir")
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_train_unknown_config_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.yaml").write_text("stpes: 3\n")
+    code = main(["train", "--config", str(tmp_path / "c.yaml")])
+    _one_line_error(capsys, code, "stpes")
+
+
+def test_cli_flags_override_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[TrainConfig] = []
+
+    class Fake:
+        def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+            seen.append(cfg)
+            self.step, self.run, self.d = cfg.steps, Path(cfg.out), type("D", (), {"rank": 0})()
+
+        def fit(self, progress: bool = True) -> list:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("semstyle.training.trainer.Trainer", Fake)
+    text = f"content_dir: {data / 'content'}\nstyle_dir: {data / 'style'}\nsteps: 5\nsize: 64\n"
+    (tmp_path / "c.yaml").write_text(text)
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--steps", "9", "--out", str(tmp_path / "r")]) == 0
+    assert (seen[0].steps, seen[0].size, seen[0].out) == (9, 64, str(tmp_path / "r"))
+
+
+def test_cli_resume_without_checkpoint(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fresh"
+    code = main(["train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+                 "--out", str(out), "--size", str(SIZE), "--resume", "--no-progress"])
+    _one_line_error(capsys, code, "no checkpoint")
+    assert not out.exists()  # a failed start leaves nothing behind
+
+
+def test_cli_existing_run_without_resume(run_a: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in (run_a["out"] / "checkpoints").iterdir())
+    code = main(["train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+                 "--out", str(run_a["out"]), "--size", str(SIZE), "--steps", "6", "--no-progress"])
+    _one_line_error(capsys, code, "--resume")
+    assert sorted(p.name for p in (run_a["out"] / "checkpoints").iterdir()) == before
