@@ -73,10 +73,11 @@ def child_tiling(content: str, style: str, size: int, tile: int) -> dict:
     torch.set_num_threads(2)
     st = Stylizer(size=size, style_size=512, device="cpu", tile=tile)
     rss_loaded = _status("VmRSS")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     res = st.stylize(content, style)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {"size": size, "tile": tile, "out": list(res.image.size), "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
             "timings": {k: round(v, 1) for k, v in res.timings.items()},
             "rss_loaded_mb": rss_loaded // 2**20, "peak_rss_mb": _status("VmHWM") // 2**20}
 

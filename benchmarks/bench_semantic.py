@@ -7,7 +7,8 @@ For every pair (content ``input/inN.jpg``, style ``style/tarN.jpg``, ground-trut
 - ``semantic-GT``: region-matched AdaIN with the ground-truth label maps (``semantic="labels"``);
 - ``semantic-auto``: region-matched AdaIN with automatic co-segmentation (``semantic="auto"``).
 
-Metrics (all computed with the VGG19 encoder in fp32, whatever precision the Stylizer uses):
+Metrics (``semstyle.metrics``, formulas in docs/METRICS.md; the VGG19 encoder runs in fp32 for
+them, whatever precision the Stylizer uses):
 
 - **region-wise style distance**: for each ground-truth label covering at least ``MIN_SHARE`` of
   both the content (= output) and the style, and for each layer relu1_1..relu4_1, the channel
@@ -41,13 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from semstyle import functional as FN
+from semstyle import metrics as M
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, pack_rgb
-from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.segmentation.auto import cosegment
 from semstyle.viz import grid, overlay
@@ -60,95 +59,6 @@ MIN_SHARE = 0.005  # a GT label must cover this share of both images to be score
 TARGET_CUT = 40.0  # % cut of the region-wise style distance with GT labels
 TARGET_RISE = 10.0  # % allowed rise of the content loss
 TARGET_AUTO = 0.75  # share of the GT cut that automatic labels must reach
-
-
-# ----------------------------------------------------------------------------- metrics
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (g / g.sum()).float()
-
-
-def ssim_gray(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Grayscale SSIM (Wang et al. 2004) of two (1, 3, H, W) images in [0, 1], Gaussian window."""
-    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    x, y = (a * w).sum(1, keepdim=True).double(), (b * w).sum(1, keepdim=True).double()
-    g = gaussian_window().double()
-    kh, kw = g.view(1, 1, -1, 1), g.view(1, 1, 1, -1)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kh), kw)  # "valid" filtering, as in the reference code
-
-    c1, c2 = 0.01**2, 0.03**2
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(s.mean())
-
-
-def layer_masks(labels: np.ndarray, ids: list[int], hw: tuple[int, int]) -> torch.Tensor:
-    """(1, K, h, w) area-downsampled one-hot masks of ``ids``."""
-    lab = torch.from_numpy(labels)
-    oh = (lab.unsqueeze(0) == torch.tensor(ids).view(-1, 1, 1)).float().unsqueeze(0)
-    return F.interpolate(oh, size=hw, mode="area")
-
-
-def region_style_distance(out_f: dict[str, torch.Tensor], sty_f: dict[str, torch.Tensor],
-                          c_lab: np.ndarray, s_lab: np.ndarray) -> float:
-    """Area-weighted (over shared GT labels) mean over layers of (‖Δμ‖ + ‖Δσ‖)/√C."""
-    c_ids, c_n = np.unique(c_lab, return_counts=True)
-    s_ids, s_n = np.unique(s_lab, return_counts=True)
-    s_share = dict(zip(s_ids.tolist(), (s_n / s_lab.size).tolist()))
-    ids, wts = [], []
-    for lab, n in zip(c_ids.tolist(), c_n.tolist()):
-        if n / c_lab.size >= MIN_SHARE and s_share.get(lab, 0.0) >= MIN_SHARE:
-            ids.append(lab)
-            wts.append(n)
-    if not ids:
-        return float("nan")
-    per_label = torch.zeros(len(ids), dtype=torch.float64)
-    for name in STYLE_LAYERS:
-        o, s = out_f[name], sty_f[name]
-        om, osd = FN.masked_mean_std(o, layer_masks(c_lab, ids, tuple(o.shape[-2:])))
-        sm, ssd = FN.masked_mean_std(s, layer_masks(s_lab, ids, tuple(s.shape[-2:])))
-        d = (om - sm).flatten(2).norm(dim=2) + (osd - ssd).flatten(2).norm(dim=2)  # (1, K)
-        per_label += d[0].double() / o.shape[1] ** 0.5
-    per_label /= len(STYLE_LAYERS)
-    w = torch.tensor(wts, dtype=torch.float64)
-    return float((per_label * w).sum() / w.sum())
-
-
-def best_matching(iou: np.ndarray) -> float:
-    """Max over one-to-one matchings of the summed IoU, for an (n_gt, n_auto) matrix (exact DP)."""
-    if iou.shape[0] < iou.shape[1]:
-        iou = iou.T
-    n, m = iou.shape  # n >= m; subsets of the m columns
-    dp = np.full(1 << m, -np.inf)
-    dp[0] = 0.0
-    for i in range(n):
-        new = dp.copy()  # row i unmatched
-        for mask in range(1 << m):
-            if dp[mask] == -np.inf:
-                continue
-            for j in range(m):
-                if not mask >> j & 1:
-                    v = dp[mask] + iou[i, j]
-                    if v > new[mask | 1 << j]:
-                        new[mask | 1 << j] = v
-        dp = new
-    return float(dp.max())
-
-
-def matched_miou(gts: list[np.ndarray], autos: list[np.ndarray]) -> float:
-    """mIoU over GT labels after the best one-to-one GT↔auto matching, shared across images."""
-    g = np.concatenate([x.ravel() for x in gts])
-    a = np.concatenate([x.ravel() for x in autos])
-    g_ids, g_inv = np.unique(g, return_inverse=True)
-    a_ids, a_inv = np.unique(a, return_inverse=True)
-    inter = np.zeros((len(g_ids), len(a_ids)))
-    np.add.at(inter, (g_inv, a_inv), 1)
-    union = inter.sum(1, keepdims=True) + inter.sum(0, keepdims=True) - inter
-    return best_matching(inter / union) / len(g_ids)
 
 
 # ----------------------------------------------------------------------------- running
@@ -196,8 +106,7 @@ def load_pair(n: int, st: Stylizer) -> tuple[Image.Image, Image.Image, np.ndarra
 
 
 def vgg(st: Stylizer, img: Image.Image) -> dict[str, torch.Tensor]:
-    with torch.inference_mode():
-        return {k: v.float() for k, v in st.encoder(to_tensor(img).to(st.device), STYLE_LAYERS).items()}
+    return M.vgg_features(st.encoder, to_tensor(img))
 
 
 def run_pair(n: int, st: Stylizer, seg_only: bool) -> PairResult:
@@ -207,20 +116,23 @@ def run_pair(n: int, st: Stylizer, seg_only: bool) -> PairResult:
     with torch.inference_mode():
         a_c, (a_s,) = cosegment(st.encode, c_img, [s_img], st.config.regions, st.config.seed)
     res.seg_secs = time.perf_counter() - t0
-    res.miou = matched_miou([c_gt, s_gt], [a_c, a_s])
+    res.miou = M.matched_miou([c_gt, s_gt], [a_c, a_s])
     res.auto_labels = (a_c, a_s)
     if seg_only:
         return res
     c_f, s_f = vgg(st, c_img), vgg(st, s_img)
     for name, kw in METHODS.items():
-        extra = {"content_labels": LabelMap(c_gt), "style_labels": [LabelMap(s_gt)]} if kw["semantic"] == "labels" else {}
+        extra = {}
+        if kw["semantic"] == "labels":
+            extra = {"content_labels": LabelMap(c_gt, from_colors=True),
+                     "style_labels": [LabelMap(s_gt, from_colors=True)]}
         t0 = time.perf_counter()
         out = st.stylize(c_img, s_img, semantic=kw["semantic"], **extra).image
         res.secs[name] = time.perf_counter() - t0
         o_f = vgg(st, out)
-        res.dist[name] = region_style_distance(o_f, s_f, c_gt, s_gt)
-        res.closs[name] = float(FN.content_loss(o_f["relu4_1"], c_f["relu4_1"]))
-        res.ssim[name] = ssim_gray(to_tensor(out), to_tensor(c_img))
+        res.dist[name] = M.region_style_distance(o_f, s_f, c_gt, s_gt, min_share=MIN_SHARE)
+        res.closs[name] = M.content_loss(o_f, c_f)
+        res.ssim[name] = M.ssim_gray(to_tensor(out), to_tensor(c_img))
         res.images[name] = out
     res.images["content"], res.images["style"] = c_img, s_img
     return res
@@ -288,9 +200,11 @@ def main() -> None:
     ap.add_argument("--unmatched", default=None)
     ap.add_argument("--regions", type=int, default=None)
     ap.add_argument("--per-pair", action="store_true", help="also print the per-pair table")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     st = Stylizer(size=args.size, style_size=args.size, feather=args.feather, min_region=args.min_region,
                   unmatched=args.unmatched, regions=args.regions)
     results = []
@@ -299,7 +213,8 @@ def main() -> None:
         r = run_pair(n, st, args.seg_only)
         results.append(r)
         if args.seg_only:
-            print(f"pair {n:2d}: mIoU {r.miou:.3f}  k={len(np.unique(r.auto_labels[0]))}  {r.seg_secs:.2f}s", flush=True)
+            k = len(np.unique(r.auto_labels[0])) if r.auto_labels else 0
+            print(f"pair {n:2d}: mIoU {r.miou:.3f}  k={k}  {r.seg_secs:.2f}s", flush=True)
         else:
             print(f"pair {n:2d}: " + "  ".join(f"{m} d={r.dist[m]:.4f} c={r.closs[m]:.4f}" for m in METHODS)
                   + f"  mIoU {r.miou:.3f}", flush=True)
@@ -311,8 +226,39 @@ def main() -> None:
     if args.no_write or args.seg_only:
         return
     picture(results, parse_pairs(args.grid_pairs), ROOT / "docs/semantic_grid.png")
-    (ROOT / "docs/semantic_benchmark_raw.md").write_text(table + "\n" + per_pair_table(results), encoding="utf-8")
+    meta = (f"{len(results)} pairs ({args.pairs}) at {args.size} px, feather {st.config.feather}, "
+            f"min_region {st.config.min_region}, unmatched {st.config.unmatched}, regions {st.config.regions} "
+            f"(0 = automatic), seed {st.config.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{'bf16' if st.bf16 else 'fp32'} networks.")
+    write_report(ROOT / "docs/semantic_benchmark.md", table, per_pair_table(results), meta, head)
     print(head)
+
+
+BEGIN, END = "<!-- results:begin (written by benchmarks/bench_semantic.py) -->", "<!-- results:end -->"
+
+
+def write_report(path: Path, table: str, per_pair: str, meta: str, head: dict[str, float]) -> None:
+    """Replace the generated block of ``path`` (created if missing); the prose around it is kept."""
+    g_cut, a_cut, rise = head["semantic-GT_cut"], head["semantic-auto_cut"], head["semantic-GT_rise"]
+    share = a_cut / g_cut if g_cut > 0 else float("nan")
+
+    def ok(flag: bool) -> str:
+        return "met" if flag else "missed"
+
+    verdict = (f"GT labels cut the style distance by {g_cut:.1f} % (target ≥ {TARGET_CUT:.0f} %: "
+               f"{ok(g_cut >= TARGET_CUT)}) with a content-loss rise of {rise:+.1f} % "
+               f"(target ≤ {TARGET_RISE:.0f} %: {ok(rise <= TARGET_RISE)}); automatic labels reach "
+               f"{100 * share:.0f} % of that cut (target ≥ {100 * TARGET_AUTO:.0f} %: {ok(share >= TARGET_AUTO)}).")
+    details = f"<details><summary>Per pair</summary>\n\n{per_pair}\n</details>"
+    block = f"{BEGIN}\n{meta}\n\n{table}\n{verdict}\n\n{details}\n{END}"
+    text = f"# Semantic style transfer benchmark\n\n{BEGIN}\n{END}\n"
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

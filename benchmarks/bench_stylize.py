@@ -243,8 +243,20 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+def load_note(load_start: float | None) -> str:
+    """A warning when other processes competed for the CPUs during the run."""
+    if load_start is None or not hasattr(os, "getloadavg"):
+        return ""
+    worst = max(load_start, os.getloadavg()[0])
+    if worst <= (os.cpu_count() or 1):
+        return ""
+    return (f"Note: the machine was shared during this run (1-minute load average up to {worst:.1f} on "
+            f"{os.cpu_count()} CPUs), which inflates every absolute time; the calls are interleaved, so the "
+            "ratios are the figures to compare.")
+
+
 def render(results: dict[tuple[str, int], dict], sizes: list[int], repeats: int, info: dict[str, str],
-           in_process: bool) -> str:
+           in_process: bool, note: str = "") -> str:
     def ms(kind: str, s: int) -> str:
         return f"{results[(kind, s)]['median'] * 1000:.0f}"
 
@@ -278,6 +290,8 @@ def render(results: dict[tuple[str, int], dict], sizes: list[int], repeats: int,
     lines += ["", "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "."]
     if in_process:
         lines.append("Measured in one process (--no-subprocess): the memory peaks may mix.")
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -299,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_memory(kind, int(size), Path(content), Path(style))))
         return 0
     t0 = time.perf_counter()
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory(prefix="semstyle-bench-") as tmp:
         folder = Path(tmp)
@@ -312,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             timed = time_all(size, content, style, args.repeats, args.warmup, folder, memory_inline=args.no_subprocess)
             for kind, res in timed.items():
                 results.setdefault((kind, size), {}).update(res)
-        table = render(results, args.sizes, args.repeats, machine_info(), args.no_subprocess)
+        table = render(results, args.sizes, args.repeats, machine_info(), args.no_subprocess, load_note(load_start))
     print(table)
     args.md.parent.mkdir(parents=True, exist_ok=True)
     tmp_md = args.md.with_name(f".{args.md.name}.tmp")

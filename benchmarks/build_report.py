@@ -200,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
               "timing_optimize_steps", "showcase_size", "showcase_optimize_steps"):
         ap.add_argument("--" + f.replace("_", "-"), type=int, help=f"override the profile's {f}")
     ap.add_argument("--timing-sizes", help="comma-separated sizes (default 256,512,1024)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
     if bad:
@@ -222,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             peer = ensure_peer(args.peer_venv)
     t0 = time.time()
     runs.mkdir(parents=True, exist_ok=True)
-    (runs / "profile.json").write_text(json.dumps({**asdict(prof), "quick": args.quick, **machine(),
-                                                   "peer": peer is not None}, indent=1) + "\n")
+    if any(s != "report" for s in stages) or not (runs / "profile.json").is_file():  # the machine the runs ran on
+        info = {**asdict(prof), "quick": args.quick, **machine(), "peer": peer is not None}
+        (runs / "profile.json").write_text(json.dumps(info, indent=1) + "\n")
     if "plain" in stages:
         print(f"plain: {prof.plain_pairs} BSDS500 × held-out pairs at {prof.size} px", flush=True)
         quality_stage("plain", runs / "plain", plain_pairs(prof.plain_pairs),

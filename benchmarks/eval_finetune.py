@@ -111,8 +111,9 @@ def main() -> None:
     ap.add_argument("--discriminator", default="finetuned")
     ap.add_argument("--run", type=Path, help="training run whose metrics.jsonl gives the loss curves")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a shared machine)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     contents = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
     styles = heldout()[: args.styles or None]
@@ -133,13 +134,19 @@ def main() -> None:
         print(f"{name}: {len(results[name])} pairs")
 
     keys = list(results["pretrained"][0])
-    lines = ["| metric (mean over pairs) | pretrained | fine-tuned | change |", "|---|---|---|---|"]
+    lines = [
+        "| metric | pretrained mean | fine-tuned mean | change | pretrained median | fine-tuned median | change |",
+        "|---|---|---|---|---|---|---|",
+    ]
     summary = {}
     for k in keys:
         a = statistics.fmean(r[k] for r in results["pretrained"])
         b = statistics.fmean(r[k] for r in results["finetuned"])
+        ma = statistics.median(r[k] for r in results["pretrained"])
+        mb = statistics.median(r[k] for r in results["finetuned"])
         summary[k] = (a, b)
-        lines.append(f"| {k} | {a:.4g} | {b:.4g} | {100 * (b - a) / abs(a):+.1f}% |")
+        change, mchange = 100 * (b - a) / abs(a), 100 * (mb - ma) / abs(ma)
+        lines.append(f"| {k} | {a:.4g} | {b:.4g} | {change:+.1f}% | {ma:.4g} | {mb:.4g} | {mchange:+.1f}% |")
     wins = sum(rb["gram_style"] < ra["gram_style"] for ra, rb in zip(results["pretrained"], results["finetuned"]))
     table = "\n".join(lines)
     print(table)

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     out = save_image(sheet, args.out / SHEET_NAME, overwrite=True)  # atomic: temp file, then rename
     print(f"contact sheet ({len(contents)} contents x {len(styles)} styles): {out}")
     if args.docs:
+        # a 256-colour palette keeps the committed picture small (about a third of the RGB PNG)
         small = contact_sheet(contents, styles, results, cell=DOCS_CELL)
+        small = small.quantize(256, dither=Image.Dither.FLOYDSTEINBERG)
         print(f"docs copy: {save_image(small, REPO / 'docs' / SHEET_NAME, overwrite=True)}")
     print(f"total time: {time.perf_counter() - t0:.1f} s")
     return 0

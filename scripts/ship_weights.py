@@ -64,7 +64,7 @@ def main() -> None:
     manifest["record"] = {
         "step": state["step"],
         "wall_time_s": wall_time(args.run, state["step"]),
-        "command": "semstyle train --config configs/finetune.yaml (resumed with --resume until done)",
+        "command": "semstyle train --config configs/finetune.yaml",
         "config": state["config"],
     }
     (DEST / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -18,10 +18,14 @@ def test_n_contents_cost_n_content_passes_and_one_style_encode(stylizer, monkeyp
     contents = [Image.fromarray(content_array(128, 128, seed=20 + i)) for i in range(4)]
     calls: list[tuple[int, int]] = []
     encode = stylizer.encode
-    monkeypatch.setattr(stylizer, "encode", lambda x, taps=("relu4_1",): calls.append(tuple(x.shape[-2:])) or encode(x, taps))
+    def counting(x, taps=("relu4_1",)):  # noqa: ANN001, ANN202
+        calls.append(tuple(x.shape[-2:]))
+        return encode(x, taps)
+
+    monkeypatch.setattr(stylizer, "encode", counting)
     for c in contents:
         stylizer.stylize(c, style)
-    style_shape = (88, 120)  # 88×120 is already a multiple of 8: encoded as is
+    style_shape = (96, 128)  # resized to 128×94 (style_size 128), padded to 128×96
     assert calls.count(style_shape) == 1
     assert len(calls) == len(contents) + 1
 

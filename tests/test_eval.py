@@ -14,6 +14,7 @@ from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.evaluation import all_pairs, read_pairs
 from semstyle.evaluation.methods import parse_methods
+from semstyle.evaluation.report import have_matplotlib
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -38,8 +39,8 @@ def pair_dir(tmp_path_factory, images) -> Path:
 
 def test_eval_end_to_end_then_resume(pair_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
-    argv = ["eval", "--pairs", str(pair_dir / "pairs.txt"), "--methods", "adain,semantic-labels,optimize,peer",
-            "--out", str(out), "--size", "48", "--optimize-steps", "2", "--no-progress", "--device", "cpu"]
+    argv = ["eval", "--pairs", str(pair_dir / "pairs.txt"), "--methods", "adain,semantic-labels,peer",
+            "--out", str(out), "--size", "48", "--no-progress", "--device", "cpu"]
     assert main(argv) == 0
     cap = capsys.readouterr()
     assert "peer: skipped" in cap.err and "--peer-python" in cap.err  # an unavailable method: a message, no crash
@@ -50,22 +51,25 @@ def test_eval_end_to_end_then_resume(pair_dir: Path, tmp_path: Path, capsys) -> 
         assert 0 < float(r["seconds"]) and 0 < float(r["gram_style"]) and -1 <= float(r["ssim"]) <= 1
         assert (out / r["image"]).is_file() and Image.open(out / r["image"]).size == (int(r["width"]), int(r["height"]))
     assert adain[0]["region_style"] != "" and adain[1]["region_style"] == ""  # only the pair with maps has it
-    assert len(_rows(out / "semantic-labels.csv")) == 1 and len(_rows(out / "optimize.csv")) == 2
+    assert len(_rows(out / "semantic-labels.csv")) == 1
     assert not (out / "peer.csv").exists()
     summary = (out / "summary.md").read_text()
     assert "| adain | 2 |" in summary and "| semantic-labels | 1 |" in summary and "**peer** not run" in summary
-    for name in ("grid.png", "style_vs_content.png", "timings.png"):
+    plots = ("style_vs_content.png", "timings.png") if have_matplotlib() else ()
+    for name in ("grid.png", *plots):
         assert Image.open(out / name).size[0] > 100
+    if not plots:
+        assert "matplotlib is not installed" in cap.err
     # the same command again: every pair is found done, nothing runs, the CSVs do not grow
     assert main(argv) == 0
-    assert "0 new results, 5 already done" in capsys.readouterr().out
-    assert len(_rows(out / "adain.csv")) == 2 and len(_rows(out / "optimize.csv")) == 2
+    assert "0 new results, 3 already done" in capsys.readouterr().out
+    assert len(_rows(out / "adain.csv")) == 2 and len(_rows(out / "semantic-labels.csv")) == 1
 
 
 def test_eval_resumes_an_interrupted_run(pair_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
     base = ["eval", "--pairs", str(pair_dir / "pairs.txt"), "--methods", "adain", "--out", str(out),
-            "--size", "32", "--no-progress", "--device", "cpu"]
+            "--size", "40", "--no-progress", "--device", "cpu"]
     assert main([*base, "--limit", "1"]) == 0  # as if stopped after the first pair
     with open(out / "adain.csv", "a") as f:
         f.write("/cut/short.png,/cut")  # a row cut short by a crash is ignored
@@ -136,3 +140,23 @@ def test_peer_protocol_with_a_stand_in_package(tmp_path: Path, monkeypatch, imag
     finally:
         peer.close()
     assert peer.proc.poll() is not None
+
+
+def test_report_without_matplotlib_says_so_and_still_writes_the_summary(tmp_path: Path, images, monkeypatch) -> None:
+    from semstyle.evaluation import report
+    from semstyle.evaluation.pairs import Pair
+    from semstyle.evaluation.runner import EvalResult
+
+    (tmp_path / "images").mkdir()
+    Image.open(images.style_a).save(tmp_path / "images" / "x.png")
+    pair = Pair(images.content, images.style_a)
+    row = {"content": pair.key[0], "style": pair.key[1], "status": "ok", "seconds": "1.5", "peak_mb": "10",
+           "content_loss": "2", "gram_style": "4", "ssim": "0.5", "image": "images/x.png"}
+    res = EvalResult(tmp_path, rows={"adain": [row]}, unavailable={"peer": "no interpreter"})
+    said: list[str] = []
+    monkeypatch.setattr(report, "have_matplotlib", lambda: False)
+    files = report.write_report(res, [pair], ["adain", "peer"], 4, said.append)
+    assert said == [report.MISSING_MPL] and "semstyle[bench]" in said[0]
+    assert [f.name for f in files] == ["summary.md", "grid.png"]
+    text = (tmp_path / "summary.md").read_text()
+    assert "| adain | 1 | 2 | 4 |" in text and "**peer** not run: no interpreter" in text

@@ -36,9 +36,11 @@ def test_masks_at_downsamples_by_area() -> None:
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls(images, stylizer, optimizer: str) -> None:
-    res = optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, style_size=SIDE, steps=6,
+    res = optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, style_size=SIDE, steps=8,
                    optimizer=optimizer, lr=0.05)
-    assert len(res.history) == 6 and set(res.parts) == {"content", "style", "tv"}
+    # one entry per evaluation (L-BFGS's line search may add a few), then the returned image's loss
+    assert 9 <= len(res.history) <= 8 * 3 // 2 + 2 and set(res.parts) == {"content", "style", "tv"}
+    assert all(len(v) == len(res.history) for v in res.parts.values())
     assert res.history[-1] < 0.8 * res.history[0]
     assert res.parts["style"][-1] < res.parts["style"][0]
     assert res.image.size == (SIDE, SIDE) and res.guided_labels == []

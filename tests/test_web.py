@@ -196,9 +196,11 @@ def test_auto_mode_shows_the_segmentation_of_both_images(handlers: Handlers, ima
     view = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", size=96))
     assert 'id="semstyle-ok"' in view.status and "semantic auto" in view.status, view.status
     assert view.content_overlay.size == (96, 43) and view.style_overlay.size == (128, 128)
-    seg = handlers.segment(*form(images.content_wide, images.style_b, size=96))
-    assert "regions shared by both images" in seg.status, seg.status
-    assert seg.result is None and seg.content_overlay.size == (96, 43) and seg.style_overlay.size == (128, 128)
+    # the "Show the automatic segmentation" button (Handlers.segment) runs in tests/test_web_browser.py
+
+
+def test_segment_reports_problems_as_messages(handlers: Handlers, images) -> None:  # noqa: ANN001
+    assert_message(handlers.segment(*form(None, images.style_a)).status, "upload a content image")
 
 
 # ----------------------------------------------------------------------------- HTTP

@@ -7,6 +7,7 @@ a block and reports its peak resident-memory growth.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import resource
 import time
@@ -206,6 +207,15 @@ def _reset_peak() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Hand memory that was freed but kept by the C allocator back to the OS (glibc), so a block's
+    allocations show up as growth of the resident set instead of reusing what earlier calls freed."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _maxrss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # kB on Linux
 
@@ -214,11 +224,13 @@ def _maxrss_kb() -> int:
 def measure() -> Iterator[Usage]:
     """Time a block and measure its peak memory: ``with measure() as u: ...; u.seconds, u.peak_mb``.
 
-    Peak memory is VmHWM − VmRSS(start) after resetting VmHWM through ``/proc/self/clear_refs``,
-    so it counts every allocator (torch, numpy, onnxruntime), not only Python objects. Where
+    Peak memory is VmHWM − VmRSS(start) after returning freed heap memory to the OS
+    (``malloc_trim``) and resetting VmHWM through ``/proc/self/clear_refs``, so it counts every
+    allocator (torch, numpy, onnxruntime), not only Python objects. Where
     the peak cannot be reset it falls back on the growth of ``ru_maxrss`` (a lower bound).
     """
     usage = Usage()
+    _release_free_memory()
     exact = _reset_peak()
     start_kb = _status_kb("VmRSS") if exact else None
     if start_kb is None:

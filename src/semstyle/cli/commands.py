@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +128,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     stylizer = Stylizer(cfg)
     failures = 0
     bar = _progress(len(jobs))
-    io = _IOWorker(jobs, cfg, args.overwrite)  # decodes the next contents and saves outputs in the background
+    io = _IOWorker(jobs, cfg, args.overwrite, report=lambda msg: bar.write(msg, file=sys.stderr))  # background I/O
     for n, job in enumerate(jobs):
         styles: list[Path] = list(job.styles) + [p for _, p in label_styles]
         region_styles = {lab: len(job.styles) + i for i, (lab, _) in enumerate(label_styles)} or None
@@ -155,7 +156,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             if len(jobs) == 1:
                 raise
             failures += 1
-            print(f"semstyle: error: {job.content.name} × {styles[0].name}: {e}", file=sys.stderr)
+            bar.write(f"semstyle: error: {job.content.name} × {styles[0].name}: {e}", file=sys.stderr)  # above the bar
         failures += io.wait(keep=2 if len(jobs) > 1 else 0)  # a single image's write finishes (or fails) here
         bar.update(1)
         if len(jobs) == 1:
@@ -173,10 +174,11 @@ class _IOWorker:
     (at most ``ahead`` pending). Style images are decoded once and kept (the Stylizer caches their
     encodings). Errors surface per image: in ``content`` (raised) and in ``wait`` (reported, counted)."""
 
-    def __init__(self, jobs: list[Job], cfg: StylizeConfig, overwrite: bool, ahead: int = 2) -> None:
+    def __init__(self, jobs: list[Job], cfg: StylizeConfig, overwrite: bool, report: Callable[[str], None],
+                 ahead: int = 2) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.jobs, self.cfg, self.overwrite, self.ahead = jobs, cfg, overwrite, ahead
+        self.jobs, self.cfg, self.overwrite, self.report, self.ahead = jobs, cfg, overwrite, report, ahead
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semstyle-io")
         self.loads: dict[int, Future] = {}
         self.saves: list[tuple[str, Future]] = []
@@ -217,7 +219,7 @@ class _IOWorker:
                 if len(self.jobs) == 1:
                     raise
                 failed += 1
-                print(f"semstyle: error: {name}: cannot write the output: {e}", file=sys.stderr)
+                self.report(f"semstyle: error: {name}: cannot write the output: {e}")
         return failed
 
     def close(self) -> int:

@@ -36,30 +36,68 @@ def _floats(text: str) -> tuple[float, ...]:
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     d = StylizeConfig()
     p.add_argument("--alpha", type=float, default=d.alpha, help="style strength in [0, 1] (default %(default)s)")
-    p.add_argument("--size", type=int, default=d.size, help="content's longest side in px, 0 keeps it (default %(default)s)")
-    p.add_argument("--style-size", type=int, default=d.style_size, help="style's longest side in px, 0 keeps it (default %(default)s)")
+    p.add_argument(
+        "--size", type=int, default=d.size, help="content's longest side in px, 0 keeps it (default %(default)s)"
+    )
+    p.add_argument(
+        "--style-size",
+        type=int,
+        default=d.style_size,
+        help="style's longest side in px, 0 keeps it (default %(default)s)",
+    )
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     p.add_argument("--style-weights", type=_floats, help="interpolation weights, one per style: 0.7,0.3")
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default %(default)s)")
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto = bf16 where the CPU/GPU has it natively")
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default=d.precision, help="auto = bf16 where the CPU/GPU has it natively"
+    )
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="refuse larger inputs (default %(default)s)")
-    p.add_argument("--encoder-weights", dest="encoder", default=d.encoder, help="'pretrained', a .pth/.safetensors file or a URL")
-    p.add_argument("--decoder", "--decoder-weights", dest="decoder", default=d.decoder,
-                   help="pretrained | finetuned | a .pth/.safetensors file | a URL (default %(default)s)")
-    p.add_argument("--discriminator", default=d.discriminator, help="discriminator weights for --refine (default %(default)s)")
-    p.add_argument("--refine", type=int, default=d.refine, help="discriminator-guided refinement rounds (default 0 = off)")
-    p.add_argument("--refine-target", type=float, default=d.refine_target,
-                   help="stop refining at this discriminator score (default %(default)s)")
+    p.add_argument(
+        "--encoder-weights", dest="encoder", default=d.encoder, help="'pretrained', a .pth/.safetensors file or a URL"
+    )
+    p.add_argument(
+        "--decoder",
+        "--decoder-weights",
+        dest="decoder",
+        default=d.decoder,
+        help="pretrained | finetuned | a .pth/.safetensors file | a URL (default %(default)s)",
+    )
+    p.add_argument(
+        "--discriminator", default=d.discriminator, help="discriminator weights for --refine (default %(default)s)"
+    )
+    p.add_argument(
+        "--refine", type=int, default=d.refine, help="discriminator-guided refinement rounds (default 0 = off)"
+    )
+    p.add_argument(
+        "--refine-target",
+        type=float,
+        default=d.refine_target,
+        help="stop refining at this discriminator score (default %(default)s)",
+    )
     p.add_argument("--semantic", choices=SEMANTIC_MODES, default=d.semantic, help="region prior (default %(default)s)")
     p.add_argument("--regions", type=int, default=d.regions, help="auto mode: number of regions, 0 = automatic")
-    p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default=d.unmatched,
-                   help="content labels missing from the style (default %(default)s)")
-    p.add_argument("--segformer-fine", dest="segformer_coarse", action="store_false",
-                   help="segformer mode: match ADE20K's 150 classes instead of 8 coarse groups")
-    p.add_argument("--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)")
+    p.add_argument(
+        "--unmatched",
+        choices=UNMATCHED_POLICIES,
+        default=d.unmatched,
+        help="content labels missing from the style (default %(default)s)",
+    )
+    p.add_argument(
+        "--segformer-fine",
+        dest="segformer_coarse",
+        action="store_false",
+        help="segformer mode: match ADE20K's 150 classes instead of 8 coarse groups",
+    )
+    p.add_argument(
+        "--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
-    p.add_argument("--tile", type=int, default=d.tile,
-                   help="tile side in px for large images: 0 = auto (over 1.5 Mpx), -1 = never (default %(default)s)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=d.tile,
+        help="tile side in px for large images: 0 = auto (over 1.5 Mpx), -1 = never (default %(default)s)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,11 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"semstyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("stylize", help="stylise images", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "stylize", help="stylise images", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("content", metavar="CONTENT", help="content image or folder of images")
-    p.add_argument("styles", metavar="STYLE", nargs="*", help="style image(s) or folder; several files are interpolated")
-    p.add_argument("--style", dest="label_styles", action="append", default=[], metavar="LABEL=PATH",
-                   help="a style for one label of --mask/--content-labels (repeatable): --style sky=a.jpg")
+    p.add_argument(
+        "styles", metavar="STYLE", nargs="*", help="style image(s) or folder; several files are interpolated"
+    )
+    p.add_argument(
+        "--style",
+        dest="label_styles",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="a style for one label of --mask/--content-labels (repeatable): --style sky=a.jpg",
+    )
     p.add_argument("-o", "--output", required=True, help="output file, or folder when CONTENT/STYLE are folders")
     p.add_argument("--mask", help="label map over the content: region i takes style i (sorted labels)")
     p.add_argument("--content-labels", help="label map of the content (--semantic labels)")
@@ -157,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         first = str(e).splitlines()[0] if str(e) else ""
-        print(f"semstyle: internal error: {type(e).__name__}: {first} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"semstyle: internal error: {type(e).__name__}: {first} (rerun with --debug for details)", file=sys.stderr
+        )
         return 1
 
 

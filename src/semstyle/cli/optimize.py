@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from semstyle.pipelines.optimize import INITS, OPTIMIZERS, OptimizeConfig
+    from semstyle.pipelines.optimize_config import INITS, OPTIMIZERS, OptimizeConfig
 
     d = OptimizeConfig()
     p = sub.add_parser(

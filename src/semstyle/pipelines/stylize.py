@@ -24,11 +24,11 @@ from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, to_tensor
 from semstyle.io.labels import LabelMap
-from semstyle.models import Decoder, VGGEncoder
-from semstyle.models.weights import load_into
 from semstyle.losses import GeneratorObjective, LossWeights
+from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
+from semstyle.models.weights import load_into
 from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
 from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
 from semstyle.pipelines.tiling import stylize_tiled, tile_plan
@@ -129,7 +129,9 @@ class Stylizer:
         """Load, resize and encode a style image once; later calls with the same image reuse it."""
         img = resize_longest(load_image(style, self.config.max_pixels, "style image"), self.config.style_size)
         if min(img.size) < MIN_SIDE:
-            raise InputError(f"style image is {img.size[0]}x{img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side")
+            raise InputError(
+                f"style image is {img.size[0]}x{img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side"
+            )
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
         if key in self._styles:
             self._styles.move_to_end(key)
@@ -163,7 +165,9 @@ class Stylizer:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
         if style_weights is not None:
             if len(style_weights) != len(styles):
-                raise InputError(f"got {len(style_weights)} style weights for {len(styles)} styles; give one weight per style")
+                raise InputError(
+                    f"got {len(style_weights)} style weights for {len(styles)} styles; give one weight per style"
+                )
             if any(w < 0 for w in style_weights) or sum(style_weights) <= 0:
                 raise InputError(f"style weights must be non-negative with a positive sum, got {list(style_weights)}")
         if region_styles is not None and mask is None and semantic == "none":
@@ -177,8 +181,10 @@ class Stylizer:
         if semantic == "labels":
             named = set((region_styles or {}).values())  # styles named for a label may come without a map
             given = list(style_labels or [])
-            if content_labels is None or any(i not in named for i in range(len(given), len(styles))) or any(
-                s is None and i not in named for i, s in enumerate(given)
+            if (
+                content_labels is None
+                or any(i not in named for i in range(len(given), len(styles)))
+                or any(s is None and i not in named for i, s in enumerate(given))
             ):
                 raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
             if len(given) > len(styles):
@@ -229,8 +235,10 @@ class Stylizer:
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if style_labels is not None and not isinstance(style_labels, (list, tuple)):
             style_labels = [style_labels]
-        weights = list(style_weights) if style_weights is not None else (
-            list(cfg.style_weights) if cfg.style_weights and len(cfg.style_weights) == len(styles) else None
+        weights = (
+            list(style_weights)
+            if style_weights is not None
+            else (list(cfg.style_weights) if cfg.style_weights and len(cfg.style_weights) == len(styles) else None)
         )
         self.check_inputs(styles, alpha, weights, mask, region_styles, semantic, content_labels, style_labels)
         weights = weights or [1.0] * len(styles)
@@ -240,13 +248,29 @@ class Stylizer:
         # 1. load and resize the content; encode (or reuse) every style
         content_img = resize_longest(load_image(content, cfg.max_pixels, "content image"), cfg.size)
         if min(content_img.size) < MIN_SIDE:
-            raise InputError(f"content image is {content_img.size[0]}x{content_img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side")
+            raise InputError(
+                f"content image is {content_img.size[0]}x{content_img.size[1]} after resizing; "
+                f"it needs at least {MIN_SIDE} px a side"
+            )
         entries = [self.encode_style(s) for s in styles]
         t["load+style"] = time.perf_counter() - t0
         plan = tile_plan(cfg.tile, content_img.size, refine_rounds)
         if plan is not None:  # large content: tiled encoder/decoder with global statistics (bounded memory)
-            return stylize_tiled(self, plan, content_img, entries, weights, alpha, preserve_color, semantic, mask,
-                                 region_styles, content_labels, style_labels, t)
+            return stylize_tiled(
+                self,
+                plan,
+                content_img,
+                entries,
+                weights,
+                alpha,
+                preserve_color,
+                semantic,
+                mask,
+                region_styles,
+                content_labels,
+                style_labels,
+                t,
+            )
 
         with torch.inference_mode():
             # 2. encode the content (padded to a multiple of 8 by reflection)
@@ -255,8 +279,9 @@ class Stylizer:
             t["encode"] = time.perf_counter() - t0 - sum(t.values())
 
             # 3. regions: which labels cover the content and each style
-            labels = resolve_labels(self, semantic, content_img, entries, mask, region_styles,
-                                    content_labels, style_labels, c_feat)
+            labels = resolve_labels(
+                self, semantic, content_img, entries, mask, region_styles, content_labels, style_labels, c_feat
+            )
             t["segment"] = time.perf_counter() - t0 - sum(t.values())
 
             # 4. fuse: AdaIN (global, interpolated, per-region or region-matched), then mix by alpha
@@ -277,7 +302,9 @@ class Stylizer:
         report = None
         if refine_rounds:
             main = max(range(len(entries)), key=lambda i: weights[i])
-            out, report = self._refine(fused.clone(), target.clone(), entries[main], (h, w), refine_rounds, refine_target)
+            out, report = self._refine(
+                fused.clone(), target.clone(), entries[main], (h, w), refine_rounds, refine_target
+            )
             out = out.cpu()
             t["refine"] = time.perf_counter() - t0 - sum(t.values())
 
@@ -307,7 +334,13 @@ class Stylizer:
         return self._disc
 
     def _refine(
-        self, fused: torch.Tensor, anchor: torch.Tensor, style: StyleEntry, hw: tuple[int, int], rounds: int, target: float
+        self,
+        fused: torch.Tensor,
+        anchor: torch.Tensor,
+        style: StyleEntry,
+        hw: tuple[int, int],
+        rounds: int,
+        target: float,
     ) -> tuple[torch.Tensor, RefineReport]:
         disc = self.discriminator()
         objective = GeneratorObjective(self.encoder, LossWeights())

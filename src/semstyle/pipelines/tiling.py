@@ -317,7 +317,7 @@ def stylize_tiled(
             fy, fx = slice(y0 // 8, y1 // 8), slice(x0 // 8, x1 // 8)
             masks = None if hard is None else {"hard": hard[:, :, fy, fx], "soft": soft[:, :, fy, fx]}
             moments.add(core, masks)
-        t["encode"] = time.perf_counter() - t0 - sum(t.values())
+        t["stats"] = time.perf_counter() - t0 - sum(t.values())
 
         # 3. the transform every tile gets
         matches: dict[int, object] = {}
@@ -328,32 +328,22 @@ def stylize_tiled(
         else:
             fusion, matches = _region_fusion(st, regions, entries, weights, moments, soft, ids)
 
-        # 4. pass 2: encode, fuse, decode, cross-fade into a one-tile-row float band
-        out = np.empty((h, w, 3), dtype=np.uint8)
+        # 4. pass 2: encode, fuse, decode, cross-fade into the output
+        canvas = _Canvas(h, w, wp)
         half = plan.overlap // 2
-        band: np.ndarray | None = None
-        band_y0 = 0
         for y0, y1, x0, x1 in tiles:
             (cy0, cy1), (cx0, cx1) = _crop(y0, y1, plan.margin, hp), _crop(x0, x1, plan.margin, wp)
             oy0, oy1 = max(0, y0 - half), min(hp, y1 + half)
             ox0, ox1 = max(0, x0 - half), min(wp, x1 + half)
-            if band is None or oy0 != band_y0:  # a new tile row: flush the rows no later tile touches
-                if band is not None:
-                    _flush(out, band, band_y0, oy0)
-                    band = np.concatenate([band[oy0 - band_y0 :], np.zeros((oy1 - band_y0 - band.shape[0], wp, 3),
-                                                                            np.float32)])
-                else:
-                    band = np.zeros((oy1 - oy0, wp, 3), np.float32)
-                band_y0 = oy0
             feat = _encode_tile(st, padded, cy0, cy1, cx0, cx1)
             fused = FN.mix(feat, fusion(feat, slice(cy0 // 8, cy1 // 8), slice(cx0 // 8, cx1 // 8)), alpha)
             img = st.decode(fused).clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()  # (ch, cw, 3)
             piece = img[oy0 - cy0 : oy1 - cy0, ox0 - cx0 : ox1 - cx0]
             wy = ramp(oy0, oy1, y0, y1, half, hp)[:, None, None]
             wx = ramp(ox0, ox1, x0, x1, half, wp)[None, :, None]
-            band[oy0 - band_y0 : oy1 - band_y0, ox0:ox1] += piece * wy * wx
-        _flush(out, band, band_y0, hp)
-        t["decode"] = time.perf_counter() - t0 - sum(t.values())
+            canvas.add(piece * wy * wx, oy0, oy1, ox0, ox1)
+        out = canvas.finish()
+        t["stylize"] = time.perf_counter() - t0 - sum(t.values())
 
     # 5. optionally restore the content's colours (statistics over the whole image, applied in strips)
     if preserve_color:
@@ -370,12 +360,32 @@ def stylize_tiled(
     )
 
 
-def _flush(out: np.ndarray, band: np.ndarray, band_y0: int, upto: int) -> None:
-    """Write band rows [band_y0, upto) (clipped to the image) into the uint8 output."""
-    end = min(upto, out.shape[0])
-    if end > band_y0:
-        rows = band[: end - band_y0, : out.shape[1]]
-        out[band_y0:end] = np.clip(rows * 255.0 + 0.5, 0, 255).astype(np.uint8)
+class _Canvas:
+    """The (H, W, 3) uint8 output, accumulated one tile row at a time in a float32 band: rows that
+    no later tile touches are rounded and written out when the next tile row starts."""
+
+    def __init__(self, h: int, w: int, wp: int) -> None:
+        self.out = np.empty((h, w, 3), dtype=np.uint8)
+        self.band = np.zeros((0, wp, 3), np.float32)  # output rows [y0, y0 + len(band)) of the padded width
+        self.y0 = 0
+
+    def add(self, piece: np.ndarray, oy0: int, oy1: int, ox0: int, ox1: int) -> None:
+        if oy0 != self.y0 or not len(self.band):  # a new tile row (tiles come row by row)
+            self._flush(oy0)
+            keep = self.band[oy0 - self.y0 :]
+            grow = np.zeros((oy1 - oy0 - len(keep), self.band.shape[1], 3), np.float32)
+            self.band, self.y0 = np.concatenate([keep, grow]), oy0
+        self.band[oy0 - self.y0 : oy1 - self.y0, ox0:ox1] += piece
+
+    def _flush(self, upto: int) -> None:
+        end = min(upto, self.out.shape[0])
+        if end > self.y0:
+            rows = self.band[: end - self.y0, : self.out.shape[1]]
+            self.out[self.y0 : end] = np.clip(rows * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def finish(self) -> np.ndarray:
+        self._flush(self.out.shape[0])
+        return self.out
 
 
 _RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])

@@ -1,24 +1,28 @@
 """Automatic co-segmentation of a content and its style images, offline, with no extra weights.
 
 Region k must mean the same thing in every image, so the images are clustered *jointly*.
-Raw deep features cluster by image (each image's style shifts all its features), so:
+Raw deep features cluster by image (each image's style shifts and scales all its features), so:
 
-1. **Describe** every image on a grid (1/8 of a ~320 px copy): VGG features of several layers,
-   each instance-normalised per image (removing that image's own style statistics), plus weak
-   colour (per-image normalised luminance/chroma) and vertical-position cues, smoothed spatially.
-2. **Cluster** the pooled descriptors of all images with k-means++ (several seeded restarts) after
-   a joint PCA; with ``regions=0`` the number of regions k ∈ 2..6 is chosen by a silhouette score
-   penalised for every extra region and for regions found in only one image.
-3. **Refine** at full resolution: soft cluster memberships are upsampled with a colour-guided
-   filter (He et al.), so borders follow the image's edges, then each pixel takes its most
-   likely region.
+1. **Describe** every image on a coarse grid (relu4_1 cells of a ~320 px copy): relu4_1 and
+   relu5_1 features, each channel divided by its root-mean-square over the image (removing the
+   image's own contrast, i.e. most of its style), smoothed by a small Gaussian, plus a weak
+   vertical-position cue (skies are on top in both images).
+2. **Cluster** the pooled descriptors of all images with k-means++ (seeded restarts) after a
+   joint PCA. With ``regions=0`` the number of regions k ∈ 2..6 is the one with the best
+   silhouette score, lowered for every region found in only one image; such orphan regions are
+   then merged into their nearest region, so each remaining region exists in every image.
+3. **Refine** at full resolution: soft memberships (a softmax of the distances to the cluster
+   centres) are upsampled with a fast colour-guided filter (He et al. 2013), so that borders
+   snap to the image's edges, and each pixel takes its most likely region.
 
-Everything is deterministic for a given ``seed``.
+Deterministic for a given ``seed``. About 0.3 s per 512 px pair on two cores plus the encoder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,32 +32,34 @@ from PIL import Image
 
 from semstyle.io.images import to_tensor
 
+log = logging.getLogger(__name__)
+
 Encode = Callable[[torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class Options:
-    """Knobs of the co-segmentation (the defaults were tuned on the DPST pairs, see docs)."""
+    """Knobs of the co-segmentation; the defaults were chosen on the DPST pairs (docs/semantic_benchmark.md)."""
 
-    layers: tuple[tuple[str, float], ...] = (("relu3_1", 1.0), ("relu4_1", 1.0))  # (tap, weight)
+    layers: tuple[tuple[str, float], ...] = (("relu4_1", 1.0), ("relu5_1", 1.0))  # (tap, weight)
     side: int = 320  # images are described at this longest side
-    grid: str = "relu4_1"  # the layer whose resolution is the clustering grid
-    color: float = 0.0  # weight of the normalised colour cue
-    position: float = 0.0  # weight of the vertical-position cue
-    smooth: float = 0.0  # std (grid cells) of the Gaussian smoothing of the descriptors
-    norm: str = "instance"  # per-image normalisation: instance | scale | none; "+cos" adds per-pixel L2
-    pca: int = 0  # joint PCA dimensions (0: none)
+    grid: str = "relu4_1"  # the tap whose resolution is the clustering grid
+    norm: str = "scale"  # per-image channel normalisation: "scale" (÷ RMS), "instance" (− mean, ÷ std), "none"
+    smooth: float = 1.0  # std (grid cells) of the Gaussian smoothing of the descriptors
+    position: float = 0.5  # weight of the vertical-position cue (0 = off)
+    color: float = 0.0  # weight of a per-image normalised YUV colour cue (0 = off)
+    pca: int = 32  # joint PCA dimensions before k-means (0 = none)
     restarts: int = 3  # k-means++ restarts; the lowest inertia wins
     k_min: int = 2
     k_max: int = 6
-    k_penalty: float = 0.02  # silhouette points lost per extra region
+    k_penalty: float = 0.0  # silhouette points lost per region above k_min
     orphan_penalty: float = 0.1  # silhouette points lost per region present in only one image
-    orphan_share: float = 0.01  # a region covering less than this of an image is absent from it
-    temperature: float = 0.5  # softness of the memberships (relative to the mean squared distance)
-    refine: str = "guided"  # "guided" | "bilinear" | "nearest"
-    guide_radius: float = 0.02  # guided-filter radius as a share of the longest side
-    guide_eps: float = 1e-3  # guided-filter regulariser
-    fixed_k_default: int = 3
+    orphan_share: float = 0.01  # a region covering less than this share of an image is absent from it
+    temperature: float = 0.5  # softness of memberships, relative to the mean squared distance to the nearest centre
+    refine: str = "guided"  # full-resolution labels: "guided" | "bilinear" | "nearest"
+    guide_radius: float = 0.03  # guided-filter radius, as a share of the image's longest side
+    guide_eps: float = 1e-3  # guided-filter regulariser (smaller follows the image's edges more closely)
+    guide_side: int = 160  # the guided filter's coefficients are computed at this longest side
 
 
 DEFAULT = Options()
@@ -61,6 +67,7 @@ DEFAULT = Options()
 
 # ----------------------------------------------------------------------------- description
 def _resize_for(img: Image.Image, side: int, m: int = 16) -> Image.Image:
+    """``img`` scaled to about ``side`` px (longest side), both sides multiples of ``m``."""
     scale = side / max(img.size)
     w = max(m, round(img.size[0] * scale / m) * m)
     h = max(m, round(img.size[1] * scale / m) * m)
@@ -83,22 +90,20 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (pw, pw, 0, 0), mode="replicate"), kw, groups=c)
 
 
+def _normalise(f: torch.Tensor, how: str) -> torch.Tensor:
+    """Remove an image's own channel statistics from (1, C, h, w) features."""
+    if how == "scale":
+        return f / f.pow(2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-6)
+    if how == "instance":
+        return F.instance_norm(f)
+    if how == "none":
+        return f
+    raise ValueError(f"norm must be scale, instance or none, got {how!r}")
+
+
 def _yuv(x: torch.Tensor) -> torch.Tensor:
     m = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
     return torch.einsum("ij,njhw->nihw", m.to(x), x)
-
-
-def _normalise(f: torch.Tensor, how: str) -> torch.Tensor:
-    base, _, extra = how.partition("+")
-    if base == "instance":
-        f = F.instance_norm(f)
-    elif base == "scale":
-        f = f / f.pow(2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(1e-6)
-    elif base == "std":
-        f = f / f.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    if extra == "cos":
-        f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-6) * f.shape[1] ** 0.5
-    return f
 
 
 def describe(encode: Encode, img: Image.Image, opt: Options = DEFAULT) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -109,9 +114,10 @@ def describe(encode: Encode, img: Image.Image, opt: Options = DEFAULT) -> tuple[
     hw = tuple(feats[opt.grid].shape[-2:])
     parts = []
     for name, weight in opt.layers:
-        f = _normalise(feats[name].float().cpu(), opt.norm)  # remove the image's own style
-        f = F.interpolate(f, size=hw, mode="area") if f.shape[-1] >= hw[1] else F.interpolate(
-            f, size=hw, mode="bilinear", align_corners=False)
+        f = _normalise(feats[name].float().cpu(), opt.norm)
+        if f.shape[-2:] != hw:
+            mode = "area" if f.shape[-1] > hw[1] else "bilinear"
+            f = F.interpolate(f, size=hw, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
         parts.append(f * (weight / f.shape[1] ** 0.5))
     if opt.color > 0:
         c = F.instance_norm(_yuv(F.interpolate(small, size=hw, mode="area")))
@@ -128,20 +134,24 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30, restarts: int = 
     """k-means++ on (N, D) rows, best of ``restarts``; returns (labels (N,), centres (k, D))."""
     g = torch.Generator().manual_seed(seed)
     best: tuple[float, torch.Tensor, torch.Tensor] | None = None
-    for _ in range(restarts):
+    for _ in range(max(1, restarts)):
         centres = x[torch.randint(len(x), (1,), generator=g)]
         for _ in range(1, k):
             d = torch.cdist(x, centres).min(dim=1).values ** 2
-            pick = torch.multinomial(d / d.sum(), 1, generator=g) if d.sum() > 0 else torch.randint(len(x), (1,), generator=g)
+            if float(d.sum()) > 0:
+                pick = torch.multinomial(d / d.sum(), 1, generator=g)
+            else:
+                pick = torch.randint(len(x), (1,), generator=g)
             centres = torch.cat([centres, x[pick]])
         for _ in range(iters):
             lab = torch.cdist(x, centres).argmin(dim=1)
             onehot = F.one_hot(lab, k).to(x.dtype)  # (N, k)
             count = onehot.sum(0)
             new = torch.where(count[:, None] > 0, onehot.T @ x / count.clamp_min(1)[:, None], centres)
-            if torch.allclose(new, centres, atol=1e-6):
-                break
+            done = torch.allclose(new, centres, atol=1e-6)
             centres = new
+            if done:
+                break
         d2 = torch.cdist(x, centres) ** 2
         inertia = float(d2.min(dim=1).values.sum())
         if best is None or inertia < best[0]:
@@ -150,60 +160,72 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30, restarts: int = 
     return best[1], best[2]
 
 
-def silhouette(x: torch.Tensor, lab: torch.Tensor, k: int, sample: int = 1500, seed: int = 0) -> float:
-    """Mean silhouette coefficient of a (deterministic) random sample of the rows."""
+def silhouette(x: torch.Tensor, lab: torch.Tensor, k: int, sample: int = 1200, seed: int = 0) -> float:
+    """Mean silhouette coefficient over a seeded random sample of the rows (0 for singletons)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=g)[:sample]
     xs, ls = x[idx], lab[idx]
     d = torch.cdist(xs, xs)
     onehot = F.one_hot(ls, k).to(d.dtype)  # (n, k)
     count = onehot.sum(0)
-    mean_d = d @ onehot  # (n, k) summed distances to each cluster
+    summed = d @ onehot  # (n, k): summed distances to each cluster's members
     own = count[ls]
-    a = mean_d.gather(1, ls[:, None])[:, 0] / (own - 1).clamp_min(1)
-    other = mean_d / count.clamp_min(1)
-    other = other.masked_fill(F.one_hot(ls, k).bool() | (count == 0)[None], float("inf"))
+    a = summed.gather(1, ls[:, None])[:, 0] / (own - 1).clamp_min(1)
+    other = (summed / count.clamp_min(1)).masked_fill(onehot.bool() | (count == 0)[None], float("inf"))
     b = other.min(dim=1).values
-    s = (b - a) / torch.maximum(a, b).clamp_min(1e-12)
-    s = torch.where(own > 1, s, torch.zeros_like(s))
-    return float(s.mean())
+    s = torch.where(own > 1, (b - a) / torch.maximum(a, b).clamp_min(1e-12), torch.zeros_like(a))
+    return float(torch.nan_to_num(s, posinf=0.0).mean())
 
 
-def _pca(x: torch.Tensor, dims: int) -> torch.Tensor:
-    if dims <= 0 or dims >= x.shape[1]:
+def pca(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """Project centred (N, D) rows on their first ``dims`` principal axes (no-op for dims <= 0)."""
+    if dims <= 0 or dims >= min(x.shape):
         return x
     xc = x - x.mean(0)
     _, _, v = torch.linalg.svd(xc[:: max(1, len(xc) // 4000)], full_matrices=False)
     return xc @ v[:dims].T
 
 
-def _orphans(lab: torch.Tensor, sizes: list[int], k: int, share: float) -> int:
-    """How many regions cover less than ``share`` of some image."""
-    out, start = 0, 0
-    present = torch.ones(k, dtype=torch.bool)
+def _presence(lab: torch.Tensor, sizes: list[int], k: int) -> torch.Tensor:
+    """(n_images, k) share of each image covered by each cluster."""
+    out, start = [], 0
     for n in sizes:
-        counts = torch.bincount(lab[start : start + n], minlength=k).float() / n
-        present &= counts >= share
+        out.append(torch.bincount(lab[start : start + n], minlength=k).float() / max(n, 1))
         start += n
-    total = torch.bincount(lab, minlength=k) > 0
-    out = int((total & ~present).sum())
-    return out
+    return torch.stack(out)
 
 
-def choose_k(x: torch.Tensor, sizes: list[int], regions: int, seed: int, opt: Options = DEFAULT) -> tuple[int, torch.Tensor]:
-    """Cluster ``x`` with ``regions`` clusters, or pick k by a penalised silhouette; returns (k, centres)."""
-    if regions > 0:
-        k = min(regions, len(x))
-        return k, kmeans(x, k, seed, restarts=opt.restarts)[1]
+def _orphans(lab: torch.Tensor, sizes: list[int], k: int, share: float) -> list[int]:
+    """Clusters that some image lacks (cover less than ``share`` of it) while another has them."""
+    pres = _presence(lab, sizes, k)
+    return [j for j in range(k) if bool((pres[:, j] >= share).any()) and bool((pres[:, j] < share).any())]
+
+
+def choose_k(x: torch.Tensor, sizes: list[int], seed: int, opt: Options = DEFAULT) -> tuple[int, torch.Tensor]:
+    """The k in [k_min, k_max] with the best penalised silhouette; returns (k, centres)."""
     best: tuple[float, int, torch.Tensor] | None = None
-    for k in range(opt.k_min, opt.k_max + 1):
+    for k in range(opt.k_min, min(opt.k_max, len(x)) + 1):
         lab, centres = kmeans(x, k, seed, restarts=opt.restarts)
         score = silhouette(x, lab, k, seed=seed) - opt.k_penalty * (k - opt.k_min)
-        score -= opt.orphan_penalty * _orphans(lab, sizes, k, opt.orphan_share)
+        score -= opt.orphan_penalty * len(_orphans(lab, sizes, k, opt.orphan_share))
+        log.debug("k=%d: score %.3f", k, score)
         if best is None or score > best[0]:
             best = (score, k, centres)
     assert best is not None
     return best[1], best[2]
+
+
+def merge_orphans(x: torch.Tensor, centres: torch.Tensor, sizes: list[int], share: float) -> torch.Tensor:
+    """Drop centres of clusters present in only some images (their pixels go to the nearest other centre)."""
+    while len(centres) > 2:
+        lab = torch.cdist(x, centres).argmin(dim=1)
+        orphans = _orphans(lab, sizes, len(centres), share)
+        if not orphans:
+            break
+        counts = torch.bincount(lab, minlength=len(centres))
+        drop = min(orphans, key=lambda j: int(counts[j]))  # the smallest orphan first
+        centres = torch.cat([centres[:drop], centres[drop + 1 :]])
+    return centres
 
 
 # ----------------------------------------------------------------------------- refinement
@@ -214,48 +236,81 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     return y.view(shape)
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> torch.Tensor:
-    """Colour-guided filter (He et al. 2013): guide (1, 3, H, W), src (1, K, H, W) → (1, K, H, W)."""
-    mean_i = _box(guide, r)  # (1, 3, H, W)
-    mean_p = _box(src, r)  # (1, K, H, W)
-    ii = _box(guide[:, :, None] * guide[:, None], r) - mean_i[:, :, None] * mean_i[:, None]  # (1, 3, 3, H, W)
-    ip = _box((guide[:, :, None] * src[:, None]).flatten(1, 2), r).view(1, 3, src.shape[1], *src.shape[-2:])
-    cov_ip = ip - mean_i[:, :, None] * mean_p[:, None]  # (1, 3, K, H, W)
-    sigma = ii.permute(0, 3, 4, 1, 2) + eps * torch.eye(3)  # (1, H, W, 3, 3)
-    a = torch.linalg.solve(sigma, cov_ip.permute(0, 3, 4, 1, 2))  # (1, H, W, 3, K)
-    a = a.permute(0, 3, 4, 1, 2)  # (1, 3, K, H, W)
-    b = mean_p - (a * mean_i[:, :, None]).sum(1)
-    mean_a = _box(a.flatten(1, 2), r).view_as(a)
-    return (mean_a * guide[:, :, None]).sum(1) + _box(b, r)
+def _inv3(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of symmetric 3×3 matrices stored as (3, 3, H, W), by cofactors."""
+    a, b, c = m[0, 0], m[0, 1], m[0, 2]
+    d, e, f = m[1, 1], m[1, 2], m[2, 2]
+    ca, cb, cc = d * f - e * e, c * e - b * f, b * e - c * d
+    cd, ce, cf = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * ca + b * cb + c * cc
+    rows = [[ca, cb, cc], [cb, cd, ce], [cc, ce, cf]]
+    return torch.stack([torch.stack(r) for r in rows]) / det
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour-guided filter coefficients (He et al. 2013): output = Σ_c A[c]·guide[c] + B.
+
+    guide (1, 3, H, W), src (1, K, H, W) → A (1, 3, K, H, W), B (1, K, H, W), already box-averaged.
+    """
+    mean_i = _box(guide, r)[0]  # (3, H, W)
+    mean_p = _box(src, r)[0]  # (K, H, W)
+    g, p = guide[0], src[0]
+    cov_ii = _box((g[:, None] * g[None]).unsqueeze(0), r)[0] - mean_i[:, None] * mean_i[None]  # (3, 3, H, W)
+    cov_ip = _box((g[:, None] * p[None]).unsqueeze(0), r)[0] - mean_i[:, None] * mean_p[None]  # (3, K, H, W)
+    inv = _inv3(cov_ii + eps * torch.eye(3)[..., None, None])  # (3, 3, H, W)
+    a = torch.einsum("cdhw,dkhw->ckhw", inv, cov_ip)  # (3, K, H, W)
+    b = mean_p - (a * mean_i[:, None]).sum(0)
+    return _box(a.unsqueeze(0), r), _box(b.unsqueeze(0), r)
 
 
 def refine(img: Image.Image, probs: torch.Tensor, opt: Options = DEFAULT) -> np.ndarray:
-    """(1, K, h, w) memberships on the grid → (H, W) labels at the image's size."""
+    """(1, K, h, w) memberships on the grid → (H, W) int64 labels at the image's size."""
     w, h = img.size
     if opt.refine == "nearest":
-        up = F.interpolate(probs, size=(h, w), mode="nearest")
+        return F.interpolate(probs, size=(h, w), mode="nearest")[0].argmax(0).numpy().astype(np.int64)
+    if opt.refine == "bilinear":
+        up = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
         return up[0].argmax(0).numpy().astype(np.int64)
-    up = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-    if opt.refine == "guided":
-        guide = to_tensor(img.convert("RGB")).float()
-        r = max(1, round(opt.guide_radius * max(w, h)))
-        up = guided_filter(guide, up, r, opt.guide_eps)
-    return up[0].argmax(0).numpy().astype(np.int64)
+    if opt.refine != "guided":
+        raise ValueError(f"refine must be guided, bilinear or nearest, got {opt.refine!r}")
+    # fast guided filter: coefficients at a low resolution, applied to the full-resolution guide
+    full = to_tensor(img.convert("RGB")).float()
+    scale = min(1.0, opt.guide_side / max(w, h))
+    lo_hw = (max(2, round(h * scale)), max(2, round(w * scale)))
+    guide_lo = F.interpolate(full, size=lo_hw, mode="area")
+    src_lo = F.interpolate(probs, size=lo_hw, mode="bilinear", align_corners=False)
+    r = max(1, round(opt.guide_radius * max(lo_hw)))
+    a, b = guided_filter(guide_lo, src_lo, r, opt.guide_eps)
+    k = probs.shape[1]
+    a = F.interpolate(a.flatten(1, 2), size=(h, w), mode="bilinear", align_corners=False).view(1, 3, k, h, w)
+    b = F.interpolate(b, size=(h, w), mode="bilinear", align_corners=False)
+    out = torch.einsum("nckhw,nchw->nkhw", a, full) + b
+    return out[0].argmax(0).numpy().astype(np.int64)
 
 
-def _memberships(x: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
-    d2 = torch.cdist(x, centres) ** 2  # (N, k)
+def memberships(x: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(N, k) soft assignments: softmax of −d²/(T·mean nearest d²)."""
+    d2 = torch.cdist(x, centres) ** 2
     scale = d2.min(dim=1).values.mean().clamp_min(1e-8)
     return torch.softmax(-d2 / (temperature * scale), dim=1)
 
 
-def _relabel(centres: torch.Tensor, lab: torch.Tensor, k: int) -> list[int]:
-    """A canonical order of clusters (largest first), so labels do not depend on k-means' order."""
-    counts = torch.bincount(lab, minlength=k)
-    return [int(i) for i in torch.argsort(-counts, stable=True)]
-
-
 # ----------------------------------------------------------------------------- entry point
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the (small) clustering tensors on one intra-op thread.
+
+    They are far too small to gain from threads, and OpenMP's spinning workers make them up to
+    100× slower when other processes compete for the cores.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def cosegment(
     encode: Encode,
     content: Image.Image,
@@ -264,26 +319,32 @@ def cosegment(
     seed: int = 0,
     options: Options | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Joint labels 0..k-1 for ``content`` and every style, each at its own image size.
+    """Joint labels 0..k-1 for ``content`` and every style, each (H, W) int64 at its image's size.
 
     ``encode(x, taps)`` maps a (1, 3, H, W) image in [0, 1] (H, W multiples of 8) to fp32 VGG
-    features per tap (``Stylizer.encode``). ``regions`` forces the number of regions (0 chooses
-    it); ``seed`` makes the clustering reproducible.
+    features per tap, as ``Stylizer.encode`` does. ``regions`` forces the number of regions
+    (0 chooses it); ``seed`` makes the result reproducible. Labels are ordered by total area
+    (0 = the largest region over all images).
     """
     opt = options or DEFAULT
     imgs = [content, *styles]
     with torch.inference_mode():
         described = [describe(encode, im, opt) for im in imgs]
-        x = torch.cat([d for d, _ in described]).float()
-        x = _pca(x, opt.pca)
+    with torch.inference_mode(), _one_thread():
         sizes = [len(d) for d, _ in described]
-        k, centres = choose_k(x, sizes, regions, seed, opt)
-        probs = _memberships(x, centres, opt.temperature)
-        order = _relabel(centres, probs.argmax(1), k)
+        x = pca(torch.cat([d for d, _ in described]).float(), opt.pca)
+        if regions > 0:
+            centres = kmeans(x, min(regions, len(x)), seed, restarts=opt.restarts)[1]
+        else:
+            centres = merge_orphans(x, choose_k(x, sizes, seed, opt)[1], sizes, opt.orphan_share)
+        probs = memberships(x, centres, opt.temperature)
+        k = probs.shape[1]
+        order = torch.argsort(-torch.bincount(probs.argmax(1), minlength=k), stable=True)
         probs = probs[:, order]
         out, start = [], 0
         for im, (_, (h, w)) in zip(imgs, described):
             p = probs[start : start + h * w].T.reshape(1, k, h, w)
             start += h * w
             out.append(refine(im, p, opt))
+    log.debug("cosegment: %d regions", k)
     return out[0], out[1:]

@@ -1,0 +1,115 @@
+"""Automatic co-segmentation (semstyle.segmentation.auto) on synthetic scenes, with the real encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle.metrics import matched_miou
+from semstyle.segmentation import auto as A
+from conftest import content_array
+
+
+def scene(w: int, h: int, horizon: float, sky: tuple, ground: tuple, period: float, seed: int) -> tuple[Image.Image, np.ndarray]:
+    """A smooth sky gradient above ``horizon`` (share of the height), a textured ground below; and its truth."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    t = (yy / h)[..., None]
+    top = np.array(sky) * (1.0 - 0.35 * t) + 0.1 * t
+    stripes = 0.5 + 0.5 * np.sin(xx * 2 * np.pi / period + 0.6 * np.sin(yy * 2 * np.pi / (2.3 * period)))
+    bottom = np.array(ground) * (0.55 + 0.6 * stripes[..., None]) + rng.normal(0, 0.06, (h, w, 3))
+    truth = (yy >= horizon * h).astype(np.int64)
+    img = np.where(truth[..., None] == 1, bottom, top + rng.normal(0, 0.01, (h, w, 3)))
+    return Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)), truth
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[Image.Image, Image.Image, np.ndarray, np.ndarray]:
+    """A daylight photo-like scene and a differently cast, differently proportioned 'painting' of one."""
+    c, c_gt = scene(128, 96, 0.45, (0.35, 0.6, 0.95), (0.2, 0.55, 0.15), 7.0, seed=0)
+    s, s_gt = scene(112, 112, 0.6, (0.95, 0.7, 0.45), (0.45, 0.35, 0.1), 11.0, seed=1)
+    return c, s, c_gt, s_gt
+
+
+@pytest.mark.parametrize("regions", [2, 0])
+def test_recovers_sky_and_ground_with_shared_labels(stylizer, pair, regions: int) -> None:
+    c, s, c_gt, s_gt = pair
+    c_lab, (s_lab,) = A.cosegment(stylizer.encode, c, [s], regions=regions, seed=0)
+    # one label matching for both images: sky must carry the same label in the content and the style
+    assert matched_miou([c_gt, s_gt], [c_lab, s_lab]) > 0.8
+    sky_c = np.bincount(c_lab[c_gt == 0]).argmax()
+    sky_s = np.bincount(s_lab[s_gt == 0]).argmax()
+    ground_c = np.bincount(c_lab[c_gt == 1]).argmax()
+    assert sky_c == sky_s and ground_c != sky_c
+
+
+def test_same_seed_same_labels(stylizer, pair) -> None:
+    c, s, _, _ = pair
+    first = A.cosegment(stylizer.encode, c, [s], regions=0, seed=3)
+    second = A.cosegment(stylizer.encode, c, [s], regions=0, seed=3)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1][0], second[1][0])
+
+
+def test_regions_forces_k(stylizer) -> None:
+    c = Image.fromarray(content_array(128, 96, seed=4))  # sky, grass and a grey disc
+    s = Image.fromarray(content_array(120, 120, seed=5)[..., ::-1].copy())  # same layout, colours swapped
+    c_lab, (s_lab,) = A.cosegment(stylizer.encode, c, [s], regions=3, seed=0)
+    assert set(np.unique(c_lab)) | set(np.unique(s_lab)) == {0, 1, 2}
+    c_lab4, (s_lab4,) = A.cosegment(stylizer.encode, c, [s], regions=4, seed=0)
+    assert set(np.unique(c_lab4)) | set(np.unique(s_lab4)) <= {0, 1, 2, 3}
+    assert len(set(np.unique(c_lab4)) | set(np.unique(s_lab4))) == 4
+
+
+def test_shapes_follow_each_image(stylizer, pair) -> None:
+    c, s, _, _ = pair
+    odd = c.resize((151, 67))
+    c_lab, s_labs = A.cosegment(stylizer.encode, odd, [s, s.resize((40, 90))], regions=2, seed=0)
+    assert c_lab.shape == (67, 151) and c_lab.dtype == np.int64
+    assert [x.shape for x in s_labs] == [(112, 112), (90, 40)]
+    assert all(x.dtype == np.int64 for x in s_labs)
+
+
+def test_kmeans_is_seeded_and_finds_separated_blobs() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(50, 4, generator=g) * 0.1 + 3, torch.randn(70, 4, generator=g) * 0.1 - 3])
+    lab, centres = A.kmeans(x, 2, seed=1, restarts=2)
+    assert lab[:50].unique().numel() == 1 and lab[50:].unique().numel() == 1 and lab[0] != lab[50]
+    assert torch.equal(lab, A.kmeans(x, 2, seed=1, restarts=2)[0])
+    assert A.silhouette(x, lab, 2) > 0.9
+    shuffled = torch.randint(0, 2, (120,), generator=g)
+    assert A.silhouette(x, shuffled, 2) < 0.1
+
+
+def test_orphan_regions_merge_into_their_nearest() -> None:
+    # image 1 has blobs at 0 and 10; image 2 has blobs at 0, 10 and a third at 30 only it has
+    x1 = torch.cat([torch.zeros(40, 2), torch.full((40, 2), 10.0)])
+    x2 = torch.cat([torch.zeros(30, 2), torch.full((30, 2), 10.0), torch.full((20, 2), 30.0)])
+    centres = torch.tensor([[0.0, 0.0], [10.0, 10.0], [30.0, 30.0]])
+    kept = A.merge_orphans(torch.cat([x1, x2]), centres, [80, 80], share=0.01)
+    assert torch.equal(kept, centres[:2])
+
+
+def test_guided_filter_keeps_constants_and_follows_edges() -> None:
+    guide = torch.zeros(1, 3, 20, 20)
+    guide[..., 10:] = 1.0  # a sharp vertical edge
+    src = torch.full((1, 1, 20, 20), 0.3)
+    a, b = A.guided_filter(guide, src, r=2, eps=1e-3)
+    out = (a[:, :, 0] * guide).sum(1) + b[:, 0]
+    assert torch.allclose(out, src[:, 0], atol=1e-4)
+    blurry = torch.linspace(0, 1, 20).view(1, 1, 1, 20).expand(1, 1, 20, 20).contiguous()
+    a, b = A.guided_filter(guide, blurry, r=3, eps=1e-4)
+    out = (a[:, :, 0] * guide).sum(1) + b[:, 0]
+    jump = out[0, :, 10] - out[0, :, 9]
+    assert float(jump.mean()) > float(blurry[0, 0, 0, 10] - blurry[0, 0, 0, 9]) * 3  # the edge got sharper
+
+
+def test_inverse_of_3x3() -> None:
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(3, 3, 4, 5, generator=g)
+    spd = torch.einsum("ikhw,jkhw->ijhw", m, m) + 0.1 * torch.eye(3)[..., None, None]
+    inv = A._inv3(spd)
+    eye = torch.einsum("ijhw,jkhw->ikhw", spd, inv)
+    assert torch.allclose(eye, torch.eye(3)[..., None, None].expand_as(eye), atol=1e-4)
