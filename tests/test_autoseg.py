@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import content_array
 from PIL import Image
 
 from semstyle.metrics import matched_miou
 from semstyle.segmentation import auto as A
-from conftest import content_array
 
 
-def scene(w: int, h: int, horizon: float, sky: tuple, ground: tuple, period: float, seed: int) -> tuple[Image.Image, np.ndarray]:
+def scene(
+    w: int, h: int, horizon: float, sky: tuple, ground: tuple, period: float, seed: int
+) -> tuple[Image.Image, np.ndarray]:
     """A smooth sky gradient above ``horizon`` (share of the height), a textured ground below; and its truth."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
