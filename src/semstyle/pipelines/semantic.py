@@ -167,11 +167,32 @@ def fuse_regions(
     own_mean, own_std = FN.masked_mean_std(c_feat, hard)  # (1, K, C, 1, 1)
     c_desc = _descriptors(c_feat, hard)
 
-    k, c = len(c_ids), c_feat.shape[1]
-    mean = torch.zeros(1, k, c, 1, 1, device=c_feat.device)
+    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, entries, weights, regions, cfg)
+    keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
+    return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
+
+
+def region_targets(
+    own_mean: torch.Tensor,  # (1, K, C, 1, 1) the content regions' own statistics
+    own_std: torch.Tensor,  # (1, K, C, 1, 1)
+    c_desc: torch.Tensor,  # (K, 2C) content region descriptors (see ``descriptors``)
+    c_ids: list[int],  # the K content labels
+    entries: Sequence[StyleEntry],
+    weights: Sequence[float],
+    regions: Regions,
+    cfg: StylizeConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, object]]:
+    """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fuse_regions``).
+
+    Returns (mean, std) of shape (1, K, C, 1, 1) on ``own_mean``'s device, the per-region share
+    of the target that is the region's own statistics (K,), and the matches.
+    """
+    dev = own_mean.device
+    k, c = len(c_ids), own_mean.shape[2]
+    mean = torch.zeros(1, k, c, 1, 1, device=dev)
     std = torch.zeros_like(mean)
     total_w = sum(weights)
-    keep_w = torch.zeros(k)  # per region, the share of its target that is its own statistics
+    keep_w = torch.zeros(k)
     matches: dict[int, object] = {}
     for i, (entry, s_lab) in enumerate(zip(entries, regions.styles, strict=True)):
         row = _style_rows(c_ids, i, weights[i] / total_w, regions.region_styles)  # (K,)
@@ -191,10 +212,9 @@ def fuse_regions(
                 m, s = entry.mean[0], entry.std[0]
             else:
                 m, s = s_mean[src], s_std[src]  # type: ignore[index]
-            mean[0, j] += row[j] * m
-            std[0, j] += row[j] * s
-    keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
-    return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
+            mean[0, j] += row[j] * m.to(dev)
+            std[0, j] += row[j] * s.to(dev)
+    return mean, std, keep_w, matches
 
 
 def _style_rows(c_ids: list[int], i: int, w: float, region_styles: dict[int, int] | None) -> list[float]:

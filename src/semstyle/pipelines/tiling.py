@@ -229,38 +229,14 @@ def _region_fusion(
     moments: _Moments, soft: torch.Tensor, ids: list[int],
 ) -> tuple[_Fusion, dict[int, object]]:
     """The per-region targets of ``semantic.fuse_regions``, from whole-image (tile-summed) moments."""
-    from semstyle.pipelines.semantic import _style_rows, _style_stats
+    from semstyle.pipelines.semantic import region_targets
 
     g_mean, g_std = moments.global_stats()
     own_mean, own_std = moments.region_stats("hard")  # (1, K, C, 1, 1)
     mu = ((own_mean - g_mean.unsqueeze(1)) / g_std.unsqueeze(1)).flatten(2)[0]
     sd = torch.log(own_std / g_std.unsqueeze(1)).flatten(2)[0]
     c_desc = torch.cat([mu, sd], dim=1)
-    k, c = len(ids), own_mean.shape[2]
-    mean, std = torch.zeros(1, k, c, 1, 1), torch.zeros(1, k, c, 1, 1)
-    keep_w = torch.zeros(k)
-    total_w = sum(weights)
-    matches: dict[int, object] = {}
-    for i, (entry, s_lab) in enumerate(zip(entries, regions.styles, strict=True)):
-        row = _style_rows(ids, i, weights[i] / total_w, regions.region_styles)
-        if not any(row):
-            continue
-        s_mean, s_std, pick = _style_stats(entry, s_lab, ids, c_desc, st.config)
-        for j, lab in enumerate(ids):
-            if row[j] == 0:
-                continue
-            src = pick[j]
-            if i == 0 or lab not in matches:
-                matches[lab] = src
-            if src == "keep":
-                m, s = own_mean[0, j], own_std[0, j]
-                keep_w[j] += row[j]
-            elif src == "global":
-                m, s = entry.mean[0].cpu(), entry.std[0].cpu()
-            else:
-                m, s = s_mean[src].cpu(), s_std[src].cpu()  # type: ignore[index]
-            mean[0, j] += row[j] * m
-            std[0, j] += row[j] * s
+    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, ids, entries, weights, regions, st.config)
     c_mean, c_std = moments.region_stats("soft")  # region_adain normalises with the soft masks
     dev = st.device
     fusion = _Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), soft, keep_w > 1.0 - 1e-6)
