@@ -27,7 +27,7 @@ them, whatever precision the Stylizer uses):
 
 Usage::
 
-    python benchmarks/bench_semantic.py                       # pairs 1-30 at 512 px, writes docs/
+    python benchmarks/bench_semantic.py                       # pairs 1-30 at 512 px, writes docs/ and runs/
     python benchmarks/bench_semantic.py --size 256 --pairs 1-5 --no-write
     python benchmarks/bench_semantic.py --seg-only            # only the co-segmentation mIoU
 """
@@ -46,9 +46,8 @@ from PIL import Image
 
 from semstyle import metrics as M
 from semstyle.io.images import load_image, resize_longest, to_tensor
-from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, pack_rgb
+from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, snap_colors
 from semstyle.pipelines.stylize import Stylizer
-from semstyle.segmentation.auto import cosegment
 from semstyle.viz import grid, overlay
 
 DATA = Path("/work/shared/data/paired/deep-photo-styletransfer")
@@ -84,17 +83,19 @@ def parse_pairs(spec: str) -> list[int]:
 
 
 def gt_labels(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A DPST mask as packed-RGB labels at ``size``, every pixel snapped to the nine-colour palette.
+    """A DPST mask as packed-RGB labels at ``size``: snapped to the nine-colour palette, then edges cleaned.
 
-    ``load_labels`` keeps near-duplicate edge colours (#fefefe, #010101, #fb0405, …) as labels of
-    their own and reads the one grayscale mask (in8.png, mode L) as integer labels, so the
-    benchmark snaps to the documented palette itself: the ground truth must be right.
+    Every pixel first takes the nearest palette colour (the masks are antialiased, and one, in8.png,
+    is grayscale). A naive nearest-colour snap turns the antialiased border between a black and a
+    white region into a thin *grey* band, i.e. a spurious "grey" label along every border, so the
+    result then goes through ``snap_colors`` (the library's reader of colour maps): colours without
+    flat interior pixels are edge bands, and their pixels join the neighbouring region.
     """
     rgb = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 1, 3).astype(np.int32)
     pal = np.array(list(DPST_COLORS.values()), dtype=np.int32)  # (9, 3)
     nearest = ((rgb - pal[None]) ** 2).sum(-1).argmin(1)
-    lab = pack_rgb(pal[nearest]).reshape(Image.open(path).size[::-1])
-    return fit_to(LabelMap(lab, from_colors=True), size).labels
+    snapped = pal[nearest].reshape(*Image.open(path).size[::-1], 3).astype(np.uint8)
+    return fit_to(LabelMap(snap_colors(snapped), from_colors=True), size).labels
 
 
 def load_pair(n: int, st: Stylizer) -> tuple[Image.Image, Image.Image, np.ndarray, np.ndarray]:
@@ -114,7 +115,7 @@ def run_pair(n: int, st: Stylizer, seg_only: bool) -> PairResult:
     res = PairResult(n)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        a_c, (a_s,) = cosegment(st.encode, c_img, [s_img], st.config.regions, st.config.seed)
+        a_c, (a_s,) = st.cosegment(c_img, [s_img])
     res.seg_secs = time.perf_counter() - t0
     res.miou = M.matched_miou([c_gt, s_gt], [a_c, a_s])
     res.auto_labels = (a_c, a_s)
@@ -225,7 +226,11 @@ def main() -> None:
         print(per_pair_table(results))
     if args.no_write or args.seg_only:
         return
-    picture(results, parse_pairs(args.grid_pairs), ROOT / "docs/semantic_grid.png")
+    # the DPST photos are research-only: their grid stays out of the repository (runs/ is git-ignored)
+    grid_path = ROOT / "runs" / "bench-semantic" / "semantic_grid.png"
+    grid_path.parent.mkdir(parents=True, exist_ok=True)
+    picture(results, parse_pairs(args.grid_pairs), grid_path)
+    print(f"picture grid: {grid_path}")
     meta = (f"{len(results)} pairs ({args.pairs}) at {args.size} px, feather {st.config.feather}, "
             f"min_region {st.config.min_region}, unmatched {st.config.unmatched}, regions {st.config.regions} "
             f"(0 = automatic), seed {st.config.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "

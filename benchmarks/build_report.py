@@ -1,6 +1,6 @@
 """Build docs/BENCHMARKS.md (and docs/bench_*.png) from ../shared/data: the one documented command.
 
-    .venv/bin/python benchmarks/build_report.py                  # the full report (hours: see docs/BENCHMARKS.md)
+    .venv/bin/python benchmarks/build_report.py                  # the report (~40 min on 2 quiet cores)
     .venv/bin/python benchmarks/build_report.py --quick          # minutes: tiny sizes and 2 pairs, to validate
     .venv/bin/python benchmarks/build_report.py --stages report  # rewrite the report from the runs already done
 
@@ -52,15 +52,15 @@ class Profile:
     """How much each stage does."""
 
     size: int = 512  # quality sets: content and style longest side
-    plain_pairs: int = 27  # BSDS500 test × held-out styles (each held-out style once)
-    semantic_pairs: int = 30  # DPST pairs 1..N
-    optimize_pairs: int = 4  # the optimisation baseline runs on the first N pairs of each set
-    optimize_steps: int = 100
+    plain_pairs: int = 12  # BSDS500 test × held-out styles (each held-out style once; up to 27 distinct)
+    semantic_pairs: int = 10  # DPST pairs 1..N (all 30: benchmarks/bench_semantic.py, docs/semantic_benchmark.md)
+    optimize_pairs: int = 2  # the optimisation baseline runs on the first N pairs of each set
+    optimize_steps: int = 50  # L-BFGS steps of the optimisation baseline
     timing_sizes: tuple[int, ...] = (256, 512, 1024)
-    timing_pairs: int = 3
+    timing_pairs: int = 1  # DPST pairs timed at each size, every method
     timing_optimize_steps: int = 10
     showcase_size: int = 384
-    showcase_optimize_steps: int = 100
+    showcase_optimize_steps: int = 50
 
 
 FULL = Profile()
@@ -146,7 +146,7 @@ def quality_stage(name: str, out: Path, pairs: list[Pair], methods: list[str], o
 
 def timing_stage(root: Path, prof: Profile, peer: str | None, progress: bool) -> None:
     pairs = semantic_pairs(prof.timing_pairs)
-    methods = ["adain", "semantic-auto", "semantic-labels", "finetuned", "refine", "optimize"]
+    methods = ["adain", "semantic-auto", "semantic-labels", "finetuned", "refine", "fast", "optimize"]
     for size in prof.timing_sizes:
         out = root / f"timing_{size}"
         t0, load0 = time.time(), os.getloadavg()[0]
@@ -161,7 +161,7 @@ def showcase_stage(out: Path, prof: Profile, peer: str | None, progress: bool) -
     t0, load0 = time.time(), os.getloadavg()[0]
     pairs = showcase_pairs()
     write_pairs(out / "pairs.txt", pairs)
-    methods = ["adain", "semantic-auto", "finetuned", "refine", "optimize"] + ([] if peer is None else ["peer"])
+    methods = ["adain", "semantic-auto", "finetuned", "refine", "fast", "optimize"] + ([] if peer is None else ["peer"])
     s = MethodSettings(size=prof.showcase_size, style_size=prof.showcase_size,
                        optimize_steps=prof.showcase_optimize_steps, peer_python=peer)
     _run(out, pairs, methods, s, progress, report=True)
@@ -231,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     if "plain" in stages:
         print(f"plain: {prof.plain_pairs} BSDS500 × held-out pairs at {prof.size} px", flush=True)
         quality_stage("plain", runs / "plain", plain_pairs(prof.plain_pairs),
-                      ["adain", "semantic-auto", "finetuned", "refine"], ["optimize"], prof, peer, progress)
+                      ["adain", "semantic-auto", "finetuned", "refine", "fast"], ["optimize"], prof, peer, progress)
     if "semantic" in stages:
         print(f"semantic: {prof.semantic_pairs} DPST pairs at {prof.size} px", flush=True)
         quality_stage("semantic", runs / "semantic", semantic_pairs(prof.semantic_pairs),
-                      ["adain", "semantic-auto", "semantic-labels", "finetuned", "refine"],
+                      ["adain", "semantic-auto", "semantic-labels", "finetuned", "refine", "fast"],
                       ["optimize", "optimize-labels"], prof, peer, progress)
     if "timing" in stages:
         timing_stage(runs, prof, peer, progress)

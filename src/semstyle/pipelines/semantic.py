@@ -102,9 +102,8 @@ def resolve_labels(
                           dict(region_styles or {}) or None, c_lm.from_colors)
         return _merged(regions, cfg)
     if semantic == "auto":
-        from semstyle.segmentation.auto import cosegment
 
-        c_lab, s_labs = cosegment(st.encode, content_img, [e.image for e in entries], cfg.regions, cfg.seed)
+        c_lab, s_labs = st.cosegment(content_img, [e.image for e in entries])
         return _merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
     if semantic == "segformer":
         from semstyle.segmentation.segformer import shared_segmenter

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from semstyle import functional as FN
 from semstyle.config import StylizeConfig
@@ -27,11 +28,15 @@ from semstyle.io.labels import LabelMap
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.fast import FastConfig, FastDecoder, FastEncoder
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.models.weights import load_into
 from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
 from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
 from semstyle.pipelines.tiling import stylize_tiled, tile_plan
+from semstyle.segmentation.auto import DEFAULT as DEFAULT_COSEG
+from semstyle.segmentation.auto import FAST as FAST_COSEG
+from semstyle.segmentation.auto import cosegment
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +102,19 @@ class Stylizer:
         self.device = pick_device(self.config.device)
         prec = self.config.precision
         self.bf16 = prec == "bf16" or (prec == "auto" and native_bf16(self.device))
-        self.encoder = VGGEncoder()
-        self.decoder = Decoder()
-        load_into(self.encoder, self.config.encoder, "encoder")
-        load_into(self.decoder, self.config.decoder, "decoder")
+        fast = self.config.model == "fast"
+        self.encoder: nn.Module = FastEncoder() if fast else VGGEncoder()
+        self.decoder: nn.Module = FastDecoder() if fast else Decoder()
+        load_into(self.encoder, self.config.encoder, "fast_encoder" if fast else "encoder")
+        load_into(self.decoder, self.config.decoder, "fast_decoder" if fast else "decoder")
+        # the co-segmentation's features: the fast model has no relu5_1, so it clusters relu3_1 + relu4_1
+        self.coseg_options = FAST_COSEG if fast else DEFAULT_COSEG
+        self.channels = FastConfig().channels()["relu4_1"] if fast else 512  # relu4_1 channels: AdaIN works there
         for net in (self.encoder, self.decoder):
             net.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
+        # torch.compile (inductor) fuses convolutions with their activations and padding; docs/speed_study.md
+        self._run_encoder = torch.compile(self.encoder) if self.config.compile else self.encoder
+        self._run_decoder = torch.compile(self.decoder) if self.config.compile else self.decoder
         self._styles: OrderedDict[tuple, StyleEntry] = OrderedDict()
         self._disc: MultiScaleDiscriminator | None = None
 
@@ -116,13 +128,18 @@ class Stylizer:
         """(N, 3, H, W) in [0, 1], H and W multiples of 8 → fp32 features per tap."""
         x = img.to(self.device).contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            feats = self.encoder(x, taps)
+            feats = self._run_encoder(x, taps)
         return {k: v.float() for k, v in feats.items()}
 
     def decode(self, feat: torch.Tensor) -> torch.Tensor:
         with self._autocast():
-            out = self.decoder(feat.contiguous(memory_format=torch.channels_last))
+            out = self._run_decoder(feat.contiguous(memory_format=torch.channels_last))
         return out.float()
+
+    def cosegment(self, content: Image.Image, styles: Sequence[Image.Image]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Automatic joint labels of ``content`` and ``styles`` with this model's features (see segmentation.auto)."""
+        cfg = self.config
+        return cosegment(self.encode, content, styles, cfg.regions, cfg.seed, self.coseg_options)
 
     # ------------------------------------------------------------------ styles
     def encode_style(self, style: ImageInput) -> StyleEntry:
@@ -158,9 +175,12 @@ class Stylizer:
         semantic: str,
         content_labels: LabelInput | None,
         style_labels: Sequence[LabelInput | None] | None,
+        refine: int | None = None,
     ) -> None:
         if not styles:
             raise InputError("at least one style image is needed")
+        if self.config.model == "fast" and (self.config.refine if refine is None else refine):
+            raise InputError("refinement needs the VGG19 model's discriminator; drop --refine or use --model vgg19")
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
         if style_weights is not None:
@@ -240,7 +260,9 @@ class Stylizer:
             if style_weights is not None
             else (list(cfg.style_weights) if cfg.style_weights and len(cfg.style_weights) == len(styles) else None)
         )
-        self.check_inputs(styles, alpha, weights, mask, region_styles, semantic, content_labels, style_labels)
+        self.check_inputs(
+            styles, alpha, weights, mask, region_styles, semantic, content_labels, style_labels, refine_rounds
+        )
         weights = weights or [1.0] * len(styles)
         t: dict[str, float] = {}
         t0 = time.perf_counter()

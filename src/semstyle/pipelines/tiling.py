@@ -285,7 +285,7 @@ def stylize_tiled(
 
     with torch.inference_mode():
         # 2. pass 1: whole-image content statistics, summed over the tiles' cores
-        moments = _Moments(512, len(ids))
+        moments = _Moments(st.channels, len(ids))
         for y0, y1, x0, x1 in tiles:
             (cy0, cy1), (cx0, cx1) = _crop(y0, y1, plan.margin, hp), _crop(x0, x1, plan.margin, wp)
             feat = _encode_tile(st, padded, cy0, cy1, cx0, cx1).cpu()

@@ -63,6 +63,7 @@ class Options:
 
 
 DEFAULT = Options()
+FAST = Options(layers=(("relu3_1", 1.0), ("relu4_1", 1.0)))  # the distilled fast model has no relu5_1
 
 
 # ----------------------------------------------------------------------------- description

@@ -119,3 +119,19 @@ def load_checkpoint(
     rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return state
+
+
+def trim_metrics(run: Path, step: int) -> None:
+    """Drop the lines of ``run/metrics.jsonl`` logged after ``step`` (a resumed run rewrites them)."""
+    path = run / "metrics.jsonl"
+    if path.exists():
+        keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in keep))
+        os.replace(tmp, path)
+
+
+def append_metrics(run: Path, row: dict[str, Any]) -> None:
+    """Append one JSON line to ``run/metrics.jsonl``."""
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")

@@ -11,6 +11,28 @@ from semstyle.errors import InputError
 from semstyle.losses import LossWeights
 
 
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML (.yaml/.yml) or JSON training config file as a dict; InputError when it is not one."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise InputError(f"cannot read training config '{p}' ({e.strerror})") from e
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as e:  # yaml.YAMLError / json.JSONDecodeError, with long multi-line messages
+        raise InputError(f"training config '{p}' is not valid {p.suffix.lstrip('.') or 'JSON'}: "
+                         f"{str(e).splitlines()[0]}") from e
+    if not isinstance(data, dict):
+        raise InputError(f"training config '{p}' must be a mapping of keys to values")
+    return data
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     content_dir: str = ""  # folder(s) of content photos, comma-separated
@@ -63,20 +85,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise InputError(f"cannot read training config '{p}' ({e.strerror})") from e
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-        if not isinstance(data, dict):
-            raise InputError(f"training config '{p}' must be a mapping of keys to values")
-        return cls.from_dict(data)
+        return cls.from_dict(read_mapping(path))
 
     def updated(self, **changes: Any) -> TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -37,6 +37,15 @@ def collect(dirs: str, exclude: set[str] | None = None) -> list[Path]:
     return out
 
 
+def read_list(path: str) -> set[str]:
+    """Non-empty, non-comment lines of a text file."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read the held-out list '{path}' ({e.strerror})") from e
+    return {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
+
+
 class ImageBank:
     """Images resized so their short side is at least ``min_side`` (and long side at most ``max_side``)."""
 

@@ -29,9 +29,15 @@ from semstyle.losses import GeneratorObjective, discriminator_loss
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
 from semstyle.models.weights import load_into
-from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from semstyle.training.checkpoint import (
+    append_metrics,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    trim_metrics,
+)
 from semstyle.training.config import TrainConfig
-from semstyle.training.data import ImageBank, collect, step_generator
+from semstyle.training.data import ImageBank, collect, read_list, step_generator
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +60,6 @@ def init_distributed() -> DistInfo:
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if cuda else torch.device("cpu")
     return DistInfo(rank, world, device)
-
-
-def _read_list(path: str) -> set[str]:
-    """Non-empty, non-comment lines of a text file."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read the held-out list '{path}' ({e.strerror})") from e
-    return {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -102,7 +99,7 @@ class Trainer:
         self.objective = GeneratorObjective(self.encoder, cfg.weights)
         self.scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
 
-        exclude = _read_list(cfg.exclude_styles) if cfg.exclude_styles else None
+        exclude = read_list(cfg.exclude_styles) if cfg.exclude_styles else None
         self.contents = ImageBank(collect(cfg.content_dir), cfg.size)
         self.styles = ImageBank(collect(cfg.style_dir, exclude), cfg.size)
         self.step = 0
@@ -144,12 +141,7 @@ class Trainer:
         state = load_checkpoint(ckpt, self._modules(), self._optims())
         self.step = int(state["step"])  # the torch RNG was restored too; sampling depends only on (seed, step, rank)
         if self.d.rank == 0:  # drop log lines written after the checkpoint
-            path = self.run / "metrics.jsonl"
-            if path.exists():
-                keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text("".join(k + "\n" for k in keep))
-                os.replace(tmp, path)
+            trim_metrics(self.run, self.step)
         log.info("resumed from %s at step %d", ckpt, self.step)
 
     def save(self) -> Path | None:
@@ -272,8 +264,7 @@ class Trainer:
                 row = {"step": self.step, "time": round(time.perf_counter() - t0, 2), **stats}
                 history.append(row)
                 if self.d.rank == 0:
-                    with open(self.run / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    append_metrics(self.run, row)
                     if self.writer is not None:
                         for k, v in stats.items():
                             self.writer.add_scalar(k, v, self.step)

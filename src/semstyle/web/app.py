@@ -159,7 +159,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
             semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
                                 info="none: global style; auto: match regions found automatically; labels: your maps")
             decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
-                               info="finetuned: the adversarially fine-tuned decoder, when its weights are installed")
+                               info="finetuned: the adversarially fine-tuned decoder; fast: the distilled fast model")
         with gr.Row():
             alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
             size = gr.Slider(64, lim.max_size, value=min(512, lim.max_size), step=16,

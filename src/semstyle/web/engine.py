@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "labels")
-DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned")
+DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned", "fast")  # "fast": the distilled model
 KEEP_OUTPUTS = 64  # result PNGs kept on disk for download; older ones are deleted
 
 
@@ -162,14 +162,15 @@ class Engine:
         if not 16 <= size <= self.limits.max_size:
             raise UserError(f"output size must be between 16 and {self.limits.max_size} px, got {size}")
         try:
-            return self.base.updated(alpha=float(req.alpha), preserve_color=bool(req.preserve_color),
-                                     size=size, decoder=req.decoder, refine=int(req.refine), semantic=req.semantic)
+            model, decoder = ("fast", "pretrained") if req.decoder == "fast" else ("vgg19", req.decoder)
+            return self.base.updated(alpha=float(req.alpha), preserve_color=bool(req.preserve_color), size=size,
+                                     model=model, decoder=decoder, refine=int(req.refine), semantic=req.semantic)
         except (TypeError, ValueError) as e:
             raise UserError(str(e)) from e
 
     # ------------------------------------------------------------------ networks
     def stylizer(self, decoder: str = "pretrained") -> Stylizer:
-        """The shared Stylizer for ``decoder``, loaded on first use (WeightsError if unavailable)."""
+        """The shared Stylizer for ``decoder`` ("fast": the fast model), loaded on first use (WeightsError if not)."""
         with self._lock:
             st = self._stylizers.get(decoder)
             if st is None:
@@ -179,7 +180,9 @@ class Engine:
                     raise WeightsError(self._unavailable[decoder])
                 t0 = time.perf_counter()
                 try:
-                    st = Stylizer(self.base.updated(decoder=decoder))
+                    fast = decoder == "fast"
+                    st = Stylizer(self.base.updated(model="fast" if fast else "vgg19",
+                                                    decoder="pretrained" if fast else decoder))
                 except WeightsError as e:
                     self._unavailable[decoder] = str(e)
                     raise
@@ -227,12 +230,14 @@ class Engine:
         if cfg.semantic == "labels":
             labels = {"content_labels": self._labels(req.content_labels, "content label map"),
                       "style_labels": self._labels(req.style_labels, "style label map")}
-        if cfg.decoder not in self._stylizers:
-            say(0.1, f"loading the {cfg.decoder} networks")
+        key = "fast" if cfg.model == "fast" else cfg.decoder
+        if key not in self._stylizers:
+            say(0.1, f"loading the {key} networks")
         try:
-            st = self.stylizer(cfg.decoder)
+            st = self.stylizer(key)
         except WeightsError as e:
-            raise UserError(f"the {cfg.decoder} decoder is not available on this server: {e}") from e
+            raise UserError(f"the {key} {'model' if key == 'fast' else 'decoder'} is not available on this server: "
+                            f"{e}") from e
         if cfg.refine:
             say(0.15, "loading the discriminator")
             try:
@@ -261,7 +266,6 @@ class Engine:
 
     def segment(self, req: WebRequest, progress: Progress | None = None) -> tuple[Image.Image, Image.Image, int]:
         """The automatic co-segmentation of content and style, as overlays, and the number of regions."""
-        from semstyle.segmentation.auto import cosegment
         from semstyle.viz import overlay
 
         say = progress or (lambda f, d: None)
@@ -269,9 +273,9 @@ class Engine:
         say(0.05, "reading the images")
         content = self.load(req.content, "content image", cfg.size)
         style = self.load(req.style, "style image", self.style_size)
-        st = self._stylizers.get(cfg.decoder) or self.stylizer(self.base.decoder)
+        st = self._stylizers.get("fast" if cfg.model == "fast" else cfg.decoder) or self.stylizer(self.base.decoder)
         say(0.2, "segmenting both images together")
-        c_lab, s_labs = cosegment(st.encode, content, [style], cfg.regions, cfg.seed)
+        c_lab, s_labs = st.cosegment(content, [style])
         k = len(np.unique(np.concatenate([np.ravel(c_lab), np.ravel(s_labs[0])])))
         return overlay(content, c_lab), overlay(style, s_labs[0]), k
 

@@ -1,0 +1,227 @@
+"""The distilled fast model: shapes, the distillation trainer (learns, resumes exactly), the shipped
+weights (sha256, loading), a quality floor on a fixed pair, semantic mode, and its error paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle import Stylizer
+from semstyle import functional as FN
+from semstyle.cli.main import main
+from semstyle.config import StylizeConfig
+from semstyle.models.fast import FAST_TAPS, FastConfig, FastDecoder, FastEncoder, embeddings
+from semstyle.models.weights import packaged_file, sha256_of
+from semstyle.training.checkpoint import latest_checkpoint
+from semstyle.training.distill import DistillConfig, Distiller, nmse
+
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "semstyle" / "assets"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # noqa: ANN201 - small tensors: threads only contend on the 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- networks
+def test_encoder_taps_have_the_teachers_resolutions_at_a_quarter_width() -> None:
+    enc = FastEncoder()
+    feats = enc(torch.rand(2, 3, 64, 48), FAST_TAPS)
+    assert {k: tuple(v.shape) for k, v in feats.items()} == {
+        "relu1_1": (2, 16, 64, 48), "relu2_1": (2, 32, 32, 24), "relu3_1": (2, 64, 16, 12), "relu4_1": (2, 128, 8, 6)}
+    assert all(bool((v >= 0).all()) for v in feats.values())  # taps are after ReLU
+    assert tuple(FastDecoder()(feats["relu4_1"]).shape) == (2, 3, 64, 48)
+
+
+def test_encoder_stops_at_the_deepest_tap_asked_for() -> None:
+    enc = FastEncoder()
+    x = torch.rand(1, 3, 32, 32)
+    assert list(enc(x, ("relu2_1",))) == ["relu2_1"]
+    torch.testing.assert_close(enc(x, ("relu2_1",))["relu2_1"], enc(x, FAST_TAPS)["relu2_1"])
+    with pytest.raises(ValueError, match="relu5_1"):
+        enc(x, ("relu5_1",))
+
+
+def test_student_does_about_a_sixteenth_of_the_teachers_work() -> None:
+    from semstyle.models import Decoder, VGGEncoder
+
+    def params(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    ratio = (params(FastEncoder()) + params(FastDecoder())) / (params(VGGEncoder()) + params(Decoder()))
+    assert ratio < 1 / 12, ratio  # VGGEncoder also holds relu5_1's layers, so parameters are a loose proxy
+
+
+def test_embeddings_map_student_taps_to_teacher_channels() -> None:
+    emb = embeddings(FastConfig())
+    feats = FastEncoder()(torch.rand(1, 3, 32, 32), FAST_TAPS)
+    assert [emb[t](feats[t]).shape[1] for t in FAST_TAPS] == [64, 128, 256, 512]
+
+
+def test_nmse_is_scale_free() -> None:
+    t = torch.randn(2, 8, 4, 4)
+    assert float(nmse(t, t)) == 0.0
+    torch.testing.assert_close(nmse(2 * t, t), nmse(20 * t, 10 * t))
+    torch.testing.assert_close(nmse(torch.zeros_like(t), t), torch.tensor(1.0))
+
+
+# ---------------------------------------------------------------- distillation
+def _pattern(w: int, h: int, seed: int, freq: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    ph = rng.uniform(0, 6.28, 3)
+    img = np.stack([0.5 + 0.45 * np.sin(freq * (xx * (k + 1) + yy * (2 - k)) / 3 + ph[k]) for k in range(3)], -1)
+    return (np.clip(img + rng.normal(0, 0.04, img.shape), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("distill_data")
+    for sub, specs in (("content", [(0, 0.15), (1, 0.2)]), ("style", [(2, 2.5), (3, 1.8)])):
+        (root / sub).mkdir()
+        for seed, freq in specs:
+            Image.fromarray(_pattern(40, 40, seed, freq)).save(root / sub / f"{seed}.png")
+    return root
+
+
+def _cfg(data: Path, out: Path, steps: int) -> DistillConfig:
+    return DistillConfig(content_dir=str(data / "content"), style_dir=str(data / "style"), out=str(out), steps=steps,
+                         size=32, batch=2, lr=2e-3, precision="fp32", log_every=1, ckpt_every=3)
+
+
+def _rows(run: Path) -> list[dict[str, float]]:
+    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_distillation_learns_and_resumes_exactly(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = Distiller(_cfg(data, tmp_path / "a", 8))
+    ref.fit(progress=False)
+    rows = _rows(tmp_path / "a")
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert np.mean([r["total"] for r in rows[-2:]]) < 0.8 * np.mean([r["total"] for r in rows[:2]]), rows
+    assert {"feat", "pix", "perc", "rec", "lr"} <= set(rows[0])
+
+    first = Distiller(_cfg(data, tmp_path / "b", 8))
+    real_step = first.train_step
+
+    def interrupted() -> dict[str, float]:
+        if first.step == 4:  # step 4 is logged, not checkpointed (ckpt_every=3)
+            raise KeyboardInterrupt
+        return real_step()
+
+    monkeypatch.setattr(first, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(progress=False)
+    assert latest_checkpoint(tmp_path / "b").name == "step_0000003"
+    resumed = Distiller(_cfg(data, tmp_path / "b", 8), resume=True)
+    assert resumed.step == 3
+    resumed.fit(progress=False)
+    got = _rows(tmp_path / "b")
+    assert [r["step"] for r in got] == list(range(1, 9))  # the lost step's line was replaced
+    torch.testing.assert_close(torch.tensor([r["total"] for r in got], dtype=torch.float64),
+                               torch.tensor([r["total"] for r in rows], dtype=torch.float64), rtol=1e-5, atol=1e-7)
+    for k, v in ref.decoder.state_dict().items():
+        torch.testing.assert_close(resumed.decoder.state_dict()[k], v, rtol=1e-5, atol=1e-7)
+
+
+def test_distill_refuses_an_existing_run_and_a_missing_one(data: Path, tmp_path: Path) -> None:
+    from semstyle.errors import InputError
+
+    Distiller(_cfg(data, tmp_path / "r", 3)).fit(progress=False)
+    with pytest.raises(InputError, match="--resume"):
+        Distiller(_cfg(data, tmp_path / "r", 3))
+    with pytest.raises(InputError, match="no checkpoint"):
+        Distiller(_cfg(data, tmp_path / "none", 3), resume=True)
+
+
+def test_cli_distill_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "d.yaml"
+    bad.write_text("stepz: 3\n")
+    assert main(["distill", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown distillation config keys ['stepz']" in err and len(err.splitlines()) == 1
+    assert main(["distill", "--steps", "3"]) == 2
+    assert "needs --content-dir" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- shipped model
+def test_shipped_fast_weights_match_their_manifest() -> None:
+    for role in ("fast_encoder", "fast_decoder"):
+        path, sha, _ = packaged_file(role)
+        assert path.stat().st_size < 2_000_000, path  # fp16, a fraction of a megabyte
+        assert sha256_of(path) == sha, role
+    manifest = json.loads((path.parent / "MANIFEST.json").read_text())
+    assert manifest["fast_record"]["command"] == "semstyle distill --config configs/distill.yaml"
+
+
+@pytest.fixture(scope="module")
+def fast() -> Stylizer:
+    return Stylizer(model="fast", size=128, style_size=128)
+
+
+def test_fast_model_output_takes_the_style(fast: Stylizer) -> None:
+    """Quality floor: the output's VGG19 mean/std statistics are closer to the style's than the content's are."""
+    from semstyle.models import VGGEncoder
+    from semstyle.models.weights import load_into
+
+    content = Image.open(ASSETS / "content" / "chelsea.jpg").convert("RGB")
+    style = Image.open(ASSETS / "style" / "starry_night.jpg").convert("RGB")
+    out = fast.stylize(content, style).image
+    assert out.size == (128, round(128 * content.height / content.width))
+    vgg = VGGEncoder().eval()
+    load_into(vgg, "pretrained", "encoder")
+
+    def feats(img: Image.Image) -> list[torch.Tensor]:
+        x = torch.from_numpy(np.asarray(img.resize((128, 128)), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            return list(vgg(x, ("relu1_1", "relu2_1", "relu3_1", "relu4_1")).values())
+
+    s = feats(style.resize((128, 128)))
+    d_out = float(FN.mean_std_style_loss(feats(out), s))
+    d_content = float(FN.mean_std_style_loss(feats(content), s))
+    assert d_out < 0.6 * d_content, (d_out, d_content)
+
+
+def test_fast_model_alpha_zero_keeps_the_content_close(fast: Stylizer) -> None:
+    content = Image.open(ASSETS / "content" / "coffee.jpg").convert("RGB")
+    style = Image.open(ASSETS / "style" / "wave.jpg").convert("RGB")
+    out = np.asarray(fast.stylize(content, style, alpha=0.0).image, dtype=np.float32)
+    ref = np.asarray(content.resize(fast.stylize(content, style, alpha=0.0).image.size), dtype=np.float32)
+    full = np.asarray(fast.stylize(content, style).image, dtype=np.float32)
+    assert np.abs(out - ref).mean() < 0.5 * np.abs(full - ref).mean()
+
+
+def test_fast_model_semantic_auto_and_labels(fast: Stylizer) -> None:
+    content = Image.open(ASSETS / "content" / "astronaut.jpg").convert("RGB")
+    style = Image.open(ASSETS / "style" / "the_scream.jpg").convert("RGB")
+    res = fast.stylize(content, style, semantic="auto")
+    assert res.content_labels is not None and len(np.unique(res.content_labels)) >= 2
+    w, h = res.image.size
+    lab = np.zeros((h, w), np.int64)
+    lab[:, w // 2 :] = 1
+    s_lab = np.zeros((128, 128), np.int64)
+    s_lab[64:] = 1
+    two = fast.stylize(content, style.resize((128, 128)), semantic="labels", content_labels=lab, style_labels=[s_lab])
+    assert two.image.size == (w, h)
+
+
+def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
+    fast: Stylizer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="no fine-tuned decoder"):
+        StylizeConfig(model="fast", decoder="finetuned")
+    c, s = ASSETS / "content" / "coffee.jpg", ASSETS / "style" / "wave.jpg"
+    code = main(["stylize", str(c), str(s), "-o", str(tmp_path / "o.png"), "--model", "fast", "--refine", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "refinement needs the VGG19 model" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+    assert main(["stylize", str(c), str(s), "-o", str(tmp_path / "f.png"), "--model", "fast", "--size", "96"]) == 0
+    assert Image.open(tmp_path / "f.png").size[0] == 96
