@@ -51,7 +51,7 @@ STAGES = ("peer", "plain", "semantic", "timing", "showcase", "report")
 class Profile:
     """How much each stage does."""
 
-    size: int = 512  # quality sets: content and style longest side
+    size: int = 256  # quality sets: content and style longest side (512 px: docs/semantic_benchmark.md, FAST_MODEL.md)
     plain_pairs: int = 12  # BSDS500 test × held-out styles (each held-out style once; up to 27 distinct)
     semantic_pairs: int = 10  # DPST pairs 1..N (all 30: benchmarks/bench_semantic.py, docs/semantic_benchmark.md)
     optimize_pairs: int = 2  # the optimisation baseline runs on the first N pairs of each set

@@ -49,13 +49,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    ap.add_argument("--kind", choices=KINDS, default="finetune", help="what the run trained (default %(default)s)")
+    ap.add_argument("--kind", choices=KINDS, help="what the run trained (default: read from the checkpoint's files)")
     args = ap.parse_args()
-    files, record_key, command = KINDS[args.kind]
     ckpt = args.run / "checkpoints" / f"step_{args.step:07d}" if args.step else latest_checkpoint(args.run)
     if ckpt is None or not (ckpt / "state.json").is_file():
         raise SystemExit(f"no checkpoint in {args.run}")
     state = json.loads((ckpt / "state.json").read_text())
+    args.kind = args.kind or ("fast" if (ckpt / "fast_encoder.safetensors").is_file() else "finetune")
+    files, record_key, command = KINDS[args.kind]
+    missing = [f"{role}.safetensors" for role in files if not (ckpt / f"{role}.safetensors").is_file()]
+    if missing:
+        raise SystemExit(f"{ckpt} has no {', '.join(missing)}: is it a '{args.kind}' run?")
     DEST.mkdir(parents=True, exist_ok=True)
     path = DEST / "MANIFEST.json"
     manifest: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
@@ -64,6 +68,7 @@ def main() -> None:
         fd, tmp = tempfile.mkstemp(dir=DEST, suffix=".safetensors")
         os.close(fd)
         save_file(sd, tmp, metadata={"source": f"semstyle {args.kind}", "step": str(state["step"])})
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; shipped weights must be readable by every user
         os.replace(tmp, DEST / name)
         manifest[role] = {
             "file": name,

@@ -44,7 +44,14 @@ def test_encoder_taps_have_the_teachers_resolutions_at_a_quarter_width() -> None
 def test_encoder_stops_at_the_deepest_tap_asked_for() -> None:
     enc = FastEncoder()
     x = torch.rand(1, 3, 32, 32)
+    ran: list[int] = []
+    hooks = [b.register_forward_pre_hook(lambda m, i, k=k: ran.append(k)) for k, b in enumerate(enc.blocks[3])]
     assert list(enc(x, ("relu2_1",))) == ["relu2_1"]
+    assert ran == []  # block 4 (relu3_1 → relu4_1) never ran
+    enc(x, ("relu4_1",))
+    assert ran == list(range(len(enc.blocks[3])))
+    for h in hooks:
+        h.remove()
     torch.testing.assert_close(enc(x, ("relu2_1",))["relu2_1"], enc(x, FAST_TAPS)["relu2_1"])
     with pytest.raises(ValueError, match="relu5_1"):
         enc(x, ("relu5_1",))
@@ -142,6 +149,26 @@ def test_distill_refuses_an_existing_run_and_a_missing_one(data: Path, tmp_path:
         Distiller(_cfg(data, tmp_path / "none", 3), resume=True)
 
 
+def test_distill_config_checks_types_and_ranges(data: Path, tmp_path: Path) -> None:
+    from semstyle.errors import InputError
+
+    with pytest.raises(InputError, match="'lr' must be a float, got '2e-3'"):
+        _cfg(data, tmp_path / "x", 3).updated(lr="2e-3").check()
+    with pytest.raises(InputError, match="ckpt_every"):
+        _cfg(data, tmp_path / "x", 3).updated(ckpt_every=0).check()
+    with pytest.raises(InputError, match="init must be kaiming or default"):
+        _cfg(data, tmp_path / "x", 3).updated(init="teacher").check()
+
+
+def test_resume_refuses_a_changed_config(data: Path, tmp_path: Path) -> None:
+    from semstyle.errors import InputError
+
+    Distiller(_cfg(data, tmp_path / "r", 3)).fit(progress=False)
+    with pytest.raises(InputError, match="different batch, lr"):
+        Distiller(_cfg(data, tmp_path / "r", 6).updated(batch=3, lr=1e-3), resume=True)
+    assert Distiller(_cfg(data, tmp_path / "r", 6), resume=True).step == 3  # more steps is allowed
+
+
 def test_cli_distill_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "d.yaml"
     bad.write_text("stepz: 3\n")
@@ -168,7 +195,7 @@ def fast() -> Stylizer:
 
 
 def test_fast_model_output_takes_the_style(fast: Stylizer) -> None:
-    """Quality floor: the output's VGG19 mean/std statistics are closer to the style's than the content's are."""
+    """Quality floor (issue 7): the output's VGG19 mean/std statistics are closer to the style's than the content's."""
     from semstyle.models import VGGEncoder
     from semstyle.models.weights import load_into
 
@@ -187,7 +214,7 @@ def test_fast_model_output_takes_the_style(fast: Stylizer) -> None:
     s = feats(style.resize((128, 128)))
     d_out = float(FN.mean_std_style_loss(feats(out), s))
     d_content = float(FN.mean_std_style_loss(feats(content), s))
-    assert d_out < 0.6 * d_content, (d_out, d_content)
+    assert d_out < d_content, (d_out, d_content)
 
 
 def test_fast_model_alpha_zero_keeps_the_content_close(fast: Stylizer) -> None:
@@ -209,8 +236,17 @@ def test_fast_model_semantic_auto_and_labels(fast: Stylizer) -> None:
     lab[:, w // 2 :] = 1
     s_lab = np.zeros((128, 128), np.int64)
     s_lab[64:] = 1
-    two = fast.stylize(content, style.resize((128, 128)), semantic="labels", content_labels=lab, style_labels=[s_lab])
-    assert two.image.size == (w, h)
+    style_sq = style.resize((128, 128))
+    two = fast.stylize(content, style_sq, semantic="labels", content_labels=lab, style_labels=[s_lab])
+    plain = np.asarray(fast.stylize(content, style_sq).image, dtype=np.float32)
+    got = np.asarray(two.image, dtype=np.float32)
+    assert got.shape == plain.shape
+    # each half takes its own style region's look, so the result is not global AdaIN
+    assert np.abs(got - plain).mean() > 3.0
+    top, bottom = np.asarray(style_sq, dtype=np.float32)[:64].mean((0, 1)), np.asarray(style_sq)[64:].mean((0, 1))
+    left, right = got[:, : w // 2 - 8].mean((0, 1)), got[:, w // 2 + 8 :].mean((0, 1))
+    assert np.linalg.norm(left - top) < np.linalg.norm(left - bottom) or \
+        np.linalg.norm(right - bottom) < np.linalg.norm(right - top)
 
 
 def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
@@ -218,6 +254,13 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
 ) -> None:
     with pytest.raises(ValueError, match="no fine-tuned decoder"):
         StylizeConfig(model="fast", decoder="finetuned")
+    with pytest.raises(ValueError, match="refinement needs the VGG19 model"):
+        StylizeConfig(model="fast", refine=1)
+    from semstyle.pipelines.optimize import OptimizeConfig, optimize
+
+    with pytest.raises(ValueError, match="loss network is VGG19"):
+        optimize(ASSETS / "content" / "coffee.jpg", ASSETS / "style" / "wave.jpg", OptimizeConfig(steps=1, size=32),
+                 stylizer=fast)
     c, s = ASSETS / "content" / "coffee.jpg", ASSETS / "style" / "wave.jpg"
     code = main(["stylize", str(c), str(s), "-o", str(tmp_path / "o.png"), "--model", "fast", "--refine", "2"])
     err = capsys.readouterr().err.strip()

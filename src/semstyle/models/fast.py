@@ -28,6 +28,14 @@ class FastConfig:
     width: int = 16  # channels of block 1; blocks 2-4 have 2×, 4×, 8× (teacher: 64)
     block3_convs: int = 4  # 3×3 convs in block 3 (VGG19 has 4)
 
+    @classmethod
+    def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> FastConfig:
+        """The shape a ``FastEncoder`` state dict was trained with (width, convs in block 3)."""
+        if "blocks.0.0.weight" not in sd:
+            raise ValueError("not a fast-model encoder state dict (no 'blocks.0.0.weight')")
+        convs3 = sum(1 for k in sd if k.startswith("blocks.3.") and k.endswith(".weight"))
+        return cls(width=int(sd["blocks.0.0.weight"].shape[0]), block3_convs=convs3)
+
     def channels(self) -> dict[str, int]:
         w = self.width
         return {"relu1_1": w, "relu2_1": 2 * w, "relu3_1": 4 * w, "relu4_1": 8 * w}

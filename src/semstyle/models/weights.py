@@ -23,11 +23,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from semstyle.errors import WeightsError
+
+if TYPE_CHECKING:
+    from semstyle.models.fast import FastConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +104,9 @@ def packaged_file(role: str) -> tuple[Path, str, None]:
         raise WeightsError(f"semstyle's weight manifest cannot be read ({e}); reinstall semstyle") from e
     entry = manifest.get(role)
     if entry is None:
-        fix = "train them with 'semstyle distill' and pass the file" if role.startswith("fast_") else "use 'pretrained'"
-        raise WeightsError(f"semstyle ships no weights for the {role}; {fix} or a file")
+        fix = ("train them with 'semstyle distill' and pass --encoder-weights/--decoder-weights FILE"
+               if role.startswith("fast_") else "use 'pretrained' or a file")
+        raise WeightsError(f"semstyle ships no weights for the {role}; {fix}")
     return root / entry["file"], entry["sha256"], None
 
 
@@ -211,3 +216,14 @@ def load_into(module: nn.Module, source: str, role: str, verify: bool = True) ->
         raise WeightsError(f"weights in {path} do not fit the {role} ({detail})")
     module.load_state_dict(sd)
     log.debug("loaded %s weights from %s", role, path)
+
+
+def fast_shape(source: str) -> FastConfig:
+    """The ``FastConfig`` of the fast-model encoder weights named by ``source`` (read from the file)."""
+    from semstyle.models.fast import FastConfig
+
+    path, _, _ = resolve(source, "fast_encoder")
+    try:
+        return FastConfig.from_state_dict(read_state_dict(path))
+    except ValueError as e:
+        raise WeightsError(f"weights in {path} do not fit the fast_encoder ({e})") from e

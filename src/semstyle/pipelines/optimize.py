@@ -258,6 +258,8 @@ def optimize(
         from semstyle.pipelines.stylize import Stylizer
 
         stylizer = Stylizer(size=cfg.size, style_size=cfg.style_size, device=cfg.device, max_pixels=cfg.max_pixels)
+    if stylizer.config.model != "vgg19":
+        raise ValueError("the optimisation's loss network is VGG19: pass a Stylizer with model='vgg19'")
     encoder, device = stylizer.encoder, stylizer.device
 
     with torch.no_grad():

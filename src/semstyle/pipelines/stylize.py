@@ -28,9 +28,9 @@ from semstyle.io.labels import LabelMap
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
-from semstyle.models.fast import FastConfig, FastDecoder, FastEncoder
+from semstyle.models.fast import FastDecoder, FastEncoder
 from semstyle.models.vgg import STYLE_LAYERS
-from semstyle.models.weights import load_into
+from semstyle.models.weights import fast_shape, load_into
 from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
 from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
 from semstyle.pipelines.tiling import stylize_tiled, tile_plan
@@ -103,13 +103,17 @@ class Stylizer:
         prec = self.config.precision
         self.bf16 = prec == "bf16" or (prec == "auto" and native_bf16(self.device))
         fast = self.config.model == "fast"
-        self.encoder: nn.Module = FastEncoder() if fast else VGGEncoder()
-        self.decoder: nn.Module = FastDecoder() if fast else Decoder()
+        shape = fast_shape(self.config.encoder) if fast else None  # width etc. as trained
+        if fast:
+            log.warning("the fast model is experimental: ~13x faster than VGG19 but blurrier and weaker in style "
+                        "(docs/FAST_MODEL.md)")
+        self.encoder: nn.Module = FastEncoder(shape) if fast else VGGEncoder()
+        self.decoder: nn.Module = FastDecoder(shape) if fast else Decoder()
         load_into(self.encoder, self.config.encoder, "fast_encoder" if fast else "encoder")
         load_into(self.decoder, self.config.decoder, "fast_decoder" if fast else "decoder")
         # the co-segmentation's features: the fast model has no relu5_1, so it clusters relu3_1 + relu4_1
         self.coseg_options = FAST_COSEG if fast else DEFAULT_COSEG
-        self.channels = FastConfig().channels()["relu4_1"] if fast else 512  # relu4_1 channels: AdaIN works there
+        self.channels = shape.channels()["relu4_1"] if shape else 512  # relu4_1 channels: AdaIN works there
         for net in (self.encoder, self.decoder):
             net.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         # torch.compile (inductor) fuses convolutions with their activations and padding; docs/speed_study.md
@@ -135,6 +139,18 @@ class Stylizer:
         with self._autocast():
             out = self._run_decoder(feat.contiguous(memory_format=torch.channels_last))
         return out.float()
+
+    @staticmethod
+    def _fast_colours(
+        out: torch.Tensor, content: Image.Image, entries: Sequence[StyleEntry], weights: Sequence[float], alpha: float
+    ) -> torch.Tensor:
+        """The fast model's colour correction: its decoder, distilled for 1,200 CPU steps, keeps the structure
+        but not the colour statistics (docs/FAST_MODEL.md), so the output's RGB channel means and stds are set
+        to the style's (blended by weight, then by α with the content's)."""
+        rgb = [FN.mean_std(to_tensor(e.image)) for e in entries]
+        s_mean, s_std = FN.blend_stats([m for m, _ in rgb], [s for _, s in rgb], list(weights))
+        c_mean, c_std = FN.mean_std(to_tensor(content))
+        return FN.match_rgb_stats(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
 
     def cosegment(self, content: Image.Image, styles: Sequence[Image.Image]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Automatic joint labels of ``content`` and ``styles`` with this model's features (see segmentation.auto)."""
@@ -180,7 +196,7 @@ class Stylizer:
         if not styles:
             raise InputError("at least one style image is needed")
         if self.config.model == "fast" and (self.config.refine if refine is None else refine):
-            raise InputError("refinement needs the VGG19 model's discriminator; drop --refine or use --model vgg19")
+            raise InputError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
         if style_weights is not None:
@@ -318,6 +334,8 @@ class Stylizer:
             # 5. decode and crop the padding
             if not refine_rounds:
                 out = self.decode(fused)[..., :h, :w].clamp(0, 1).cpu()
+                if self.config.model == "fast" and not preserve_color:
+                    out = self._fast_colours(out, content_img, entries, weights, alpha)
             t["decode"] = time.perf_counter() - t0 - sum(t.values())
 
         # 6. optionally refine: the discriminator judges, the fusion is adjusted, decoded again

@@ -109,6 +109,8 @@ class Trainer:
             raise InputError(f"run folder '{self.run}' already has checkpoints; pass --resume or choose another --out")
         if self.d.rank == 0:  # created only once the start is valid: a refused start leaves nothing behind
             self.run.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                trim_metrics(self.run, 0)  # lines of an earlier start that never reached a checkpoint
             (self.run / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
         self.writer = self._writer() if self.d.rank == 0 else None
 

@@ -273,7 +273,7 @@ class Engine:
         say(0.05, "reading the images")
         content = self.load(req.content, "content image", cfg.size)
         style = self.load(req.style, "style image", self.style_size)
-        st = self._stylizers.get("fast" if cfg.model == "fast" else cfg.decoder) or self.stylizer(self.base.decoder)
+        st = self.stylizer("fast" if cfg.model == "fast" else cfg.decoder)
         say(0.2, "segmenting both images together")
         c_lab, s_labs = st.cosegment(content, [style])
         k = len(np.unique(np.concatenate([np.ravel(c_lab), np.ravel(s_labs[0])])))
