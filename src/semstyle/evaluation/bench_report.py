@@ -115,7 +115,9 @@ def _timing_section(runs: Path, docs: Path, figs: list[str]) -> list[str]:
              "resized to the size), networks already loaded, one warm-up call first; peak MiB is the growth of "
              "the process's peak resident memory during the call (`semstyle.metrics.measure`). The peer is timed "
              "inside its own process the same way (onnxruntime keeps its memory arena between calls, so little of "
-             "the peer's memory shows as growth). `optimize` ran "
+             "the peer's memory shows as growth). semstyle's methods keep their style cache, so after the warm-up "
+             "the style is not encoded again (as in a batch with one style); the peer encodes its style on every "
+             "call (docs/FAST_MODEL.md times both paths without the cache). `optimize` ran "
              f"{steps} L-BFGS steps here; its time grows linearly with the steps.", "",
              "| method | " + " | ".join(f"{s} px: s (peak MiB)" for s in sizes) + " |",
              "|---|" + "---:|" * len(sizes)]
@@ -166,7 +168,7 @@ def _this_build(runs: Path, prof: dict) -> str:
         if m := metas.get(name):
             parts.append(f"{name}: {m.get('pairs')} pairs at {m.get('size')} px, the optimisation baseline on "
                          f"{m.get('optimize_pairs')} of them ({m.get('optimize_steps')} L-BFGS steps)")
-    sizes = [str(m.get("size")) for k, m in metas.items() if k.startswith("timing_")]
+    sizes = [str(s) for s in sorted(int(m.get("size", 0)) for k, m in metas.items() if k.startswith("timing_"))]
     if sizes:
         t = next(m for k, m in metas.items() if k.startswith("timing_"))
         parts.append(f"timings: {t.get('pairs')} pair(s) at {', '.join(sizes)} px")
