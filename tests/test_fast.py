@@ -268,3 +268,14 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
     assert not (tmp_path / "o.png").exists()
     assert main(["stylize", str(c), str(s), "-o", str(tmp_path / "f.png"), "--model", "fast", "--size", "96"]) == 0
     assert Image.open(tmp_path / "f.png").size[0] == 96
+
+
+def test_fast_model_runs_tiled() -> None:
+    """Smoke: tiling (global statistics over tiles) runs on the student's 128-channel features."""
+    st = Stylizer(model="fast", size=0, style_size=96, tile=64, precision="fp32")
+    assert st.channels == 128
+    content = Image.open(ASSETS / "content" / "coffee.jpg").convert("RGB").resize((160, 120))
+    style = Image.open(ASSETS / "style" / "wave.jpg").convert("RGB")
+    tiled = np.asarray(st.stylize(content, style).image, dtype=np.float32)
+    assert tiled.shape == (120, 160, 3) and tiled.std() > 5
+    assert np.abs(tiled - np.asarray(content, dtype=np.float32)).mean() > 5  # it changed the picture
