@@ -102,7 +102,6 @@ def resolve_labels(
                           dict(region_styles or {}) or None, c_lm.from_colors)
         return _merged(regions, cfg)
     if semantic == "auto":
-
         c_lab, s_labs = st.cosegment(content_img, [e.image for e in entries])
         return _merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
     if semantic == "segformer":

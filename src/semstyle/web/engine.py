@@ -125,6 +125,16 @@ def user_message(exc: BaseException, names: dict[str, str] | None = None) -> str
     return text.replace("--max-pixels", "the server's --max-pixels")
 
 
+def _networks(choice: str) -> tuple[str, str]:
+    """The page's network choice (a DECODER_CHOICES entry) as StylizeConfig (model, decoder)."""
+    return ("fast", "pretrained") if choice == "fast" else ("vgg19", choice)
+
+
+def _choice(cfg: StylizeConfig) -> str:
+    """The inverse of ``_networks``: the key a config's Stylizer is shared under."""
+    return "fast" if cfg.model == "fast" else cfg.decoder
+
+
 class Engine:
     """One process's stylisation service: Stylizers created lazily and shared by all requests.
 
@@ -162,7 +172,7 @@ class Engine:
         if not 16 <= size <= self.limits.max_size:
             raise UserError(f"output size must be between 16 and {self.limits.max_size} px, got {size}")
         try:
-            model, decoder = ("fast", "pretrained") if req.decoder == "fast" else ("vgg19", req.decoder)
+            model, decoder = _networks(req.decoder)
             return self.base.updated(alpha=float(req.alpha), preserve_color=bool(req.preserve_color), size=size,
                                      model=model, decoder=decoder, refine=int(req.refine), semantic=req.semantic)
         except (TypeError, ValueError) as e:
@@ -180,9 +190,8 @@ class Engine:
                     raise WeightsError(self._unavailable[decoder])
                 t0 = time.perf_counter()
                 try:
-                    fast = decoder == "fast"
-                    st = Stylizer(self.base.updated(model="fast" if fast else "vgg19",
-                                                    decoder="pretrained" if fast else decoder))
+                    model, weights = _networks(decoder)
+                    st = Stylizer(self.base.updated(model=model, decoder=weights))
                 except WeightsError as e:
                     self._unavailable[decoder] = str(e)
                     raise
@@ -230,7 +239,7 @@ class Engine:
         if cfg.semantic == "labels":
             labels = {"content_labels": self._labels(req.content_labels, "content label map"),
                       "style_labels": self._labels(req.style_labels, "style label map")}
-        key = "fast" if cfg.model == "fast" else cfg.decoder
+        key = _choice(cfg)
         if key not in self._stylizers:
             say(0.1, f"loading the {key} networks")
         try:
@@ -273,7 +282,7 @@ class Engine:
         say(0.05, "reading the images")
         content = self.load(req.content, "content image", cfg.size)
         style = self.load(req.style, "style image", self.style_size)
-        st = self.stylizer("fast" if cfg.model == "fast" else cfg.decoder)
+        st = self.stylizer(_choice(cfg))
         say(0.2, "segmenting both images together")
         c_lab, s_labs = st.cosegment(content, [style])
         k = len(np.unique(np.concatenate([np.ravel(c_lab), np.ravel(s_labs[0])])))
