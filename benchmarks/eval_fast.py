@@ -127,23 +127,43 @@ def pictures(paths: dict[str, Stylizer], path: Path) -> None:
     grid(rows, cell=160, titles=titles).quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
 
 
+def run_chain(run: Path) -> list[Path]:
+    """The run and the runs it was warm-started from (config ``init_from``), earliest first."""
+    src = json.loads((run / "config.json").read_text()).get("init_from") or ""
+    base = Path(src)
+    if src and base.name.startswith("step_"):  # a checkpoint folder: its run is two levels up
+        base = base.parent.parent
+    return (run_chain(base) if src else []) + [run]
+
+
 def curves(run: Path, path: Path) -> None:
+    """Loss curves over every stage of the run (steps continue across warm starts; a line marks each start)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-    steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    rows: list[dict[str, float]] = []
+    starts: list[float] = []
+    for r in run_chain(run):
+        offset = rows[-1]["step"] if rows else 0
+        if rows:
+            starts.append(offset)
+        rows += [{**json.loads(x), "step": json.loads(x)["step"] + offset}
+                 for x in (r / "metrics.jsonl").read_text().splitlines() if x]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for key, label in (("feat", "feature distillation"), ("pix", "output L1 (×10 in the loss)"),
-                       ("perc", "output perceptual"), ("rec", "reconstruction L1")):
-        v = [r[key] for r in rows]
-        k = 9
-        ax.plot(steps, [statistics.fmean(v[max(0, i - k + 1) : i + 1]) for i in range(len(v))], label=label)
+                       ("perc", "output perceptual"), ("rec", "reconstruction L1"),
+                       ("style", "style mean/std (stage 2)"), ("content", "content to AdaIN target (stage 2)")):
+        pts = [(r["step"], r[key]) for r in rows if r.get(key, 0.0) > 0]  # stage-2 terms are 0 before it
+        v, k = [p[1] for p in pts], 9
+        ax.plot([p[0] for p in pts], [statistics.fmean(v[max(0, i - k + 1) : i + 1]) for i in range(len(v))],
+                label=label)
+    for x in starts:
+        ax.axvline(x, color="grey", lw=0.8, ls="--")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("step (all stages)")
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title("distillation losses (moving average of 9 logged points)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -164,6 +184,8 @@ def render(q: dict[str, list[dict[str, float]]], t: dict[str, float], meta: str)
         lines.append(f"| {name} | {1000 * sec:.0f} | {f'{sec / peer:.2f}×' if peer else 'n/a'} | "
                      f"{sec / t['vgg19']:.2f}× |")
     fast_ok = peer is not None and t["fast"] <= peer
+    if not t:
+        return f"{meta}\n\n" + "\n".join(lines[:5]) + "\n", ok
     verdict = (f"Losses within {TARGET_LOSS:.0f} % of the VGG19 path: {'met' if ok else 'missed'}. "
                f"Fast model ≤ 1× the peer's time: {'met' if fast_ok else 'missed' if peer else 'peer not measured'}.")
     return f"{meta}\n\n" + "\n".join(lines) + f"\n\n{verdict}\n", ok and fast_ok
@@ -177,17 +199,24 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run", type=Path, help="the distillation run whose metrics.jsonl gives the curves")
+    ap.add_argument("--weights", type=Path,
+                    help="a distillation checkpoint folder to evaluate instead of the shipped fast weights")
+    ap.add_argument("--no-speed", action="store_true", help="quality only (a quick check of a checkpoint)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    if args.weights is not None and not (args.weights / "fast_encoder.safetensors").is_file():
+        sys.exit(f"error: {args.weights} has no fast_encoder.safetensors (give a checkpoint folder)")
     torch.set_num_threads(args.threads)
     # style_cache=0: every call encodes its style, as the peer does (a warm cache alone is 0.33×)
     paths = {"vgg19": Stylizer(size=args.size, style_size=args.size, style_cache=0),
-             "fast": Stylizer(model="fast", size=args.size, style_size=args.size, style_cache=0)}
+             "fast": Stylizer(model="fast", size=args.size, style_size=args.size, style_cache=0,
+                              **({"encoder": str(args.weights / "fast_encoder.safetensors"),
+                                  "decoder": str(args.weights / "fast_decoder.safetensors")} if args.weights else {}))}
     vgg = VGGEncoder().eval()
     load_into(vgg, "pretrained", "encoder")
     contents = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
     styles = heldout()[: args.styles or None]
-    t = speed(paths, args.repeats)
+    t = {} if args.no_speed else speed(paths, args.repeats)
     print(t, flush=True)
     q = quality(paths, vgg, contents, styles, args.size)
     meta = (f"{len(contents)} BSDS500 test photos × {len(styles)} held-out styles = {len(q['fast'])} pairs at "
@@ -196,7 +225,7 @@ def main() -> None:
             f"{args.contents} --size {args.size}`.")
     block, _ = render(q, t, meta)
     print(block)
-    if args.no_write:
+    if args.no_write or args.no_speed or args.weights:
         return
     docs = ROOT / "docs"
     pictures(paths, docs / "fast_grid.png")

@@ -1,11 +1,12 @@
 """Ship a training checkpoint inside the package: fp16 safetensors + MANIFEST.json (sha256, record).
 
     .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]          # semstyle train
-    .venv/bin/python scripts/ship_weights.py runs/distill --kind fast          # semstyle distill
+    .venv/bin/python scripts/ship_weights.py runs/distill2 --kind fast         # semstyle distill (2 stages)
 
 Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors (or, for ``--kind fast``,
 fast_{encoder,decoder}.safetensors) and records in the manifest, next to what it already lists,
-the checkpoint's step, config, and the wall time summed from metrics.jsonl.
+the checkpoint's step, config, and the wall time summed from metrics.jsonl — over every stage when
+the run was warm-started from another (``init_from``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ KINDS = {  # kind → (role → shipped file, manifest key of the record, comman
     "finetune": ({"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"},
                  "record", "semstyle train --config configs/finetune.yaml"),
     "fast": ({"fast_encoder": "fast_encoder.safetensors", "fast_decoder": "fast_decoder.safetensors"},
-             "fast_record", "semstyle distill --config configs/distill.yaml"),
+             "fast_record",
+             "semstyle distill --config configs/distill.yaml, then --config configs/distill_stage2.yaml"),
 }
 
 
@@ -43,6 +45,20 @@ def wall_time(run: Path, step: int) -> float:
             total += last
         last = row["time"]
     return round(total + last, 1)
+
+
+def stages(run: Path, step: int, config: dict[str, object]) -> list[dict[str, object]]:
+    """Step and wall time of the run and of each run it was warm-started from (``init_from``), earliest first."""
+    chain = [{"run": str(run), "step": step, "wall_time_s": wall_time(run, step)}]
+    src = str(config.get("init_from") or "")
+    if src:
+        base = Path(src)
+        ckpt = latest_checkpoint(base) if (base / "checkpoints").is_dir() else base
+        if ckpt is None or not (ckpt / "state.json").is_file():
+            raise SystemExit(f"{run} was warm-started from {src}, which has no checkpoint left to record")
+        prev = json.loads((ckpt / "state.json").read_text())
+        chain = stages(ckpt.parent.parent, int(prev["step"]), prev["config"]) + chain
+    return chain
 
 
 def main() -> None:
@@ -76,11 +92,13 @@ def main() -> None:
             "dtype": "float16",
             "bytes": (DEST / name).stat().st_size,
         }
+    chain = stages(args.run, int(state["step"]), state["config"])
     manifest[record_key] = {
-        "step": state["step"],
-        "wall_time_s": wall_time(args.run, state["step"]),
+        "step": sum(int(st["step"]) for st in chain),  # optimiser steps over all stages
+        "wall_time_s": round(sum(float(st["wall_time_s"]) for st in chain), 1),
         "command": command,
         "config": state["config"],
+        "stages": chain,
     }
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"shipped step {state['step']} to {DEST}")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from semstyle import Stylizer
 from semstyle import functional as FN
@@ -19,6 +20,8 @@ from semstyle.models.fast import FAST_TAPS, FastConfig, FastDecoder, FastEncoder
 from semstyle.models.weights import packaged_file, sha256_of
 from semstyle.training.checkpoint import latest_checkpoint
 from semstyle.training.distill import DistillConfig, Distiller, nmse
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "semstyle" / "assets"
 
@@ -169,6 +172,47 @@ def test_resume_refuses_a_changed_config(data: Path, tmp_path: Path) -> None:
     assert Distiller(_cfg(data, tmp_path / "r", 6), resume=True).step == 3  # more steps is allowed
 
 
+def test_warm_start_continues_the_student_and_adds_the_style_terms(data: Path, tmp_path: Path) -> None:
+    """Stage 2 (configs/distill_stage2.yaml): init_from loads stage 1's student; the AdaIN terms are logged and
+    the record of the shipped model chains both stages (scripts/ship_weights.py)."""
+    import importlib.util
+
+    Distiller(_cfg(data, tmp_path / "s1", 3)).fit(progress=False)
+    assert all(r["style"] == r["content"] == 0 for r in _rows(tmp_path / "s1"))  # off unless weighted
+    cfg2 = _cfg(data, tmp_path / "s2", 6).updated(init_from=str(tmp_path / "s1"), w_style=1.0, w_content=1.0)
+    second = Distiller(cfg2)
+    stage1 = latest_checkpoint(tmp_path / "s1")
+    for name, module in (("fast_encoder", second.encoder), ("fast_decoder", second.decoder)):
+        for k, v in load_file(str(stage1 / f"{name}.safetensors")).items():
+            torch.testing.assert_close(module.state_dict()[k], v)
+    assert second.step == 0  # a fresh run (schedule and optimiser), not a resume
+    second.fit(progress=False)
+    rows = _rows(tmp_path / "s2")
+    assert all(r["style"] > 0 and r["content"] > 0 for r in rows)
+    for r in rows:  # the total is the weighted sum, style and content included
+        want = r["feat"] + 10 * r["pix"] + r["perc"] + 5 * r["rec"] + r["style"] + r["content"]
+        assert r["total"] == pytest.approx(want, rel=1e-4)
+
+    spec = importlib.util.spec_from_file_location("ship_weights", ROOT / "scripts" / "ship_weights.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    chain = ship.stages(tmp_path / "s2", 6, json.loads((tmp_path / "s2" / "config.json").read_text()))
+    assert [(Path(st["run"]).name, st["step"]) for st in chain] == [("s1", 3), ("s2", 6)]
+    assert all(st["wall_time_s"] > 0 for st in chain)
+
+
+def test_warm_start_and_loss_weight_errors(data: Path, tmp_path: Path) -> None:
+    from semstyle.errors import InputError
+
+    with pytest.raises(InputError, match="neither a checkpoint folder nor a run"):
+        Distiller(_cfg(data, tmp_path / "x", 3).updated(init_from=str(tmp_path / "nowhere")))
+    Distiller(_cfg(data, tmp_path / "w8", 2).updated(width=8)).fit(progress=False)
+    with pytest.raises(InputError, match="width and block3_convs must match"):
+        Distiller(_cfg(data, tmp_path / "y", 3).updated(init_from=str(tmp_path / "w8")))
+    with pytest.raises(InputError, match=r"loss weights \(w_\*\) must be >= 0"):
+        _cfg(data, tmp_path / "z", 3).updated(w_style=-1.0).check()
+
+
 def test_cli_distill_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "d.yaml"
     bad.write_text("stepz: 3\n")
@@ -186,7 +230,9 @@ def test_shipped_fast_weights_match_their_manifest() -> None:
         assert path.stat().st_size < 2_000_000, path  # fp16, a fraction of a megabyte
         assert sha256_of(path) == sha, role
     manifest = json.loads((path.parent / "MANIFEST.json").read_text())
-    assert manifest["fast_record"]["command"] == "semstyle distill --config configs/distill.yaml"
+    record = manifest["fast_record"]
+    assert record["command"].startswith("semstyle distill --config configs/distill.yaml")
+    assert record["step"] == sum(st["step"] for st in record["stages"]) and record["wall_time_s"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ class Stylizer:
         fast = self.config.model == "fast"
         shape = fast_shape(self.config.encoder) if fast else None  # width etc. as trained
         if fast:
-            log.warning("the fast model is experimental: ~13x faster than VGG19 but blurrier and weaker in style "
+            log.warning("the fast model is experimental: ~14x faster than VGG19 but weaker in style "
                         "(docs/FAST_MODEL.md)")
         self.encoder: nn.Module = FastEncoder(shape) if fast else VGGEncoder()
         self.decoder: nn.Module = FastDecoder(shape) if fast else Decoder()
@@ -144,9 +144,9 @@ class Stylizer:
     def _fast_colours(
         out: torch.Tensor, content: Image.Image, entries: Sequence[StyleEntry], weights: Sequence[float], alpha: float
     ) -> torch.Tensor:
-        """The fast model's colour correction: its decoder, distilled for 1,200 CPU steps, keeps the structure
-        but not the colour statistics (docs/FAST_MODEL.md), so the output's RGB channel means and stds are set
-        to the style's (blended by weight, then by α with the content's)."""
+        """The fast model's colour correction: the distilled student, trained on a CPU budget, renders the style's
+        colours only in part (docs/FAST_MODEL.md: it lowers the Gram loss ~20 %), so the output's RGB channel means
+        and stds are set to the style's (blended by weight, then by α with the content's)."""
         rgb = [FN.mean_std(to_tensor(e.image)) for e in entries]
         s_mean, s_std = FN.blend_stats([m for m, _ in rgb], [s for _, s in rgb], list(weights))
         c_mean, c_std = FN.mean_std(to_tensor(content))

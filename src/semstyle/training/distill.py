@@ -9,7 +9,14 @@ its stylised output, and the student encoder and decoder are trained together on
 - **output**: L1 between the student's AdaIN output and the teacher's, plus the same normalised
   feature distance between the two outputs at the teacher's relu1_1…relu3_1 (a perceptual term);
 - **reconstruction**: L1 between the student's decoding of the content's own features and the
-  content (what α = 0 needs).
+  content (what α = 0 needs);
+- **style and content** (AdaIN's own objective, measured by the teacher's VGG19 on the student's
+  output): channel mean/std distance to the style image at relu1_1…relu4_1, and relu4_1 distance
+  to the teacher's AdaIN target. Imitation alone regresses an under-capacity student to the mean
+  (flat, grey outputs); these terms reward the statistics the evaluation measures.
+
+``init_from`` warm-starts the student (and its embeddings) from an earlier run's checkpoint with
+a fresh optimiser, so a run can add terms or change the schedule without starting over.
 
 Resumable exactly like ``semstyle train`` (atomic safetensors checkpoints, sampling a pure
 function of (seed, step)). Run: ``semstyle distill --config configs/distill.yaml``.
@@ -28,6 +35,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from semstyle import functional as FN
@@ -68,6 +76,9 @@ class DistillConfig:
     w_pix: float = 10.0  # weight of the output L1 to the teacher's output
     w_perc: float = 1.0  # weight of the output's perceptual distance to the teacher's output
     w_rec: float = 5.0  # weight of the content reconstruction L1
+    w_style: float = 0.0  # weight of the output's mean/std style loss to the style (teacher VGG19, relu1_1…4_1)
+    w_content: float = 0.0  # weight of the output's relu4_1 distance to the teacher's AdaIN target
+    init_from: str = ""  # checkpoint (or run) folder whose student weights start a fresh run; "" = init
     init: str = "kaiming"  # "kaiming": He-normal convs (kaiming_init); "default": PyTorch's own initialisation
     precision: str = "bf16"  # fp32 | bf16 (CPU autocast)
     seed: int = 0  # every random choice derives from (seed, step)
@@ -92,6 +103,8 @@ class DistillConfig:
             ok = isinstance(value, want) or (want is float and isinstance(value, int) and not isinstance(value, bool))
             if not ok or (want is int and isinstance(value, bool)):
                 raise InputError(f"distillation config '{f.name}' must be a {want.__name__}, got {value!r}")
+        if min(self.w_feat, self.w_pix, self.w_perc, self.w_rec, self.w_style, self.w_content) < 0:
+            raise InputError("loss weights (w_*) must be >= 0")
         if min(self.steps, self.batch, self.log_every, self.ckpt_every, self.keep_last, self.width,
                self.block3_convs) < 1:
             raise InputError("steps, batch, log_every, ckpt_every, keep_last, width and block3_convs must be >= 1")
@@ -149,6 +162,8 @@ class Distiller:
         self.styles = ImageBank(collect(cfg.style_dir, exclude), cfg.size)
         if cfg.init == "kaiming":  # a resumed run overwrites these weights from its checkpoint
             kaiming_init(self.encoder, self.decoder)
+        if cfg.init_from and not resume:
+            self._warm_start(Path(cfg.init_from))
         if resume:
             ckpt = latest_checkpoint(self.run)
             if ckpt is None:
@@ -166,6 +181,18 @@ class Distiller:
             trim_metrics(self.run, 0)  # lines of an earlier start that never reached a checkpoint
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+
+    def _warm_start(self, src: Path) -> None:
+        ckpt = latest_checkpoint(src) if (src / "checkpoints").is_dir() else src
+        if ckpt is None or not (ckpt / "state.json").is_file():
+            raise InputError(f"init_from: '{src}' is neither a checkpoint folder nor a run with checkpoints")
+        try:
+            for name, m in self._modules().items():
+                m.load_state_dict(load_file(str(ckpt / f"{name}.safetensors")))
+        except (OSError, RuntimeError) as e:
+            raise InputError(f"init_from: {ckpt} does not fit this student ({str(e).splitlines()[0]}); "
+                             "width and block3_convs must match the run it came from") from e
+        log.info("student warm-started from %s", ckpt)
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"fast_encoder": self.encoder, "fast_decoder": self.decoder, "embed": self.embed}
@@ -188,7 +215,8 @@ class Distiller:
         with torch.no_grad(), self._autocast():
             t_c = {k: v.float() for k, v in self.teacher_enc(content, FAST_TAPS).items()}
             t_s = {k: v.float() for k, v in self.teacher_enc(style, FAST_TAPS).items()}
-            t_out = self.teacher_dec(FN.adain(t_c["relu4_1"], t_s["relu4_1"])).float().clamp(0, 1)  # (B, 3, S, S)
+            t_target = FN.adain(t_c["relu4_1"], t_s["relu4_1"])  # (B, 512, S/8, S/8)
+            t_out = self.teacher_dec(t_target).float().clamp(0, 1)  # (B, 3, S, S)
             t_perc = {k: v.float() for k, v in self.teacher_enc(t_out, PERCEPTUAL_TAPS).items()}
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
@@ -199,11 +227,18 @@ class Distiller:
                        for t in FAST_TAPS) / (2 * len(FAST_TAPS))
             out = self.decoder(FN.adain(s_c["relu4_1"].float(), s_s["relu4_1"].float())).float()
             rec = self.decoder(s_c["relu4_1"]).float()
-            o_perc = self.teacher_enc(out, PERCEPTUAL_TAPS)
-            perc = sum(nmse(o_perc[t].float(), t_perc[t]) for t in PERCEPTUAL_TAPS) / len(PERCEPTUAL_TAPS)
+            stats_terms = cfg.w_style > 0 or cfg.w_content > 0
+            o_feat = self.teacher_enc(out, FAST_TAPS if stats_terms else PERCEPTUAL_TAPS)
+            o_feat = {k: v.float() for k, v in o_feat.items()}
+            perc = sum(nmse(o_feat[t], t_perc[t]) for t in PERCEPTUAL_TAPS) / len(PERCEPTUAL_TAPS)
         pix = F.l1_loss(out, t_out)
         rec_l = F.l1_loss(rec, content)
-        total = cfg.w_feat * feat + cfg.w_pix * pix + cfg.w_perc * perc + cfg.w_rec * rec_l
+        zero = out.new_zeros(())
+        style_l = FN.mean_std_style_loss([o_feat[t] for t in FAST_TAPS], [t_s[t] for t in FAST_TAPS]) \
+            if stats_terms else zero
+        content_l = FN.content_loss(o_feat["relu4_1"], t_target.float()) if stats_terms else zero
+        total = (cfg.w_feat * feat + cfg.w_pix * pix + cfg.w_perc * perc + cfg.w_rec * rec_l
+                 + cfg.w_style * style_l + cfg.w_content * content_l)
         if not torch.isfinite(total):
             raise FloatingPointError(f"distillation loss is {float(total)} at step {self.step}; lower --lr")
         self.opt.zero_grad(set_to_none=True)
@@ -211,7 +246,8 @@ class Distiller:
         torch.nn.utils.clip_grad_norm_([p for grp in self.opt.param_groups for p in grp["params"]], 5.0)
         self.opt.step()
         self.step += 1
-        parts = {"total": total, "feat": feat, "pix": pix, "perc": perc, "rec": rec_l}
+        parts = {"total": total, "feat": feat, "pix": pix, "perc": perc, "rec": rec_l, "style": style_l,
+                 "content": content_l}
         return {**{k: float(v.detach()) for k, v in parts.items()}, "lr": self.lr_at(self.step - 1)}
 
     def save(self) -> Path:
