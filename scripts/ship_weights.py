@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from semstyle.models.weights import sha256_of
-from semstyle.training.checkpoint import latest_checkpoint
+from semstyle.training.checkpoint import checkpoint_of, latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "src" / "semstyle" / "weights"
@@ -52,9 +52,8 @@ def stages(run: Path, step: int, config: dict[str, object]) -> list[dict[str, ob
     chain = [{"run": str(run), "step": step, "wall_time_s": wall_time(run, step)}]
     src = str(config.get("init_from") or "")
     if src:
-        base = Path(src)
-        ckpt = latest_checkpoint(base) if (base / "checkpoints").is_dir() else base
-        if ckpt is None or not (ckpt / "state.json").is_file():
+        ckpt = checkpoint_of(Path(src))
+        if ckpt is None:
             raise SystemExit(f"{run} was warm-started from {src}, which has no checkpoint left to record")
         prev = json.loads((ckpt / "state.json").read_text())
         chain = stages(ckpt.parent.parent, int(prev["step"]), prev["config"]) + chain

@@ -104,6 +104,13 @@ def latest_checkpoint(run: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def checkpoint_of(src: Path) -> Path | None:
+    """``src`` itself if it is a complete checkpoint folder, else the newest checkpoint of the run ``src``."""
+    if (src / "state.json").is_file():
+        return src
+    return latest_checkpoint(src) if (src / "checkpoints").is_dir() else None
+
+
 def load_checkpoint(
     ckpt: Path, modules: dict[str, torch.nn.Module], optims: dict[str, torch.optim.Optimizer]
 ) -> dict[str, Any]:

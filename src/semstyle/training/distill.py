@@ -46,6 +46,7 @@ from semstyle.models.vgg import VGGEncoder
 from semstyle.models.weights import load_into
 from semstyle.training.checkpoint import (
     append_metrics,
+    checkpoint_of,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -183,8 +184,8 @@ class Distiller:
         (self.run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
     def _warm_start(self, src: Path) -> None:
-        ckpt = latest_checkpoint(src) if (src / "checkpoints").is_dir() else src
-        if ckpt is None or not (ckpt / "state.json").is_file():
+        ckpt = checkpoint_of(src)
+        if ckpt is None:
             raise InputError(f"init_from: '{src}' is neither a checkpoint folder nor a run with checkpoints")
         try:
             for name, m in self._modules().items():
