@@ -50,7 +50,7 @@ from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, snap_colors
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.viz import grid, overlay
 
-DATA = Path("/work/shared/data/paired/deep-photo-styletransfer")
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paired" / "deep-photo-styletransfer"
 ROOT = Path(__file__).resolve().parents[1]
 METHODS: dict[str, dict[str, str]] = {"global": {"semantic": "none"}, "semantic-GT": {"semantic": "labels"},
                                       "semantic-auto": {"semantic": "auto"}}

@@ -12,21 +12,39 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python
-# The browser tests drive Debian's chromium through Playwright (never `playwright install`): install it when missing.
-CHROMIUM=${SEMSTYLE_CHROMIUM:-/usr/bin/chromium}
-if [ -z "${SEMSTYLE_NO_BROWSER:-}" ] && [ ! -x "$CHROMIUM" ]; then
-  SUDO=""
-  [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && SUDO="sudo -n"; }
-  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; }; then
-    echo "setup: installing Debian's chromium (for the browser tests)"
+# Debian packages the tests need, installed when missing (as root or with passwordless sudo);
+# when that is impossible, a warning says which tests will fail or skip, and set-up carries on.
+apt_install() {  # apt_install WHAT-FOR CONSEQUENCE PACKAGE...
+  local why=$1 then=$2 sudo="" aptlog
+  shift 2
+  [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && sudo="sudo -n"; }
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; }; then
+    echo "setup: installing Debian's $* ($why)"
     aptlog=$(mktemp)
-    if { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >"$aptlog" 2>&1; then
+    if { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$aptlog" 2>&1; then
       rm -f "$aptlog"
     else
-      echo "setup: warning: could not install chromium (log: $aptlog); the browser tests will fail" >&2
+      echo "setup: warning: could not install $* (log: $aptlog); $then" >&2
     fi
   else
-    echo "setup: warning: $CHROMIUM is missing and apt-get (as root) is not available; the browser tests will fail" >&2
+    echo "setup: warning: $* missing and apt-get (as root) is not available; $then" >&2
+  fi
+}
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+CHROMIUM=${SEMSTYLE_CHROMIUM:-/usr/bin/chromium}
+if [ -z "${SEMSTYLE_NO_BROWSER:-}" ] && [ ! -x "$CHROMIUM" ]; then
+  apt_install "for the browser tests" "the browser tests will fail" chromium
+fi
+# --compile (torch.compile, inductor) builds C++ kernels on CPU: it runs ${CXX:-g++} and includes Python.h.
+if ! command -v "${CXX:-g++}" >/dev/null 2>&1; then
+  apt_install "a C++ compiler for --compile" "tests/test_compile.py will skip" g++
+fi
+if ! $VPY -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  if $VPY -c 'import sys; sys.exit(sys.base_prefix != "/usr")'; then  # Debian's own Python: headers are a package
+    apt_install "Python's headers for --compile" "tests/test_compile.py will skip" \
+      "python$($VPY -c 'import sys; print("%d.%d" % sys.version_info[:2])')-dev"
+  else
+    echo "setup: warning: $VPY has no Python.h; tests/test_compile.py will skip" >&2
   fi
 fi
 stamp=.venv/.semstyle-setup

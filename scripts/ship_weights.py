@@ -2,9 +2,11 @@
 
     .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]          # semstyle train
     .venv/bin/python scripts/ship_weights.py runs/distill2 --kind fast         # semstyle distill (2 stages)
+    .venv/bin/python scripts/ship_weights.py runs/judge --kind judge           # discriminator-only stage
 
-Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors (or, for ``--kind fast``,
-fast_{encoder,decoder}.safetensors) and records in the manifest, next to what it already lists,
+Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors (for ``--kind fast``,
+fast_{encoder,decoder}.safetensors; for ``--kind judge``, only the discriminator) and records in the
+manifest, next to what it already lists,
 the checkpoint's step, config, and the wall time summed from metrics.jsonl — over every stage when
 the run was warm-started from another (``init_from``).
 """
@@ -28,6 +30,8 @@ DEST = ROOT / "src" / "semstyle" / "weights"
 KINDS = {  # kind → (role → shipped file, manifest key of the record, command that trained it)
     "finetune": ({"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"},
                  "record", "semstyle train --config configs/finetune.yaml"),
+    "judge": ({"discriminator": "discriminator.safetensors"}, "judge_record",
+              "semstyle train --config configs/judge.yaml (decoder fixed: train_generator false)"),
     "fast": ({"fast_encoder": "fast_encoder.safetensors", "fast_decoder": "fast_decoder.safetensors"},
              "fast_record",
              "semstyle distill --config configs/distill.yaml, then --config configs/distill_stage2.yaml"),

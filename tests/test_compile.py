@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +14,28 @@ from PIL import Image
 
 from semstyle import Stylizer
 
-HAS_CXX = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+def _missing_for_inductor() -> str | None:
+    """Why torch.compile's CPU backend cannot build kernels here, or None when it can.
+
+    Inductor runs ``$CXX`` or else ``g++`` (not ``c++`` or ``clang++``: see
+    torch._inductor.config.cpp.cxx) and compiles its kernels against Python.h.
+    """
+    cxx = os.environ.get("CXX", "g++")
+    if not shutil.which(cxx):
+        return (f"torch.compile (inductor) needs the C++ compiler {cxx!r} ($CXX, else g++), which is not on "
+                "PATH: run scripts/setup.sh (it installs Debian's g++) or apt-get install g++")
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.exists():
+        return (f"torch.compile (inductor) compiles against Python's headers, and {header} is missing: "
+                "install this Python's -dev package (scripts/setup.sh does for Debian's Python)")
+    return None
 
 
-@pytest.mark.skipif(not HAS_CXX, reason="torch.compile needs a C++ compiler")
+MISSING = _missing_for_inductor()
+
+
+@pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 def test_compiled_networks_match_eager() -> None:
     rng = np.random.default_rng(0)
     content = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))

@@ -10,16 +10,43 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semstyle import metrics as M
 from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.evaluation import all_pairs, read_pairs
 from semstyle.evaluation.methods import parse_methods
 from semstyle.evaluation.report import have_matplotlib
+from semstyle.io.images import load_image, resize_longest, to_tensor
+from semstyle.io.labels import fit_to, harmonize, load_labels
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _recompute(row: dict[str, str], out: Path, size: int, encoder, labels: tuple[Path, Path] | None) -> dict:
+    """A CSV row's metrics computed again from its saved image, straight from ``semstyle.metrics``:
+    content and style resized to ``size`` (longest side) as the runner reads them, the label maps
+    fitted (nearest) to them."""
+    c = resize_longest(load_image(Path(row["content"])), size)
+    y = resize_longest(load_image(Path(row["style"])), size)
+    img = Image.open(out / row["image"]).convert("RGB")
+    assert img.size == c.size  # the output has the content's size: nothing to resample
+    o, ct = to_tensor(img), to_tensor(c)
+    fo, fc, fs = (M.vgg_features(encoder, t) for t in (o, ct, to_tensor(y)))
+    got = {
+        "content_loss": M.content_loss(fo, fc),
+        "gram_style": M.gram_style_loss(fo, fs),
+        "meanstd_style": M.mean_std_style_loss(fo, fs),
+        "ssim": M.ssim_gray(o, ct),
+        "cfsd": M.self_similarity_distance(fo, fc),
+        "checkerboard": M.checkerboard_ratio(o, ct),
+    }
+    if labels:
+        a, b = harmonize(fit_to(load_labels(labels[0]), c.size), fit_to(load_labels(labels[1]), y.size))
+        got["region_style"] = M.region_style_distance(fo, fs, a.labels, b.labels)
+    return got
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +64,7 @@ def pair_dir(tmp_path_factory, images) -> Path:
     return d
 
 
-def test_eval_end_to_end_then_resume(pair_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_end_to_end_then_resume(pair_dir: Path, tmp_path: Path, capsys, stylizer) -> None:
     out = tmp_path / "eval"
     argv = ["eval", "--pairs", str(pair_dir / "pairs.txt"), "--methods", "adain,semantic-labels,peer",
             "--out", str(out), "--size", "48", "--no-progress", "--device", "cpu"]
@@ -52,6 +79,14 @@ def test_eval_end_to_end_then_resume(pair_dir: Path, tmp_path: Path, capsys) -> 
         assert (out / r["image"]).is_file() and Image.open(out / r["image"]).size == (int(r["width"]), int(r["height"]))
     assert adain[0]["region_style"] != "" and adain[1]["region_style"] == ""  # only the pair with maps has it
     assert len(_rows(out / "semantic-labels.csv")) == 1
+    # every metric of every row, recomputed from the saved image, agrees to the CSV's 6 significant digits
+    maps = (pair_dir / "c_lab.png", pair_dir / "s_lab.png")
+    for r, lab in ((adain[0], maps), (adain[1], None), (_rows(out / "semantic-labels.csv")[0], maps)):
+        got = _recompute(r, out, 48, stylizer.encoder, lab)
+        assert set(got) == {"content_loss", "gram_style", "meanstd_style", "ssim", "cfsd", "checkerboard",
+                            *(("region_style",) if lab else ())}
+        for k, v in got.items():
+            assert float(r[k]) == pytest.approx(v, rel=1e-5, abs=1e-9), (r["image"], k, r[k], v)
     assert not (out / "peer.csv").exists()
     summary = (out / "summary.md").read_text()
     assert "| adain | 2 |" in summary and "| semantic-labels | 1 |" in summary and "**peer** not run" in summary

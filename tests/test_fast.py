@@ -124,11 +124,11 @@ def test_distillation_learns_and_resumes_exactly(data: Path, tmp_path: Path, mon
 
     def interrupted() -> dict[str, float]:
         if first.step == 4:  # step 4 is logged, not checkpointed (ckpt_every=3)
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("stopped at step 4")
         return real_step()
 
     monkeypatch.setattr(first, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 4"):  # ours, not a Ctrl-C
         first.fit(progress=False)
     assert latest_checkpoint(tmp_path / "b").name == "step_0000003"
     resumed = Distiller(_cfg(data, tmp_path / "b", 8), resume=True)
@@ -240,8 +240,11 @@ def fast() -> Stylizer:
     return Stylizer(model="fast", size=128, style_size=128)
 
 
-def test_fast_model_output_takes_the_style(fast: Stylizer) -> None:
-    """Quality floor (issue 7): the output's VGG19 mean/std statistics are closer to the style's than the content's."""
+def test_fast_model_output_takes_the_style(fast: Stylizer, stylizer: Stylizer) -> None:
+    """Quality floor (issue 7): the output's VGG19 mean/std style loss is within 1.5x the VGG19 path's on the pair.
+
+    Measured on this pair (fp32, 128 px): VGG19 path 2.55, shipped fast model 2.81 (1.10x), the stage-1 checkpoint
+    shipped before it (84f296f) 7.17 (2.81x), the content itself 9.92; so falling back to the older checkpoint fails."""
     from semstyle.models import VGGEncoder
     from semstyle.models.weights import load_into
 
@@ -259,8 +262,10 @@ def test_fast_model_output_takes_the_style(fast: Stylizer) -> None:
 
     s = feats(style.resize((128, 128)))
     d_out = float(FN.mean_std_style_loss(feats(out), s))
+    d_vgg = float(FN.mean_std_style_loss(feats(stylizer.stylize(content, style).image), s))  # conftest: 128 px
     d_content = float(FN.mean_std_style_loss(feats(content), s))
-    assert d_out < d_content, (d_out, d_content)
+    assert d_vgg < 0.5 * d_content, (d_vgg, d_content)  # the reference itself takes the style
+    assert d_out <= 1.5 * d_vgg, (d_out, d_vgg)
 
 
 def test_fast_model_alpha_zero_keeps_the_content_close(fast: Stylizer) -> None:
@@ -281,18 +286,28 @@ def test_fast_model_semantic_auto_and_labels(fast: Stylizer) -> None:
     lab = np.zeros((h, w), np.int64)
     lab[:, w // 2 :] = 1
     s_lab = np.zeros((128, 128), np.int64)
-    s_lab[64:] = 1
+    s_lab[:64] = 1  # crossed: the style's top (label 1) for the content's right half, its bottom for the left
     style_sq = style.resize((128, 128))
     two = fast.stylize(content, style_sq, semantic="labels", content_labels=lab, style_labels=[s_lab])
     plain = np.asarray(fast.stylize(content, style_sq).image, dtype=np.float32)
     got = np.asarray(two.image, dtype=np.float32)
     assert got.shape == plain.shape
-    # each half takes its own style region's look, so the result is not global AdaIN
-    assert np.abs(got - plain).mean() > 3.0
+    assert np.abs(got - plain).mean() > 3.0  # not global AdaIN
     top, bottom = np.asarray(style_sq, dtype=np.float32)[:64].mean((0, 1)), np.asarray(style_sq)[64:].mean((0, 1))
-    left, right = got[:, : w // 2 - 8].mean((0, 1)), got[:, w // 2 + 8 :].mean((0, 1))
-    assert np.linalg.norm(left - top) < np.linalg.norm(left - bottom) or \
-        np.linalg.norm(right - bottom) < np.linalg.norm(right - top)
+
+    def dist(img: np.ndarray) -> tuple[float, float, float, float]:
+        """(left–top, left–bottom, right–top, right–bottom) distances of the halves' mean colours."""
+        left, right = img[:, : w // 2 - 8].mean((0, 1)), img[:, w // 2 + 8 :].mean((0, 1))
+        return tuple(float(np.linalg.norm(a - b)) for a in (left, right) for b in (top, bottom))
+
+    # global AdaIN leans the other way (the photo's left half is the brighter), so this cannot pass by chance
+    lt, lb, rt, rb = dist(plain)
+    assert lt < lb and rb < rt, (lt, lb, rt, rb)
+    # each half takes its own style region's look: the left the bottom's, the right the top's. Measured: 6 vs 66
+    # and 5 vs 67; with one half's match lost (kept or global) both halves drift (the colour correction is global)
+    # to about 0.4 of the other distance
+    lt, lb, rt, rb = dist(got)
+    assert lb < 0.25 * lt and rt < 0.25 * rb, (lt, lb, rt, rb)
 
 
 def test_fast_model_refuses_refinement_and_the_finetuned_decoder(

@@ -58,7 +58,7 @@ def test_mix_endpoints_are_exact() -> None:
 @pytest.mark.parametrize("alpha", [1.3, -0.1])
 def test_mix_refuses_alpha_out_of_range(alpha: float) -> None:
     c = _rand(1, 2, 2, 2)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]") as info:
         FN.mix(c, c, alpha)
     assert str(info.value) == f"alpha must be in [0, 1], got {alpha}"
 
@@ -129,13 +129,17 @@ def test_blend_stats_interpolates_with_normalised_weights() -> None:
     torch.testing.assert_close(std, s1)
 
 
+NEGATIVE = r"style weights must be non-negative with a positive sum"
+LENGTHS = r"means, stds and weights must be non-empty lists of equal length"
+
+
 @pytest.mark.parametrize(
-    "weights,means",
-    [([1.0, -1.0], 2), ([0.0, 0.0], 2), ([1.0], 2), ([], 0)],
+    "weights,means,message",
+    [([1.0, -1.0], 2, NEGATIVE), ([0.0, 0.0], 2, NEGATIVE), ([1.0], 2, LENGTHS), ([], 0, LENGTHS)],
 )
-def test_blend_stats_refuses_bad_weights(weights: list[float], means: int) -> None:
+def test_blend_stats_refuses_bad_weights(weights: list[float], means: int, message: str) -> None:
     m = [_rand(1, 2, 1, 1, seed=i) for i in range(means)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         FN.blend_stats(m, m, weights)
 
 

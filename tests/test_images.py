@@ -142,13 +142,16 @@ def test_tensor_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [np.zeros((H, W, 2), np.uint8), np.zeros((2, H, W, 3), np.uint8), torch.zeros(2, 3, H, W),
-     np.zeros((H, W, 3), np.int64), 42],
+    ("bad", "message"),
+    [(np.zeros((H, W, 2), np.uint8), r"array must be \(H, W\) or \(H, W, 3\|4\), got shape \(16, 24, 2\)"),
+     (np.zeros((2, H, W, 3), np.uint8), r"array must be \(H, W\) or \(H, W, 3\|4\), got shape \(2, 16, 24, 3\)"),
+     (torch.zeros(2, 3, H, W), r"tensor must be \(3, H, W\) or \(1, 3, H, W\), got \(2, 3, 16, 24\)"),
+     (np.zeros((H, W, 3), np.int64), r"unsupported dtype int64; use uint8, uint16 or float"),
+     (42, r"must be a path, PIL image, numpy array or tensor, got int")],
     ids=["2-channels", "4-d-array", "batch-tensor", "int64", "number"],
 )
-def test_unsupported_inputs_are_input_errors(bad: object) -> None:
-    with pytest.raises(InputError):
+def test_unsupported_inputs_are_input_errors(bad: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
         load_image(bad)  # type: ignore[arg-type]
 
 

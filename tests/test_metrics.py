@@ -65,6 +65,24 @@ def test_ssim_is_one_for_identical_images_and_lower_for_different_ones() -> None
     assert M.ssim_gray(a, 0.5 * a + 0.5 * b) < 1.0
 
 
+@pytest.mark.parametrize(
+    ("p", "q"), [(0.5, 0.5), (0.2, 0.8), (0.9, 0.3), (0.0, 1.0), ((0.8, 0.4, 0.1), (0.1, 0.2, 0.9))]
+)
+def test_ssim_of_constant_images_has_the_closed_form(p: float | tuple, q: float | tuple) -> None:
+    """Constant images: no variance, so SSIM = (2 μx μy + C1)/(μx² + μy² + C1) with μ the luminance."""
+
+    def flat(v: float | tuple) -> tuple[torch.Tensor, float]:
+        rgb = torch.tensor(v if isinstance(v, tuple) else (v, v, v), dtype=torch.float64)
+        luma = float(rgb @ torch.tensor(M.LUMA, dtype=torch.float64))
+        return rgb.view(1, 3, 1, 1).expand(1, 3, 16, 20).contiguous(), luma
+
+    (a, mp), (b, mq) = flat(p), flat(q)
+    c1 = 0.01**2
+    expected = (2 * mp * mq + c1) / (mp * mp + mq * mq + c1)
+    assert M.ssim_gray(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert M.ssim_gray(b, a) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_ssim_refuses_different_shapes() -> None:
     with pytest.raises(ValueError, match="equal shapes"):
         M.ssim_gray(image(0, 40), image(0, 41))
@@ -79,6 +97,36 @@ def test_checkerboard_and_high_frequency_ratios() -> None:
     assert M.checkerboard_ratio((c + board).clamp(0, 1), c) > 1.5
     smooth = torch.nn.functional.avg_pool2d(c, 5, stride=1, padding=2, count_include_pad=False)
     assert M.high_frequency_ratio(smooth, c) < 0.5
+
+
+def pattern(a: float | tuple, kind: str = "board", h: int = 20, w: int = 24) -> torch.Tensor:
+    """(1, 3, h, w) float64: colour ``a`` (grey level or RGB) on black in a 1-pixel checkerboard or
+    in stripes of period 2 (alternating columns)."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    on = ((yy + xx) % 2 if kind == "board" else xx % 2).double()
+    rgb = torch.tensor(a if isinstance(a, tuple) else (a, a, a), dtype=torch.float64).view(1, 3, 1, 1)
+    return on.view(1, 1, h, w) * rgb
+
+
+@pytest.mark.parametrize("a", [0.1, 0.5, 1.0])
+def test_checkerboard_and_laplacian_energies_are_exact(a: float) -> None:
+    board, stripes = pattern(a), pattern(a, "stripes")
+    # [[1,−1],[−1,1]]/4 on a 0/a checkerboard: ±a/2 everywhere; the Laplacian: ±4a
+    assert M.checkerboard_energy(board) == pytest.approx(a * a / 4, rel=1e-12)
+    assert M.high_frequency_energy(board) == pytest.approx(16 * a * a, rel=1e-12)
+    # stripes: the checkerboard filter sees nothing, the Laplacian ±2a
+    assert M.checkerboard_energy(stripes) == pytest.approx(0.0, abs=1e-24)
+    assert M.high_frequency_energy(stripes) == pytest.approx(4 * a * a, rel=1e-12)
+    assert M.high_frequency_ratio(board, stripes) == pytest.approx(4.0, rel=1e-12)
+    assert M.checkerboard_ratio(board, pattern(a / 2)) == pytest.approx(4.0, rel=1e-12)
+    assert M.checkerboard_energy(torch.full((1, 3, 8, 8), a, dtype=torch.float64)) == pytest.approx(0.0, abs=1e-24)
+
+
+def test_checkerboard_energy_reads_the_luminance() -> None:
+    red = pattern((1.0, 0.0, 0.0))  # red on black: a luminance checkerboard of amplitude 0.299
+    assert M.checkerboard_energy(red) == pytest.approx(0.299**2 / 4, rel=1e-12)
+    assert M.high_frequency_energy(red) == pytest.approx(16 * 0.299**2, rel=1e-12)
+    assert M.checkerboard_energy(pattern((0.0, 0.0, 1.0))) == pytest.approx(0.114**2 / 4, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- region-wise style distance

@@ -160,7 +160,7 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 def test_missing_local_folder_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(S.ENV_VAR, str(tmp_path / "no-such-model"))
-    with pytest.raises(WeightsError) as err:
+    with pytest.raises(WeightsError, match="no SegFormer model folder") as err:
         S.SegformerSegmenter()
     msg = _one_line(err)
     assert "no SegFormer model folder" in msg and "no-such-model" in msg and S.ENV_VAR in msg
@@ -171,7 +171,7 @@ def test_missing_local_folder_is_a_clear_error(tmp_path: Path, monkeypatch) -> N
 
 def test_broken_local_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "segformer"}')
-    with pytest.raises(WeightsError) as err:
+    with pytest.raises(WeightsError, match="could not download or load") as err:
         S.SegformerSegmenter(str(tmp_path))
     msg = _one_line(err)
     assert "could not download or load" in msg and S.ENV_VAR in msg
@@ -179,7 +179,7 @@ def test_broken_local_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_missing_transformers_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
-    with pytest.raises(WeightsError) as err:
+    with pytest.raises(WeightsError, match=r"pip install semstyle\[segformer\]") as err:
         S.SegformerSegmenter("nvidia/whatever")
     assert "pip install semstyle[segformer]" in _one_line(err)
 

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from semstyle import assets
 from semstyle.errors import WeightsError
-from semstyle.models import Decoder
-from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.io.images import load_image, resize_longest, to_tensor
+from semstyle.models import Decoder, VGGEncoder
+from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.models.weights import load_into, packaged_file, sha256_of
 
 WEIGHTS = Path(str(resources.files("semstyle").joinpath("weights")))
@@ -61,3 +64,64 @@ def test_a_tampered_shipped_file_is_refused(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(W, "packaged_file", lambda role: (bad, RECORDED["decoder"], None))
     with pytest.raises(WeightsError, match="sha256"):
         load_into(Decoder(), "finetuned", "decoder")
+
+
+# ----------------------------------------------------------------------------- the shipped weights behave
+@pytest.fixture(scope="module")
+def encoder() -> VGGEncoder:
+    enc = VGGEncoder()
+    load_into(enc, "pretrained", "encoder")
+    return enc.eval()
+
+
+def _photos(side: int = 256) -> list[torch.Tensor]:
+    """The bundled public-domain photos at ``side`` px, cropped to multiples of 8."""
+    out = []
+    for p in assets.content_images():
+        x = to_tensor(resize_longest(load_image(p), side))
+        out.append(x[..., : x.shape[-2] // 8 * 8, : x.shape[-1] // 8 * 8])
+    return out
+
+
+def test_finetuned_decoder_reconstructs_like_the_pretrained_one(encoder: VGGEncoder, images) -> None:  # noqa: ANN001
+    # encode → decode of a photo: the decoder must still invert the encoder after fine-tuning
+    # (measured: pretrained 0.076-0.099, fine-tuned 0.076-0.100 on the bundled photos; random 0.38)
+    errors: dict[str, list[float]] = {}
+    for source in ("pretrained", "finetuned"):
+        dec = Decoder()
+        load_into(dec, source, "decoder")
+        dec.eval()
+        with torch.inference_mode():
+            errors[source] = [float((dec(encoder.encode(x)).clamp(0, 1) - x).abs().mean())
+                              for x in [to_tensor(load_image(images.content)), *_photos()]]
+    assert errors["finetuned"][0] < 0.08  # the synthetic scene: the same bound as the pretrained decoder's test
+    for tuned, pre in zip(errors["finetuned"][1:], errors["pretrained"][1:]):
+        assert tuned < 0.12 and tuned <= 1.1 * pre
+
+
+def _style_crops(side: int = 128, n: int = 4) -> dict[str, torch.Tensor]:
+    """``n`` fixed side×side crops of each bundled style resized to 512 (training's scale), (n, 3, side, side)."""
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for p in assets.style_images():
+        x = to_tensor(resize_longest(load_image(p), 512))
+        h, w = x.shape[-2:]
+        ys = torch.randint(0, h - side + 1, (n,), generator=g).tolist()
+        xs = torch.randint(0, w - side + 1, (n,), generator=g).tolist()
+        out[p.stem] = torch.cat([x[..., y : y + side, x0 : x0 + side] for y, x0 in zip(ys, xs)])
+    return out
+
+
+def test_shipped_discriminator_prefers_the_style_to_noise_and_to_other_styles(encoder: VGGEncoder) -> None:
+    disc = MultiScaleDiscriminator()
+    load_into(disc, "finetuned", "discriminator")
+    disc.eval()
+    crops = _style_crops()
+    noise = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        cond = {k: style_vector(encoder(v, STYLE_LAYERS)) for k, v in crops.items()}  # (4, 1920) per style
+        for name, vec in cond.items():
+            own = float(disc.score(crops[name], vec).mean())
+            assert own > float(disc.score(noise, vec).mean()), name
+            others = [float(disc.score(crops[o], vec).mean()) for o in crops if o != name]
+            assert own > sum(others) / len(others), name  # a real crop of another style under this condition

@@ -230,3 +230,38 @@ def test_docstring_example_runs() -> None:
         runner.run(t)
     result = runner.summarize(verbose=False)
     assert result.failed == 0 and result.attempted >= 4
+
+
+# ----------------------------------------------------------------------------- precision
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+
+
+def test_precision_auto_resolves_to_bf16_exactly_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = _cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo: cannot tell independently whether this CPU has native bf16")
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})  # x86; read independently of the code's own probe
+    assert stylize_module.native_bf16(torch.device("cpu")) == native
+    for hardware in (True, False):  # and the resolution rule itself, on either kind of CPU
+        monkeypatch.setattr(stylize_module, "native_bf16", lambda device, h=hardware: h)
+        assert stylize_module.Stylizer(size=64, device="cpu", precision="auto").bf16 is hardware
+        assert stylize_module.Stylizer(size=64, device="cpu", precision="fp32").bf16 is False
+        assert stylize_module.Stylizer(size=64, device="cpu", precision="bf16").bf16 is True
+
+
+def test_fp32_and_bf16_agree_within_40_db(pics) -> None:  # noqa: ANN001
+    # both precisions run here whatever the CPU (README: bf16 is 45 dB from fp32 at 512 px)
+    out = {}
+    for prec in ("fp32", "bf16"):
+        st = stylize_module.Stylizer(size=128, style_size=128, device="cpu", precision=prec)
+        assert st.bf16 is (prec == "bf16")
+        out[prec] = np.asarray(st.stylize(pics["content"], pics["style_a"]).image, dtype=np.float64)
+    mse = float(((out["fp32"] - out["bf16"]) ** 2).mean())
+    assert mse > 0  # bf16 really ran: its rounding shows in the last bits
+    assert 10 * np.log10(255**2 / mse) > 40

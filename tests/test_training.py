@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from torch import nn
 
 from semstyle import functional as FN
 from semstyle.cli.main import main
 from semstyle.errors import InputError
-from semstyle.losses import LossWeights
+from semstyle.losses import LossWeights, noise_images
 from semstyle.models import Decoder
 from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.models.weights import load_into
 from semstyle.training import checkpoint as ckpt_mod
 from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from semstyle.training.config import TrainConfig
@@ -106,6 +108,35 @@ def test_a_few_steps_lower_the_generator_loss(run_a: dict[str, Any]) -> None:
     assert np.mean(g[-2:]) < np.mean(g[:2]), g
     assert not any(h.get("skipped_g") or h.get("skipped_d") for h in run_a["history"])
     assert {"g/content", "g/style_gram", "g/style_meanstd", "g/tv", "g/adv", "d/loss"} <= set(run_a["history"][0])
+
+
+# ---------------------------------------------------------------- TensorBoard
+def test_tensorboard_gets_every_logged_scalar_and_the_image_grids(data: Path, tmp_path: Path) -> None:
+    import io
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb"
+    tr = Trainer(_cfg(data, out, 3, image_every=2))  # scalars at steps 1, 2, 3 (log_every=1); a grid at step 2
+    history = tr.fit(progress=False)
+    tr.close()
+    assert any((out / "tensorboard").glob("events.out.tfevents.*"))
+    ev = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    ev.Reload()
+    tags = ev.Tags()
+    logged = {k for row in history for k in row} - {"step", "time"}
+    assert {"g/total", "g/content", "g/style_gram", "g/adv", "d/loss", "d/score_fake", "d/score_real"} <= logged
+    assert set(tags["scalars"]) == logged
+    for tag in logged:
+        events = ev.Scalars(tag)
+        assert [e.step for e in events] == [1, 2, 3], tag
+        np.testing.assert_allclose([e.value for e in events], [row[tag] for row in history], rtol=1e-6, err_msg=tag)
+    assert tags["images"] == ["samples/content_style_output"]
+    (grid,) = ev.Images("samples/content_style_output")
+    assert grid.step == 2
+    assert (grid.height, grid.width) == (3 * SIZE, 2 * SIZE)  # rows content/style/output, one column per crop
+    png = np.asarray(Image.open(io.BytesIO(grid.encoded_image_string)).convert("RGB"))
+    assert png.shape == (3 * SIZE, 2 * SIZE, 3) and png.std() > 5  # a picture, not a blank
 
 
 # ---------------------------------------------------------------- resume
@@ -203,6 +234,34 @@ def test_checkpoints_keep_the_last_k(tmp_path: Path) -> None:
     torch.testing.assert_close(fresh.weight, lin.weight)
 
 
+def test_judge_stage_trains_only_the_discriminator_and_learns_to_reject_noise(data: Path, tmp_path: Path) -> None:
+    tr = Trainer(_cfg(data, tmp_path / "judge", 4, train_generator=False, d_noise=1.0, lr_d=1e-3))
+    dec0 = {k: v.clone() for k, v in tr.decoder.state_dict().items()}
+    disc0 = {k: v.clone() for k, v in tr.disc.state_dict().items()}
+    history = tr.fit(progress=False)
+    tr.close()
+    assert all(torch.equal(v, dec0[k]) for k, v in tr.decoder.state_dict().items())  # the decoder is fixed
+    assert any(not torch.equal(v, disc0[k]) for k, v in tr.disc.state_dict().items())
+    assert all("g/total" not in row for row in history)  # no generator pass, nothing logged for it
+    first, last = history[0], history[-1]
+    assert last["d/score_noise"] < first["d/score_noise"]  # noise is pushed towards "fake"
+    assert last["d/loss"] < first["d/loss"]
+
+
+def test_noise_images_are_in_range_and_mix_fine_and_coarse_noise() -> None:
+    x = noise_images(torch.Generator().manual_seed(0), 4, 32)
+    assert x.shape == (4, 3, 32, 32) and float(x.min()) >= 0 and float(x.max()) <= 1
+    lap = [float((x[i, :, 1:, :] - x[i, :, :-1, :]).abs().mean()) for i in range(4)]
+    assert lap[1] < 0.5 * lap[0] and lap[3] < 0.5 * lap[2]  # the odd ones are blurred
+
+
+@pytest.mark.parametrize(("changes", "match"), [({"d_noise": -1.0}, "d_noise must be >= 0"),
+                                                ({"train_generator": False, "d_steps": 0}, "needs d_steps >= 1")])
+def test_judge_options_are_checked(data: Path, tmp_path: Path, changes: dict[str, Any], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        _cfg(data, tmp_path, 2, **changes).check()
+
+
 # ---------------------------------------------------------------- DDP
 def test_two_process_ddp_smoke_run(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
@@ -219,6 +278,30 @@ def test_two_process_ddp_smoke_run(data: Path, tmp_path: Path) -> None:
     assert [m["step"] for m in _metrics(out)] == [1, 2]  # only rank 0 writes the log
     state = load_checkpoint(ckpt, {"decoder": Decoder()}, {})
     assert state["config"]["batch"] == 2
+
+
+def test_ddp_keeps_every_rank_identical(data: Path, tmp_path: Path) -> None:
+    # ranks sample different crops and initialise their discriminators differently (seed + rank):
+    # only DDP's broadcast and gradient averaging keep the two copies equal after training
+    out = tmp_path / "ddp_sync"
+    cfg = {"content_dir": str(data / "content"), "style_dir": str(data / "style"), "out": str(out / "run"),
+           "steps": 3, "size": SIZE, "batch": 2, "lr": 1e-3, "lr_d": 1e-3, "ckpt_every": 3, "log_every": 1,
+           "image_every": 0, "precision": "fp32"}
+    out.mkdir()
+    worker = Path(__file__).with_name("ddp_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(worker), json.dumps(cfg), str(out)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (load_file(str(out / f"rank{r}.safetensors")) for r in (0, 1))
+    assert r0.keys() == r1.keys() and any(k.startswith("disc.") for k in r0)
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between the ranks"
+    pre = Decoder()
+    load_into(pre, "pretrained", "decoder")
+    start = {f"decoder.{k}": v.detach() for k, v in pre.named_parameters()}
+    assert max(float((r0[k] - start[k]).abs().max()) for k in start) > 0  # and training moved them
 
 
 # ---------------------------------------------------------------- configuration and CLI

@@ -17,11 +17,8 @@ import pytest
 from PIL import Image
 
 from semstyle.config import StylizeConfig
-from semstyle.errors import WeightsError
 from semstyle.web.app import Handlers, ServeOptions, build_demo, launch
 from semstyle.web.engine import Engine, Limits, WebRequest
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 LIMITS = Limits(max_upload_bytes=64 * 1024, max_pixels=200_000, max_size=256)
 
@@ -156,24 +153,40 @@ def test_unexpected_failure_is_one_line_without_traceback(engine: CountingEngine
 
 
 @pytest.mark.parametrize("what", ["decoder", "refine"])
-def test_finetuned_weights_run_or_say_why_not(handlers: Handlers, images, what: str) -> None:  # noqa: ANN001
-    """'finetuned' works when its weights are installed, else the page says so in one line."""
-    from semstyle.models.decoder import Decoder
-    from semstyle.models.discriminator import MultiScaleDiscriminator
-    from semstyle.models.weights import load_into
+def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: CountingEngine, images, what: str) -> None:  # noqa: ANN001
+    """The fine-tuned decoder and the discriminator ship in semstyle/weights; the page's choice loads and uses them."""
+    import torch
+    from safetensors.torch import load_file
 
-    module, role = (Decoder(), "decoder") if what == "decoder" else (MultiScaleDiscriminator(), "discriminator")
-    try:
-        load_into(module, "finetuned", role)
-        expected = None
-    except WeightsError as e:
-        expected = str(e)
+    from semstyle.models.weights import packaged_file, sha256_of
+
+    role = "decoder" if what == "decoder" else "discriminator"
+    path, sha, _ = packaged_file(role)  # a WeightsError here: the manifest lists no such file
+    assert path.is_file() and sha256_of(path) == sha, path
     kw = {"decoder": "finetuned"} if what == "decoder" else {"refine": 1}
     view = handlers.run(*form(images.content, images.style_a, size=64, **kw))
-    if expected is None:
-        assert view.result and Image.open(view.result).size == (64, 64)
-    else:
-        assert_message(view.status, expected)
+    assert 'id="semstyle-ok"' in view.status, view.status
+    assert Image.open(view.result).size == (64, 64)
+    st = engine.stylizer("finetuned" if what == "decoder" else "pretrained")  # the one the page's run used
+    held = (st.decoder if what == "decoder" else st.discriminator()).state_dict()
+    shipped = load_file(str(path))
+    assert set(held) == set(shipped)
+    for k, v in shipped.items():
+        torch.testing.assert_close(held[k].cpu(), v.float(), msg=k)
+    if what == "refine":
+        assert "discriminator score" in view.status, view.status  # the discriminator judged the result
+        return
+    # the page's result is the fine-tuned decoder's, and differs from the pretrained one's
+    from semstyle.web.engine import Upload
+
+    assert "decoder finetuned" in view.status, view.status
+    got = np.asarray(Image.open(view.result).convert("RGB"), dtype=np.float64)
+    c = engine.load(Upload.of(images.content), "content image", 64)
+    own = np.asarray(st.stylize(c, engine.load(Upload.of(images.style_a), "style image", engine.style_size)).image)
+    assert np.abs(got - own).max() <= 1.0
+    plain = handlers.run(*form(images.content, images.style_a, size=64)).result
+    plain = np.asarray(Image.open(plain), dtype=np.float64)
+    assert np.abs(got - plain).mean() > 3.0, np.abs(got - plain).mean()  # measured 8.0 grey levels
 
 
 def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, images) -> None:  # noqa: ANN001
@@ -235,6 +248,7 @@ def test_http_page_and_endpoints(server: str) -> None:
     assert r.status_code == 200 and "semstyle" in r.text
     config = httpx.get(server + "config", timeout=30).json()
     assert {"/stylize", "/segment"} <= {"/" + d.get("api_name", "") for d in config["dependencies"]}
+    assert config["analytics_enabled"] is False  # the app's own doing: nothing here sets GRADIO_ANALYTICS_ENABLED
 
 
 def test_http_oversize_upload_is_refused_with_a_message(server: str) -> None:

@@ -77,11 +77,34 @@ def discriminator_loss(
     fake: torch.Tensor,  # (N, 3, H, W) generated images (detached)
     style_vec: torch.Tensor,  # (N, 1920) condition of each style crop
     mismatch_vec: torch.Tensor | None = None,  # (N, 1920) conditions of *other* styles
+    noise: torch.Tensor | None = None,  # (N, 3, H, W) random noise images, judged under ``style_vec``
+    noise_weight: float = 0.0,
 ) -> torch.Tensor:
     """LSGAN D loss; a real style crop under another style's condition counts as fake
-    (the matching-aware trick), which teaches D to check the style, not only realism."""
+    (the matching-aware trick), which teaches D to check the style, not only realism; so do
+    noise images when ``noise_weight`` > 0 (a judge that liked noise would let refinement climb
+    towards it)."""
     loss = FN.lsgan_d_loss(disc(real, style_vec), disc(fake, style_vec))
     if mismatch_vec is not None:
         wrong = disc(real, mismatch_vec)  # LSGAN "fake" term only: ½E[D²], half weight
-        loss = loss + 0.5 * sum(0.5 * (w**2).mean() for w in wrong) / len(wrong)
+        loss = loss + 0.5 * _fake_term(wrong)
+    if noise is not None and noise_weight > 0:
+        loss = loss + noise_weight * _fake_term(disc(noise, style_vec))
     return loss
+
+
+def _fake_term(scores: list[torch.Tensor]) -> torch.Tensor:
+    """LSGAN's "fake" half, ½E[D²], averaged over scales."""
+    return sum(0.5 * (s**2).mean() for s in scores) / len(scores)  # type: ignore[return-value]
+
+
+def noise_images(g: torch.Generator, n: int, size: int) -> torch.Tensor:
+    """(n, 3, size, size) negatives for the judge: uniform per-pixel noise, and the same noise
+    blurred at a random scale (coarse blobs), alternating; values in [0, 1]."""
+    out = torch.rand(n, 3, size, size, generator=g)
+    for i in range(1, n, 2):
+        k = 2 * int(torch.randint(1, 6, (1,), generator=g)) + 1  # 3 … 11 px box blur
+        blurred = torch.nn.functional.avg_pool2d(out[i : i + 1], k, stride=1, padding=k // 2, count_include_pad=False)
+        lo, hi = blurred.amin(), blurred.amax()
+        out[i] = ((blurred - lo) / (hi - lo).clamp_min(1e-6))[0]  # stretched back to the full range
+    return out

@@ -126,25 +126,38 @@ def self_similarity_distance(out: Feats, content: Feats, layer: str = "relu3_1",
     return float((sim(out[layer]) - sim(content[layer])).abs().mean())
 
 
+CHECKER_KERNEL = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64).view(1, 1, 2, 2) / 4
+LAPLACE_KERNEL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64).view(
+    1, 1, 3, 3
+)
+
+
+def _filter_energy(img: torch.Tensor, kernel: torch.Tensor) -> float:
+    """Mean squared response of the luminance of a (1, 3, H, W) image to ``kernel`` (valid positions)."""
+    return float(F.conv2d(_gray(img.double()), kernel).pow(2).mean())
+
+
+def checkerboard_energy(img: torch.Tensor) -> float:
+    """Mean squared response of the luminance to the 2×2 checkerboard filter [[1,−1],[−1,1]]/4
+    (a 0/a luminance checkerboard: a²/4; anything constant along rows or columns: 0)."""
+    return _filter_energy(img, CHECKER_KERNEL)
+
+
+def high_frequency_energy(img: torch.Tensor) -> float:
+    """Mean squared response of the luminance to the 4-neighbour Laplacian [[0,1,0],[1,−4,1],[0,1,0]]
+    (a 0/a luminance checkerboard: 16a²; period-2 stripes: 4a²)."""
+    return _filter_energy(img, LAPLACE_KERNEL)
+
+
 def checkerboard_ratio(out: torch.Tensor, content: torch.Tensor) -> float:
-    """Artefact measure: energy of the 2×2 checkerboard component [[1,−1],[−1,1]]/4 of the
-    output's luminance relative to the content's (1 ≈ as crisp as the photo; ≫ 1 = grid artefacts)."""
-    k = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64).view(1, 1, 2, 2) / 4
-
-    def energy(img: torch.Tensor) -> float:
-        return float(F.conv2d(_gray(img.double()), k).pow(2).mean())
-
-    return energy(out) / max(energy(content), 1e-12)
+    """Artefact measure: ``checkerboard_energy`` of the output relative to the content's
+    (1 ≈ as crisp as the photo; ≫ 1 = grid artefacts)."""
+    return checkerboard_energy(out) / max(checkerboard_energy(content), 1e-12)
 
 
 def high_frequency_ratio(out: torch.Tensor, content: torch.Tensor) -> float:
-    """Energy of the luminance Laplacian of the output relative to the content's."""
-    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64).view(1, 1, 3, 3)
-
-    def energy(img: torch.Tensor) -> float:
-        return float(F.conv2d(_gray(img.double()), k).pow(2).mean())
-
-    return energy(out) / max(energy(content), 1e-12)
+    """``high_frequency_energy`` (luminance Laplacian) of the output relative to the content's."""
+    return high_frequency_energy(out) / max(high_frequency_energy(content), 1e-12)
 
 
 def best_matching(iou: np.ndarray) -> float:

@@ -41,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"--queue-size must be at least 1, got {args.queue_size}")
     if args.max_upload_mb <= 0:
         raise InputError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    from semstyle.web.app import disable_analytics
+
+    disable_analytics()  # before Gradio (and the Hub library it imports) is first imported
     try:
         import gradio  # noqa: F401
     except ImportError:

@@ -46,6 +46,8 @@ class TrainConfig:
     lr_d: float = 1e-4  # discriminator learning rate
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks
     d_steps: int = 1  # discriminator updates per generator update
+    train_generator: bool = True  # False: a judge stage — the decoder stays fixed, only the discriminator learns
+    d_noise: float = 0.0  # weight of an extra "fake" term on random noise images (a judge must not reward noise)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     seed: int = 0  # every random choice derives from (seed, step, rank)
     semantic: str = "none"  # "auto": train through region-matched AdaIN on co-segmented pairs
@@ -97,6 +99,10 @@ class TrainConfig:
             raise InputError(f"size must be a multiple of 8 between 16 and 2048, got {self.size}")
         if self.semantic not in ("none", "auto"):
             raise InputError(f"training semantic must be none or auto, got {self.semantic!r}")
+        if self.d_noise < 0:
+            raise InputError(f"d_noise must be >= 0, got {self.d_noise}")
+        if not self.train_generator and self.d_steps < 1:
+            raise InputError("a judge stage (train_generator false) needs d_steps >= 1")
         if self.precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not self.content_dir or not self.style_dir:

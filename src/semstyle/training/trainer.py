@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
-from semstyle.losses import GeneratorObjective, discriminator_loss
+from semstyle.losses import GeneratorObjective, discriminator_loss, noise_images
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
 from semstyle.models.weights import load_into
@@ -206,26 +206,33 @@ class Trainer:
 
         stats: dict[str, float] = {}
         disc_raw = _unwrap(self.disc)
-        # generator update (the discriminator is frozen for it)
-        disc_raw.requires_grad_(False)
-        self.opt_g.zero_grad(set_to_none=True)
-        with self._autocast():
-            out = self.decoder(target)
-            terms = self.objective(out.float(), target, s_feats, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
-        disc_raw.requires_grad_(True)
-        if torch.isfinite(terms["total"]):
-            self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
+        # generator update (the discriminator is frozen for it); a judge stage only decodes
+        if cfg.train_generator:
+            disc_raw.requires_grad_(False)
+            self.opt_g.zero_grad(set_to_none=True)
+            with self._autocast():
+                out = self.decoder(target)
+                terms = self.objective(
+                    out.float(), target, s_feats, disc_raw if cfg.weights.adv > 0 else None, svec, c4
+                )
+            disc_raw.requires_grad_(True)
+            if torch.isfinite(terms["total"]):
+                self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
+            else:
+                log.warning("step %d: non-finite generator loss, update skipped", self.step)
+                stats["skipped_g"] = 1.0
+            stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
         else:
-            log.warning("step %d: non-finite generator loss, update skipped", self.step)
-            stats["skipped_g"] = 1.0
-        stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
+            with torch.no_grad(), self._autocast():
+                out = self.decoder(target)
 
         # discriminator updates
         fake = out.detach().float()
+        noise = noise_images(g, cfg.batch, cfg.size).to(dev) if cfg.d_noise > 0 else None
         for _ in range(cfg.d_steps):
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
-                d_loss = discriminator_loss(self.disc, style, fake, svec, mismatch)
+                d_loss = discriminator_loss(self.disc, style, fake, svec, mismatch, noise, cfg.d_noise)
             if torch.isfinite(d_loss):
                 self._backward_step(d_loss, self.opt_d, list(self.disc.parameters()))
             else:
@@ -235,6 +242,8 @@ class Trainer:
         with torch.no_grad():
             stats["d/score_fake"] = float(disc_raw.score(fake, svec).mean())
             stats["d/score_real"] = float(disc_raw.score(style, svec).mean())
+            if noise is not None:
+                stats["d/score_noise"] = float(disc_raw.score(noise, svec).mean())
         self.step += 1
         if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
             n = min(4, cfg.batch)
@@ -261,7 +270,7 @@ class Trainer:
         while self.step < cfg.steps:
             stats = self.train_step()
             bar.update(1)
-            bar.set_postfix(g=f"{stats['g/total']:.3f}", d=f"{stats.get('d/loss', math.nan):.3f}")
+            bar.set_postfix(g=f"{stats.get('g/total', math.nan):.3f}", d=f"{stats.get('d/loss', math.nan):.3f}")
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 row = {"step": self.step, "time": round(time.perf_counter() - t0, 2), **stats}
                 history.append(row)

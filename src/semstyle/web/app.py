@@ -127,9 +127,20 @@ def _examples(kind: str) -> list[str]:
     return [str(p) for p in found]
 
 
+def disable_analytics() -> None:
+    """Switch telemetry off before Gradio is first imported (call it before any ``import gradio``).
+
+    Gradio 6 reads ``GRADIO_ANALYTICS_ENABLED`` when a Blocks is made and before each analytics
+    call; the Hugging Face Hub library it imports reads ``HF_HUB_DISABLE_TELEMETRY`` once, at import,
+    which is why this runs first. ``build_demo`` also passes ``analytics_enabled=False`` to the Blocks.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
 def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
     """The Gradio Blocks page over ``engine`` (queue configured, not launched)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    disable_analytics()
     import gradio as gr
 
     opts = options or ServeOptions()
@@ -216,4 +227,4 @@ def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False
     )
 
 
-__all__ = ["Handlers", "RunView", "ServeOptions", "build_demo", "launch", "status_html"]
+__all__ = ["Handlers", "RunView", "ServeOptions", "build_demo", "disable_analytics", "launch", "status_html"]
