@@ -12,6 +12,7 @@ demo: setup
 
 test: setup
 	@$(PY) -m ruff check src tests benchmarks scripts
+	@$(PY) -m mypy
 	@$(PY) -m pytest
 
 bench: setup

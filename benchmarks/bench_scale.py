@@ -119,21 +119,20 @@ def bench_seam(side: int = 768, tile: int = 256) -> dict:
     content = Image.open(contents[0]).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
     st = Stylizer(size=side, style_size=512, device="cpu", tile=-1)
     ref = np.asarray(st.stylize(content, styles[0]).image)
-    st.config = st.config.updated(tile=tile)
     t0 = time.perf_counter()
-    res = st.stylize(content, styles[0])
+    res = st.stylize(content, styles[0], tile=tile)
     seconds = time.perf_counter() - t0
     got = np.asarray(res.image)
     cuts = tiling.cuts(side, tile)[1:-1]
     entry = st.encode_style(styles[0])
-    naive = tiling.stylize_tiled(st, tiling.TilePlan(tile, margin=0, overlap=0), content, [entry], [1.0], 1.0,
-                                 False, "none")
+    naive, _ = tiling.stylize_array(st.networks, np.asarray(content), tiling.Fuse([entry], [1.0], 1.0),
+                                    tiling.TilePlan(tile, margin=0, overlap=0))
     d = np.abs(got.astype(np.float64) - ref)
     mse = float((d**2).mean())
     return {"side": side, "tile": tile, "tiled_seconds": round(seconds, 1), "mean_abs_diff": float(d.mean()),
             "max_abs_diff": float(d.max()), "psnr_db": float("inf") if mse == 0 else 10 * np.log10(255**2 / mse),
             "seam_ratio_tiled": seam_ratio(got, cuts, cuts), "seam_ratio_untiled": seam_ratio(ref, cuts, cuts),
-            "seam_ratio_naive": seam_ratio(np.asarray(naive.image), cuts, cuts)}
+            "seam_ratio_naive": seam_ratio(naive, cuts, cuts)}
 
 
 # ---------------------------------------------------------------------- batch

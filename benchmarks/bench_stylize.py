@@ -232,7 +232,7 @@ def machine_info() -> dict[str, str]:
                 break
     except OSError:
         pass
-    from semstyle.pipelines.stylize import native_bf16
+    from semstyle.networks import native_bf16
 
     torch.set_num_threads(THREADS)
     info = {"CPU": f"{cpu} ({torch.get_num_threads()} threads used, {os.cpu_count()} logical CPUs)",

@@ -36,8 +36,8 @@ import torch
 
 from semstyle.evaluation import EvalConfig, Pair, run_eval
 from semstyle.evaluation.bench_report import write_markdown
-from semstyle.evaluation.methods import MethodSettings
 from semstyle.evaluation.pairs import write_pairs
+from semstyle.evaluation.records import MethodSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -30,14 +30,14 @@ import torch
 from PIL import Image
 
 from semstyle import Stylizer, assets
+from semstyle import functional as FN
 from semstyle import metrics as M
-from semstyle.evaluation.methods import Unavailable
 from semstyle.evaluation.pairs import Pair
+from semstyle.evaluation.records import Unavailable
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.models import VGGEncoder
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.models.weights import load_into
-from semstyle.pipelines.stylize import pad_to_multiple
 from semstyle.viz import grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def heldout() -> list[Path]:
 
 
 def vgg_feats(vgg: VGGEncoder, img: Image.Image) -> dict[str, torch.Tensor]:
-    x, _ = pad_to_multiple(to_tensor(img))
+    x, _ = FN.pad_to_multiple(to_tensor(img))
     with torch.inference_mode():
         return {k: v.float() for k, v in vgg(x, STYLE_LAYERS).items()}
 

@@ -27,7 +27,6 @@ from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.models.weights import load_into
-from semstyle.pipelines.stylize import pad_to_multiple
 from semstyle.viz import grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +40,7 @@ def heldout() -> list[Path]:
 
 
 def feats(st: Stylizer, img: torch.Tensor) -> dict[str, torch.Tensor]:
-    x, _ = pad_to_multiple(img)
+    x, _ = FN.pad_to_multiple(img)
     with torch.inference_mode():
         return {k: v.float() for k, v in st.encoder(x, TAPS).items()}
 

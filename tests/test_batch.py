@@ -13,16 +13,16 @@ from PIL import Image
 from semstyle.cli.main import main
 
 
-def test_n_contents_cost_n_content_passes_and_one_style_encode(stylizer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_n_contents_cost_n_content_passes_and_one_style_encode(stylizer, monkeypatch: pytest.MonkeyPatch) -> None:
     style = Image.fromarray(cool_style_array(120, 88, seed=11))  # new to the session's style cache; its own shape
     contents = [Image.fromarray(content_array(128, 128, seed=20 + i)) for i in range(4)]
     calls: list[tuple[int, int]] = []
-    encode = stylizer.encode
-    def counting(x, taps=("relu4_1",)):  # noqa: ANN001, ANN202
+    encode = stylizer.networks.encode
+    def counting(x, taps=("relu4_1",)):
         calls.append(tuple(x.shape[-2:]))
         return encode(x, taps)
 
-    monkeypatch.setattr(stylizer, "encode", counting)
+    monkeypatch.setattr(stylizer.networks, "encode", counting)
     for c in contents:
         stylizer.stylize(c, style)
     style_shape = (96, 128)  # resized to 128×94 (style_size 128), padded to 128×96
@@ -39,7 +39,7 @@ def _folder(root: Path, n: int) -> Path:
 
 
 def test_cli_folder_reports_a_bad_image_in_one_line_and_writes_the_rest(
-    images, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+    images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = _folder(tmp_path, 3)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -54,7 +54,7 @@ def test_cli_folder_reports_a_bad_image_in_one_line_and_writes_the_rest(
 
 
 def test_cli_worker_loads_and_saves_off_the_main_thread_and_reports_write_failures(
-    images, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    images, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import semstyle.io.images as io_images
 
@@ -62,12 +62,12 @@ def test_cli_worker_loads_and_saves_off_the_main_thread_and_reports_write_failur
     threads: dict[str, set[str]] = {"load": set(), "save": set()}
     load, save = io_images.load_image, io_images.save_image
 
-    def spy_load(src, *a, **k):  # noqa: ANN001, ANN202
+    def spy_load(src, *a, **k):
         if isinstance(src, (str, Path)) and Path(src).parent == folder:
             threads["load"].add(threading.current_thread().name)
         return load(src, *a, **k)
 
-    def spy_save(im, path, *a, **k):  # noqa: ANN001, ANN202
+    def spy_save(im, path, *a, **k):
         threads["save"].add(threading.current_thread().name)
         if Path(path).name.startswith("c2"):
             raise OSError(28, "No space left on device")

@@ -31,7 +31,7 @@ class Case:
 
 
 @pytest.fixture
-def case(tmp_path: Path, images) -> Case:  # noqa: ANN001
+def case(tmp_path: Path, images) -> Case:
     inputs = tmp_path / "in"
     inputs.mkdir()
     for src in (images.content, images.style_a, images.style_b):

@@ -20,7 +20,7 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, stylizer):
     """Make the CLI reuse the session's networks (its own config still applies) instead of reloading."""
     import semstyle.pipelines.stylize as mod
 
-    def factory(config=None, **overrides):  # noqa: ANN001, ANN202 - stands in for Stylizer
+    def factory(config=None, **overrides):  # stands in for Stylizer
         other = copy.copy(stylizer)
         other.config = (config or stylizer.config).updated(**overrides)
         return other

@@ -43,7 +43,7 @@ def test_compiled_networks_match_eager() -> None:
     kw = dict(size=48, style_size=32, precision="fp32", style_cache=0)
     eager = Stylizer(**kw)
     compiled = Stylizer(compile=True, **kw)
-    assert compiled._run_encoder is not compiled.encoder  # really wrapped by torch.compile
+    assert compiled.networks._run_encoder is not compiled.encoder  # really wrapped by torch.compile
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

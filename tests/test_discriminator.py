@@ -20,7 +20,7 @@ def _feats(n: int, seed: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():  # noqa: ANN201 - tiny tensors: threads only contend on the busy 2-core machine
+def one_thread():  # tiny tensors: threads only contend on the busy 2-core machine
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -14,7 +14,7 @@ from semstyle import metrics as M
 from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.evaluation import all_pairs, read_pairs
-from semstyle.evaluation.methods import parse_methods
+from semstyle.evaluation.records import parse_methods
 from semstyle.evaluation.report import have_matplotlib
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.io.labels import fit_to, harmonize, load_labels
@@ -180,7 +180,7 @@ def test_peer_protocol_with_a_stand_in_package(tmp_path: Path, monkeypatch, imag
 def test_report_without_matplotlib_says_so_and_still_writes_the_summary(tmp_path: Path, images, monkeypatch) -> None:
     from semstyle.evaluation import report
     from semstyle.evaluation.pairs import Pair
-    from semstyle.evaluation.runner import EvalResult
+    from semstyle.evaluation.records import EvalResult
 
     (tmp_path / "images").mkdir()
     Image.open(images.style_a).save(tmp_path / "images" / "x.png")

@@ -32,7 +32,7 @@ def graphs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     return full, style, "".join(out)
 
 
-def test_cli_reports_the_check(graphs) -> None:  # noqa: ANN001
+def test_cli_reports_the_check(graphs) -> None:
     full, style, report = graphs
     assert full.stat().st_size > 20e6 and style.stat().st_size > 10e6  # the weights are inside
     lines = [ln for ln in report.splitlines() if "max |onnxruntime - pytorch|" in ln]
@@ -41,7 +41,7 @@ def test_cli_reports_the_check(graphs) -> None:  # noqa: ANN001
     assert all(d < 1e-4 for d in diffs)  # measured ≈ 2e-6 (full) and ≈ 5e-7 (style)
 
 
-def test_full_graph_matches_pytorch_at_another_size(graphs) -> None:  # noqa: ANN001
+def test_full_graph_matches_pytorch_at_another_size(graphs) -> None:
     """Dynamic H and W, not multiples of 8: the graph pads and crops like the Stylizer."""
     from semstyle.export.graphs import build_graph
 
@@ -59,7 +59,7 @@ def test_full_graph_matches_pytorch_at_another_size(graphs) -> None:  # noqa: AN
     assert np.abs(got - ref).max() < 1e-4  # output in [0, 1]; measured ≈ 2e-6
 
 
-def test_onnx_pipeline_reproduces_the_stylizer(graphs) -> None:  # noqa: ANN001
+def test_onnx_pipeline_reproduces_the_stylizer(graphs) -> None:
     """style graph → statistics → full graph gives the Stylizer's fp32 output (to 8-bit rounding)."""
     from semstyle import Stylizer
     from semstyle.export import OnnxStylizer

@@ -27,7 +27,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "src" / "semstyle" / "assets"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201 - small tensors: threads only contend on the 2-core machine
+def one_thread():  # small tensors: threads only contend on the 2-core machine
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -321,7 +321,7 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
 
     with pytest.raises(ValueError, match="loss network is VGG19"):
         optimize(ASSETS / "content" / "coffee.jpg", ASSETS / "style" / "wave.jpg", OptimizeConfig(steps=1, size=32),
-                 stylizer=fast)
+                 networks=fast.networks)
     c, s = ASSETS / "content" / "coffee.jpg", ASSETS / "style" / "wave.jpg"
     code = main(["stylize", str(c), str(s), "-o", str(tmp_path / "o.png"), "--model", "fast", "--refine", "2"])
     err = capsys.readouterr().err.strip()
@@ -334,7 +334,7 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
 def test_fast_model_runs_tiled() -> None:
     """Smoke: tiling (global statistics over tiles) runs on the student's 128-channel features."""
     st = Stylizer(model="fast", size=0, style_size=96, tile=64, precision="fp32")
-    assert st.channels == 128
+    assert st.networks.channels == 128
     content = Image.open(ASSETS / "content" / "coffee.jpg").convert("RGB").resize((160, 120))
     style = Image.open(ASSETS / "style" / "wave.jpg").convert("RGB")
     tiled = np.asarray(st.stylize(content, style).image, dtype=np.float32)

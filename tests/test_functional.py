@@ -229,6 +229,6 @@ def test_lsgan_losses_hand_computed() -> None:
     ids=["mean_std", "adain-channels", "adain-3d", "masked-hw", "masked-3d", "region_adain-3d",
          "keep_luminance", "rgb_to_yuv", "gram", "content_loss", "tv_loss"],
 )
-def test_shape_errors_raise_value_error(call) -> None:  # noqa: ANN001
+def test_shape_errors_raise_value_error(call) -> None:
     with pytest.raises(ValueError, match="shape|differ|must match|4-D"):
         call()

@@ -13,7 +13,8 @@ from PIL import Image
 
 from semstyle.errors import InputError
 from semstyle.io import images as I
-from semstyle.io.images import check_output_path, list_images, load_image, resize_longest, save_image, to_pil, to_tensor
+from semstyle.io.files import list_images
+from semstyle.io.images import check_output_path, load_image, resize_longest, save_image, to_pil, to_tensor
 
 W, H = 24, 16
 
@@ -220,7 +221,7 @@ def test_oversized_header_is_refused_before_decoding(tmp_path: Path, side: int) 
     ],
     ids=["missing", "empty", "text", "folder"],
 )
-def test_bad_files(tmp_path: Path, make, message: str) -> None:  # noqa: ANN001
+def test_bad_files(tmp_path: Path, make, message: str) -> None:
     p = tmp_path / "x.jpg"
     make(p)
     with pytest.raises(InputError, match=message):
@@ -262,7 +263,7 @@ def test_save_image_is_atomic_and_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out.jpg"
 
-    def boom(self, fp, format=None, **params):  # noqa: ANN001, ANN202, A002
+    def boom(self, fp, format=None, **params):  # noqa: A002
         fp.write(b"half an image")
         raise OSError("disk full")
 

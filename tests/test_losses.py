@@ -15,7 +15,7 @@ from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201 - tiny tensors: threads only contend on the busy 2-core machine
+def one_thread():  # tiny tensors: threads only contend on the busy 2-core machine
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -36,7 +36,7 @@ def test_masks_at_downsamples_by_area() -> None:
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls(images, stylizer, optimizer: str) -> None:
-    res = optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, style_size=SIDE, steps=8,
+    res = optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=8,
                    optimizer=optimizer, lr=0.05)
     # one entry per evaluation (L-BFGS's line search may add a few), then the returned image's loss
     assert 9 <= len(res.history) <= 8 * 3 // 2 + 2 and set(res.parts) == {"content", "style", "tv"}
@@ -47,7 +47,7 @@ def test_loss_falls(images, stylizer, optimizer: str) -> None:
 
 
 def test_init_from_adain_starts_closer_to_the_style(images, stylizer) -> None:
-    kw = dict(stylizer=stylizer, size=SIDE, style_size=SIDE, steps=1)
+    kw = dict(networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=1)
     from_content = optimize(images.content, images.style_a, init="content", **kw)
     from_adain = optimize(images.content, images.style_a, init="adain", **kw)
     assert from_adain.parts["style"][0] < from_content.parts["style"][0]
@@ -63,7 +63,7 @@ def _halves(h: int, w: int, top: int, bottom: int) -> np.ndarray:
 def test_guided_variant_matches_regions_and_the_loss_falls(images, stylizer) -> None:
     c_lab = Image.fromarray(_halves(128, 128, 1, 2))
     s_lab = Image.fromarray(_halves(128, 128, 2, 1))
-    res = optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, style_size=SIDE, steps=4,
+    res = optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=4,
                    content_labels=c_lab, style_labels=s_lab)
     assert res.guided_labels == [1, 2]
     assert res.history[-1] < res.history[0]
@@ -72,10 +72,10 @@ def test_guided_variant_matches_regions_and_the_loss_falls(images, stylizer) -> 
 def test_guided_variant_input_errors(images, stylizer) -> None:
     lab = Image.fromarray(_halves(128, 128, 1, 2))
     with pytest.raises(InputError, match="both"):
-        optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, steps=1, content_labels=lab)
+        optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, steps=1, content_labels=lab)
     other = Image.fromarray(_halves(128, 128, 5, 6))
     with pytest.raises(InputError, match="share no label"):
-        optimize(images.content, images.style_a, stylizer=stylizer, size=SIDE, style_size=SIDE, steps=1,
+        optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=1,
                  content_labels=lab, style_labels=other)
     with pytest.raises(InputError, match="steps"):
         OptimizeConfig(steps=0)

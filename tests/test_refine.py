@@ -23,13 +23,12 @@ from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.pipelines.refine import RefineConfig
-from semstyle.pipelines.stylize import pad_to_multiple
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201 - small tensors: threads only contend on the busy 2-core machine
+def one_thread():  # small tensors: threads only contend on the busy 2-core machine
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -37,7 +36,7 @@ def one_thread():  # noqa: ANN201 - small tensors: threads only contend on the b
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory, images) -> dict[str, Path]:  # noqa: ANN001
+def files(tmp_path_factory: pytest.TempPathFactory, images) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("refine")
     torch.manual_seed(0)
     disc = MultiScaleDiscriminator()
@@ -59,11 +58,11 @@ def _objective_of(st: Stylizer, image: Image.Image, content: Path, style: Path) 
     (clamped, 8-bit) image: content loss to the AdaIN target, style terms and the adversarial term of
     ``st``'s discriminator under the style's condition."""
     c_img = resize_longest(load_image(content), SIZE)
-    x, (h, w) = pad_to_multiple(to_tensor(c_img))
+    x, (h, w) = FN.pad_to_multiple(to_tensor(c_img))
     entry = st.encode_style(style)
     with torch.no_grad():
         anchor = FN.adain_from_stats(st.encode(x)["relu4_1"], entry.mean, entry.std)[..., : -(-h // 8), : -(-w // 8)]
-        s_feats = st.encoder(pad_to_multiple(to_tensor(entry.image))[0], STYLE_LAYERS)
+        s_feats = st.encoder(FN.pad_to_multiple(to_tensor(entry.image))[0], STYLE_LAYERS)
         objective = GeneratorObjective(st.encoder, LossWeights())
         out = to_tensor(image)
         assert tuple(out.shape[-2:]) == (h, w)

@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io.images import to_tensor
-from semstyle.pipelines.semantic import Regions, StyleEntry, fuse_regions
+from semstyle.pipelines.semantic import fuse_regions
 from semstyle.segmentation import regions as R
+from semstyle.types import Regions, StyleStats
 
 C = 16  # feature channels in the synthetic tests
 
@@ -43,10 +43,10 @@ def feats(grid: np.ndarray, mus: dict[int, torch.Tensor], sds: dict[int, float],
     return out
 
 
-def entry(feat: torch.Tensor) -> StyleEntry:
+def entry(feat: torch.Tensor) -> StyleStats:
     mean, std = FN.mean_std(feat)
     h, w = feat.shape[-2:]
-    return StyleEntry(Image.new("RGB", (8 * w, 8 * h)), feat, mean, std)
+    return StyleStats(Image.new("RGB", (8 * w, 8 * h)), feat, mean, std)
 
 
 def hard_stats(feat: torch.Tensor, labels: np.ndarray, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +56,9 @@ def hard_stats(feat: torch.Tensor, labels: np.ndarray, ids: list[int]) -> tuple[
     return m[0, :, :, 0, 0], s[0, :, :, 0, 0]
 
 
-def cfg(**kw: object) -> StylizeConfig:
-    return StylizeConfig(**{"feather": 0.0, "min_region": 0.0, **kw})  # type: ignore[arg-type]
+def cfg(**kw: object) -> dict[str, object]:
+    """fuse_regions' rules: hard borders unless said otherwise."""
+    return {"unmatched": "nearest", "feather": 0.0, **kw}
 
 
 def rand_mu(seed: int, scale: float = 3.0) -> torch.Tensor:
@@ -123,7 +124,7 @@ def test_each_region_gets_exactly_its_style_statistics() -> None:
     s_grid[:, 4:8], s_grid[:, 8:] = 1, 2
     s_feat = feats(s_grid, {0: rand_mu(20), 1: rand_mu(21), 2: rand_mu(22)}, {0: 2.0, 1: 0.3, 2: 1.0}, 3)
     regions = Regions(up(C_GRID), [up(s_grid)])
-    target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, cfg(), (64, 64))
+    target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, **cfg())
     assert matches == {0: 0, 1: 1, 2: 2}
     got_m, got_s = hard_stats(target, up(C_GRID), [0, 1, 2])
     want_m, want_s = hard_stats(s_feat, up(s_grid), [0, 1, 2])
@@ -138,7 +139,7 @@ def test_each_region_gets_exactly_its_style_statistics() -> None:
 def test_unmatched_keep_leaves_the_content_features_unchanged() -> None:
     c_feat = content_with_region2_like(0)
     target, matches = fuse_regions(c_feat, [entry(style_feat())], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
-                                   cfg(unmatched="keep"), (64, 64))
+                                   **cfg(unmatched="keep"))
     assert matches == {0: 0, 1: 1, 2: "keep"}
     m = torch.from_numpy(C_GRID == 2)
     assert torch.equal(target[0][:, m], c_feat[0][:, m])
@@ -148,7 +149,7 @@ def test_unmatched_keep_leaves_the_content_features_unchanged() -> None:
 def test_unmatched_global_takes_the_whole_style_statistics() -> None:
     c_feat, s_feat = content_with_region2_like(0), style_feat()
     target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
-                                   cfg(unmatched="global"), (64, 64))
+                                   **cfg(unmatched="global"))
     assert matches[2] == "global"
     got_m, got_s = hard_stats(target, up(C_GRID), [2])
     g_m, g_s = FN.mean_std(s_feat)
@@ -160,7 +161,7 @@ def test_unmatched_global_takes_the_whole_style_statistics() -> None:
 def test_unmatched_nearest_takes_the_closest_style_region(like: int) -> None:
     c_feat, s_feat = content_with_region2_like(like), style_feat()
     target, matches = fuse_regions(c_feat, [entry(s_feat)], [1.0], Regions(up(C_GRID), [up(S_GRID)]),
-                                   cfg(unmatched="nearest"), (64, 64))
+                                   **cfg(unmatched="nearest"))
     assert matches == {0: 0, 1: 1, 2: like}
     got_m, got_s = hard_stats(target, up(C_GRID), [2])
     want_m, want_s = hard_stats(s_feat, up(S_GRID), [like])
@@ -182,7 +183,7 @@ def test_interpolated_styles_blend_region_statistics() -> None:
     c_feat = content_with_region2_like(0)
     s1, s2 = style_feat(), style_feat() * 0.5 - 3.0
     regions = Regions(up(C_GRID), [up(S_GRID), up(S_GRID)])
-    target, _ = fuse_regions(c_feat, [entry(s1), entry(s2)], [3.0, 1.0], regions, cfg(unmatched="global"), (64, 64))
+    target, _ = fuse_regions(c_feat, [entry(s1), entry(s2)], [3.0, 1.0], regions, **cfg(unmatched="global"))
     got_m, got_s = hard_stats(target, up(C_GRID), [0, 1])
     m1, sd1 = hard_stats(s1, up(S_GRID), [0, 1])
     m2, sd2 = hard_stats(s2, up(S_GRID), [0, 1])
@@ -194,7 +195,7 @@ def test_region_styles_give_one_style_per_label() -> None:
     c_feat = content_with_region2_like(0)
     s1, s2 = style_feat(), style_feat() * 0.5 - 3.0
     regions = Regions(up(C_GRID), [None, None], region_styles={0: 1, 1: 0, 2: 1})
-    target, matches = fuse_regions(c_feat, [entry(s1), entry(s2)], [1.0, 1.0], regions, cfg(), (64, 64))
+    target, matches = fuse_regions(c_feat, [entry(s1), entry(s2)], [1.0, 1.0], regions, **cfg())
     assert matches == {0: "global", 1: "global", 2: "global"}
     got_m, _ = hard_stats(target, up(C_GRID), [0, 1, 2])
     torch.testing.assert_close(got_m[0], FN.mean_std(s2)[0].flatten(), atol=1e-4, rtol=1e-4)
@@ -210,7 +211,7 @@ def test_feathering_removes_the_hard_seam() -> None:
     regions = Regions(up(grid), [up(grid)])
 
     def max_jump(feather: float) -> float:
-        target, _ = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, cfg(feather=feather), (96, 128))
+        target, _ = fuse_regions(c_feat, [entry(s_feat)], [1.0], regions, **cfg(feather=feather))
         assert torch.isfinite(target).all()
         return float((target[..., 1:] - target[..., :-1]).abs().max())
 

@@ -14,10 +14,11 @@ import torch
 from PIL import Image, ImageFilter
 
 from semstyle import functional as FN
+from semstyle import networks as networks_module
 from semstyle.cli.main import main
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.pipelines import stylize as stylize_module
-from semstyle.pipelines.stylize import StylizeResult, pad_to_multiple
+from semstyle.pipelines.stylize import StylizeResult
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -25,9 +26,9 @@ Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
 pytestmark = pytest.mark.slow  # real weights; still part of the default suite
 
 
-def vgg_stats(st, im: Image.Image) -> Stats:  # noqa: ANN001
+def vgg_stats(st, im: Image.Image) -> Stats:
     """Channel mean/std of an image at relu1_1..relu4_1, measured in fp32 with the real encoder."""
-    x, _ = pad_to_multiple(to_tensor(im))
+    x, _ = FN.pad_to_multiple(to_tensor(im))
     with torch.inference_mode():
         feats = st.encoder(x.to(st.device), LAYERS)
     return {k: FN.mean_std(v.float()) for k, v in feats.items()}
@@ -48,21 +49,21 @@ def mean_rgb(im: Image.Image | np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pics(images) -> dict[str, Image.Image]:  # noqa: ANN001
+def pics(images) -> dict[str, Image.Image]:
     return {k: load_image(getattr(images, k)) for k in ("content", "content_wide", "style_a", "style_b")}
 
 
 @pytest.fixture(scope="module")
-def out_a(stylizer, pics) -> Image.Image:  # noqa: ANN001
+def out_a(stylizer, pics) -> Image.Image:
     return stylizer.stylize(pics["content"], pics["style_a"]).image
 
 
 @pytest.fixture(scope="module")
-def out_b(stylizer, pics) -> Image.Image:  # noqa: ANN001
+def out_b(stylizer, pics) -> Image.Image:
     return stylizer.stylize(pics["content"], pics["style_b"]).image
 
 
-def test_result_type_and_size(stylizer, images, out_a) -> None:  # noqa: ANN001
+def test_result_type_and_size(stylizer, images, out_a) -> None:
     res = stylizer.stylize(str(images.content), images.style_a)  # str and Path inputs
     assert isinstance(res, StylizeResult)
     assert res.image.mode == "RGB" and res.image.size == (128, 128)
@@ -72,7 +73,7 @@ def test_result_type_and_size(stylizer, images, out_a) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("which", ["a", "b"])
-def test_output_statistics_move_to_the_style(stylizer, pics, out_a, out_b, which: str) -> None:  # noqa: ANN001
+def test_output_statistics_move_to_the_style(stylizer, pics, out_a, out_b, which: str) -> None:
     style = pics[f"style_{which}"]
     out = out_a if which == "a" else out_b
     s_style = vgg_stats(stylizer, resize_longest(style, 128))
@@ -81,29 +82,29 @@ def test_output_statistics_move_to_the_style(stylizer, pics, out_a, out_b, which
     assert d_out < 0.5 * d_content, (d_out, d_content)  # measured: ~1.25 vs 3.0–4.1
 
 
-def test_alpha_zero_is_the_plain_reconstruction(stylizer, pics) -> None:  # noqa: ANN001
+def test_alpha_zero_is_the_plain_reconstruction(stylizer, pics) -> None:
     content = pics["content"]
     out = to_tensor(stylizer.stylize(content, pics["style_a"], alpha=0.0).image)
-    x, (h, w) = pad_to_multiple(to_tensor(content))
+    x, (h, w) = FN.pad_to_multiple(to_tensor(content))
     with torch.inference_mode():
         rec = stylizer.decode(stylizer.encode(x)["relu4_1"])[..., :h, :w].clamp(0, 1).cpu()
     assert float((out - rec).abs().max()) <= 1.0 / 255 + 1e-6  # only the 8-bit rounding differs
     assert float((out - to_tensor(content)).abs().mean()) < 0.08  # and it looks like the content
 
 
-def test_alpha_trades_off_content_and_style(stylizer, pics, out_a) -> None:  # noqa: ANN001
+def test_alpha_trades_off_content_and_style(stylizer, pics, out_a) -> None:
     content, style = pics["content"], pics["style_a"]
     outs = [stylizer.stylize(content, style, alpha=0.0).image, stylizer.stylize(content, style, alpha=0.5).image, out_a]
     s_style = vgg_stats(stylizer, style)
     to_style = [stat_distance(vgg_stats(stylizer, o), s_style) for o in outs]
-    c_feat = stylizer.encode(pad_to_multiple(to_tensor(content))[0])["relu4_1"]
+    c_feat = stylizer.encode(FN.pad_to_multiple(to_tensor(content))[0])["relu4_1"]
     to_content = [float(FN.content_loss(stylizer.encode(to_tensor(o))["relu4_1"], c_feat)) for o in outs]
     # more alpha: further from the content's features, nearer the style's statistics
     assert to_content[0] < to_content[1] < to_content[2], to_content
     assert to_style[0] > 2 * to_style[1] and to_style[0] > 2 * to_style[2], to_style
 
 
-def test_interpolation_weights(stylizer, pics, out_a, out_b) -> None:  # noqa: ANN001
+def test_interpolation_weights(stylizer, pics, out_a, out_b) -> None:
     a, b, c = pics["style_a"], pics["style_b"], pics["content"]
     one_zero = stylizer.stylize(c, [a, b], style_weights=[1.0, 0.0]).image
     diff = np.abs(np.asarray(one_zero, dtype=int) - np.asarray(out_a, dtype=int))
@@ -124,7 +125,7 @@ def test_interpolation_weights(stylizer, pics, out_a, out_b) -> None:  # noqa: A
     assert ((lo <= mean_rgb(half)) & (mean_rgb(half) <= hi)).all(), (lo, mean_rgb(half), hi)
 
 
-def test_per_region_styles_from_a_mask(stylizer, pics) -> None:  # noqa: ANN001
+def test_per_region_styles_from_a_mask(stylizer, pics) -> None:
     mask = np.zeros((128, 128), np.uint8)
     mask[:, 64:] = 1  # left half label 0 → style A, right half label 1 → style B
     out = np.asarray(stylizer.stylize(pics["content"], [pics["style_a"], pics["style_b"]], mask=mask).image, float)
@@ -140,7 +141,7 @@ def test_per_region_styles_from_a_mask(stylizer, pics) -> None:  # noqa: ANN001
     assert np.abs(np.asarray(swapped, dtype=int) - out.astype(int)).max() <= 1
 
 
-def test_aspect_ratio_is_preserved(stylizer, pics) -> None:  # noqa: ANN001
+def test_aspect_ratio_is_preserved(stylizer, pics) -> None:
     wide = pics["content_wide"]
     assert wide.size == (200, 90)
     expected = resize_longest(wide, 128).size
@@ -160,7 +161,7 @@ def test_aspect_ratio_is_preserved(stylizer, pics) -> None:  # noqa: ANN001
     assert np.abs(np.asarray(rec, float) - np.asarray(ref, float)).mean() < 25
 
 
-def test_size_zero_keeps_sizes_and_odd_sizes_are_cropped_back(stylizer, pics) -> None:  # noqa: ANN001
+def test_size_zero_keeps_sizes_and_odd_sizes_are_cropped_back(stylizer, pics) -> None:
     keep = copy.copy(stylizer)  # the same networks with another config
     keep.config = stylizer.config.updated(size=0, style_size=0)
     content = pics["content_wide"].resize((101, 61))  # not multiples of 8: padded, then cropped back
@@ -170,7 +171,7 @@ def test_size_zero_keeps_sizes_and_odd_sizes_are_cropped_back(stylizer, pics) ->
     assert stylizer.encode_style(style).image.size == (128, 71)  # while the session's is resized
 
 
-def test_preserve_color_keeps_the_content_chroma(stylizer, pics, out_a) -> None:  # noqa: ANN001
+def test_preserve_color_keeps_the_content_chroma(stylizer, pics, out_a) -> None:
     kept = stylizer.stylize(pics["content"], pics["style_a"], preserve_color=True).image
     uv = [FN.rgb_to_yuv(to_tensor(im))[:, 1:] for im in (pics["content"], kept, out_a)]
     assert float((uv[1] - uv[0]).abs().mean()) < 0.01  # measured ~2e-4
@@ -178,17 +179,17 @@ def test_preserve_color_keeps_the_content_chroma(stylizer, pics, out_a) -> None:
     assert not np.array_equal(np.asarray(kept), np.asarray(pics["content"]))  # and it is still stylised
 
 
-def test_style_is_encoded_once_and_reused(stylizer, pics, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_style_is_encoded_once_and_reused(stylizer, pics, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     fresh_style = Image.fromarray(rng.integers(0, 256, (96, 160, 3), dtype=np.uint8))  # not seen before
     calls: list[tuple[int, ...]] = []
-    real = stylizer.encode
+    real = stylizer.networks.encode
 
-    def counting(img, taps=("relu4_1",)):  # noqa: ANN001, ANN202
+    def counting(img, taps=("relu4_1",)):
         calls.append(tuple(img.shape[-2:]))
         return real(img, taps)
 
-    monkeypatch.setattr(stylizer, "encode", counting)
+    monkeypatch.setattr(stylizer.networks, "encode", counting)  # every encoder pass goes through it
     first = stylizer.stylize(pics["content"], fresh_style).image
     assert sorted(calls) == [(80, 128), (128, 128)]  # the style at its own size (160x96 → 128x77, padded)
     calls.clear()
@@ -198,7 +199,7 @@ def test_style_is_encoded_once_and_reused(stylizer, pics, monkeypatch: pytest.Mo
     assert stylizer.encode_style(fresh_style) is stylizer.encode_style(fresh_style.copy())
 
 
-def test_cli_folder_mode_writes_every_pair(images, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+def test_cli_folder_mode_writes_every_pair(images, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     contents, styles, out = tmp_path / "contents", tmp_path / "styles", tmp_path / "results"
     contents.mkdir()
     styles.mkdir()
@@ -247,15 +248,15 @@ def test_precision_auto_resolves_to_bf16_exactly_where_the_cpu_has_it(monkeypatc
     if not flags:
         pytest.skip("no /proc/cpuinfo: cannot tell independently whether this CPU has native bf16")
     native = bool(flags & {"avx512_bf16", "amx_bf16"})  # x86; read independently of the code's own probe
-    assert stylize_module.native_bf16(torch.device("cpu")) == native
+    assert networks_module.native_bf16(torch.device("cpu")) == native
     for hardware in (True, False):  # and the resolution rule itself, on either kind of CPU
-        monkeypatch.setattr(stylize_module, "native_bf16", lambda device, h=hardware: h)
+        monkeypatch.setattr(networks_module, "native_bf16", lambda device, h=hardware: h)
         assert stylize_module.Stylizer(size=64, device="cpu", precision="auto").bf16 is hardware
         assert stylize_module.Stylizer(size=64, device="cpu", precision="fp32").bf16 is False
         assert stylize_module.Stylizer(size=64, device="cpu", precision="bf16").bf16 is True
 
 
-def test_fp32_and_bf16_agree_within_40_db(pics) -> None:  # noqa: ANN001
+def test_fp32_and_bf16_agree_within_40_db(pics) -> None:
     # both precisions run here whatever the CPU (README: bf16 is 45 dB from fp32 at 512 px)
     out = {}
     for prec in ("fp32", "bf16"):

@@ -31,7 +31,7 @@ class CountingEngine(Engine):
         self.active = self.peak = self.done = 0
         self._count_lock = threading.Lock()
 
-    def run(self, req: WebRequest, progress=None):  # noqa: ANN001, ANN201
+    def run(self, req: WebRequest, progress=None):
         with self._count_lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -77,7 +77,7 @@ def noise_png(path: Path, w: int, h: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- handlers
-def test_form_maps_onto_stylize_config(engine: CountingEngine, images) -> None:  # noqa: ANN001
+def test_form_maps_onto_stylize_config(engine: CountingEngine, images) -> None:
     req = Handlers.request(*form(images.content, images.style_a, alpha=0.4, preserve_color=True, size=160,
                                  semantic="auto", refine=2))
     cfg = engine.config_for(req)
@@ -86,7 +86,7 @@ def test_form_maps_onto_stylize_config(engine: CountingEngine, images) -> None: 
     assert cfg.max_pixels == LIMITS.max_pixels
 
 
-def test_valid_request_returns_full_resolution_png(handlers: Handlers, images) -> None:  # noqa: ANN001
+def test_valid_request_returns_full_resolution_png(handlers: Handlers, images) -> None:
     view = handlers.run(*form(images.content_wide, images.style_a, size=96, alpha=0.8))
     assert 'id="semstyle-ok"' in view.status and "96×43" in view.status
     with Image.open(view.result) as im:  # 200x90 → longest side 96
@@ -94,14 +94,14 @@ def test_valid_request_returns_full_resolution_png(handlers: Handlers, images) -
     assert view.content_overlay is None and view.style_overlay is None  # no regions in mode none
 
 
-def test_gradio_payloads_are_accepted_and_names_shown(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
+def test_gradio_payloads_are_accepted_and_names_shown(handlers: Handlers, images, tmp_path: Path) -> None:
     c = {"path": str(images.content), "orig_name": "my photo.png", "meta": {"_type": "gradio.FileData"}}
     view = handlers.run(*form(c, {"path": str(images.style_b), "orig_name": "dots.png"}, size=64))
     assert view.result and Image.open(view.result).size == (64, 64)
     assert "my photo" in Path(view.result).name
 
 
-def test_too_many_pixels_gives_the_message(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
+def test_too_many_pixels_gives_the_message(handlers: Handlers, images, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     Image.new("RGB", (600, 400), "white").save(big)  # 240,000 px, a small file
     view = handlers.run(*form({"path": str(big), "orig_name": "holiday.png"}, images.style_a))
@@ -109,14 +109,14 @@ def test_too_many_pixels_gives_the_message(handlers: Handlers, images, tmp_path:
     assert str(tmp_path) not in view.status and view.result is None
 
 
-def test_oversize_upload_gives_the_message(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
+def test_oversize_upload_gives_the_message(handlers: Handlers, images, tmp_path: Path) -> None:
     heavy = noise_png(tmp_path / "heavy.png", 250, 250)  # ~190 KB of noise, 62,500 px
     assert heavy.stat().st_size > LIMITS.max_upload_bytes
     view = handlers.run(*form(images.content, heavy))
     assert_message(view.status, "style image 'heavy.png'", "over the upload limit of 64 KB")
 
 
-def test_non_image_upload_gives_a_message_not_a_traceback(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
+def test_non_image_upload_gives_a_message_not_a_traceback(handlers: Handlers, images, tmp_path: Path) -> None:
     fake = tmp_path / "notes.png"
     fake.write_text("these are notes, not pixels\n" * 20)
     view = handlers.run(*form(fake, images.style_a))
@@ -134,15 +134,15 @@ def test_non_image_upload_gives_a_message_not_a_traceback(handlers: Handlers, im
         ({"refine": 99}, "refine must be between 0 and 50"),
     ],
 )
-def test_bad_form_values_give_messages(handlers: Handlers, images, change: dict, needle: str) -> None:  # noqa: ANN001
+def test_bad_form_values_give_messages(handlers: Handlers, images, change: dict, needle: str) -> None:
     assert_message(handlers.run(*form(images.content, images.style_a, **change)).status, needle)
 
 
-def test_missing_style_gives_a_message(handlers: Handlers, images) -> None:  # noqa: ANN001
+def test_missing_style_gives_a_message(handlers: Handlers, images) -> None:
     assert_message(handlers.run(*form(images.content, None)).status, "upload a style image or pick one")
 
 
-def test_unexpected_failure_is_one_line_without_traceback(engine: CountingEngine, images, monkeypatch) -> None:  # noqa: ANN001
+def test_unexpected_failure_is_one_line_without_traceback(engine: CountingEngine, images, monkeypatch) -> None:
     def boom(*a: object, **k: object) -> None:
         raise KeyError("secret detail\nsecond line")
 
@@ -153,7 +153,7 @@ def test_unexpected_failure_is_one_line_without_traceback(engine: CountingEngine
 
 
 @pytest.mark.parametrize("what", ["decoder", "refine"])
-def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: CountingEngine, images, what: str) -> None:  # noqa: ANN001
+def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: CountingEngine, images, what: str) -> None:
     """The fine-tuned decoder and the discriminator ship in semstyle/weights; the page's choice loads and uses them."""
     import torch
     from safetensors.torch import load_file
@@ -189,7 +189,7 @@ def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: Coun
     assert np.abs(got - plain).mean() > 3.0, np.abs(got - plain).mean()  # measured 8.0 grey levels
 
 
-def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, images) -> None:  # noqa: ANN001
+def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, images) -> None:
     """The 'fast' choice runs the distilled model; refinement with it is refused in one line."""
     cfg = engine.config_for(Handlers.request(*form(images.content, images.style_a, decoder="fast")))
     assert (cfg.model, cfg.decoder) == ("fast", "pretrained")
@@ -200,7 +200,7 @@ def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, im
                    "refinement needs the VGG19 model")
 
 
-def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_path: Path) -> None:  # noqa: ANN001
+def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_path: Path) -> None:
     def halves(path: Path, w: int, h: int) -> Path:
         arr = np.zeros((h, w, 3), np.uint8)
         arr[: h // 2] = (0, 0, 255)
@@ -216,14 +216,14 @@ def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_pa
     assert view.content_overlay.size == (96, 96) and view.style_overlay.size == (128, 128)
 
 
-def test_auto_mode_shows_the_segmentation_of_both_images(handlers: Handlers, images) -> None:  # noqa: ANN001
+def test_auto_mode_shows_the_segmentation_of_both_images(handlers: Handlers, images) -> None:
     view = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", size=96))
     assert 'id="semstyle-ok"' in view.status and "semantic auto" in view.status, view.status
     assert view.content_overlay.size == (96, 43) and view.style_overlay.size == (128, 128)
     # the "Show the automatic segmentation" button (Handlers.segment) runs in tests/test_web_browser.py
 
 
-def test_segment_reports_problems_as_messages(handlers: Handlers, images) -> None:  # noqa: ANN001
+def test_segment_reports_problems_as_messages(handlers: Handlers, images) -> None:
     assert_message(handlers.segment(*form(None, images.style_a)).status, "upload a content image")
 
 
@@ -235,7 +235,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(engine: CountingEngine):  # noqa: ANN201
+def server(engine: CountingEngine):
     opts = ServeOptions(port=free_port(), concurrency=1)
     demo = build_demo(engine, opts)
     launch(demo, engine, opts)
@@ -257,7 +257,7 @@ def test_http_oversize_upload_is_refused_with_a_message(server: str) -> None:
     assert r.status_code == 413 and "maximum allowed size" in r.text
 
 
-def test_http_ten_queued_requests_all_complete_one_at_a_time(server: str, engine: CountingEngine, images) -> None:  # noqa: ANN001
+def test_http_ten_queued_requests_all_complete_one_at_a_time(server: str, engine: CountingEngine, images) -> None:
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)

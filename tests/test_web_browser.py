@@ -101,7 +101,7 @@ def save_screenshot(png: bytes, target: Path, limit: int = 300_000) -> None:
     target.write_bytes(buf.getvalue())
 
 
-def test_page_stylises_two_bundled_images(server: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_page_stylises_two_bundled_images(server: str, browser, tmp_path: Path) -> None:
     content = next(p for p in content_images() if p.stem == "chelsea")
     style = next(p for p in style_images() if p.stem == "starry_night")
     expected = resize_longest(Image.open(content), SIZE).size
@@ -141,7 +141,7 @@ def test_page_stylises_two_bundled_images(server: str, browser, tmp_path: Path) 
     page.close()
 
 
-def test_page_shows_the_message_for_oversize_and_non_image_uploads(server: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_page_shows_the_message_for_oversize_and_non_image_uploads(server: str, browser, tmp_path: Path) -> None:
     big = tmp_path / "huge.jpg"
     big.write_bytes(os.urandom(MAX_UPLOAD_MB * 2**20 + 4096))
     notes = tmp_path / "notes.png"

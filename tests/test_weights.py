@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def test_encoder_loads_the_file_and_taps_have_the_expected_shapes(encoder: VGGEn
         encoder(x, ("relu9_9",))
 
 
-def test_decoder_maps_relu4_1_back_to_rgb(encoder: VGGEncoder, decoder: Decoder, images) -> None:  # noqa: ANN001
+def test_decoder_maps_relu4_1_back_to_rgb(encoder: VGGEncoder, decoder: Decoder, images) -> None:
     # a photo-like scene survives encode → decode closely (the decoder was trained for this);
     # random weights or a channel-order mix-up give errors of 0.2 and more
     x = to_tensor(load_image(images.content))
@@ -148,7 +149,7 @@ def test_wrong_files_are_refused(kind: str, tmp_path: Path) -> None:
 
 def test_pth_files_are_read_with_weights_only(tmp_path: Path) -> None:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204 - a pickle that would run code
+        def __reduce__(self):  # a pickle that would run code
             return (print, ("pwned",))
 
     p = tmp_path / "evil.pth"
@@ -221,3 +222,26 @@ def test_url_download_is_cached_and_sha256_checked(
     # the second load comes from the cache: it works with the file gone from the server
     f.unlink()
     W.load_into(Decoder(), f"{base}/dec.safetensors#sha256={digest}", "decoder")
+
+
+def test_digests_are_remembered_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # start-up: a weights file is hashed once, not on every process start; any change hashes it again
+    monkeypatch.setenv("SEMSTYLE_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"a" * 4096)
+    calls: list[Path] = []
+    real = W.sha256_of
+    monkeypatch.setattr(W, "sha256_of", lambda p: calls.append(p) or real(p))
+    first = W.verified_sha256(f)
+    assert first == hashlib.sha256(b"a" * 4096).hexdigest() and len(calls) == 1
+    assert W.verified_sha256(f) == first and len(calls) == 1  # remembered (another process would read the book)
+    st = f.stat()
+    f.write_bytes(b"b" * 4096)  # same size, and the mtime forged back: the ctime still moves
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert W.verified_sha256(f) == hashlib.sha256(b"b" * 4096).hexdigest() and len(calls) == 2
+    monkeypatch.setenv("SEMSTYLE_VERIFY", "always")
+    W.verified_sha256(f)
+    assert len(calls) == 3
+    (tmp_path / "cache" / "digests.json").write_text("not json")  # a damaged book: hash, then rewrite it
+    monkeypatch.delenv("SEMSTYLE_VERIFY")
+    assert W.verified_sha256(f) == hashlib.sha256(b"b" * 4096).hexdigest() and len(calls) == 4

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from semstyle.version import __version__
 
 if TYPE_CHECKING:
     from semstyle.config import StylizeConfig
     from semstyle.errors import InputError, SemstyleError, WeightsError
-    from semstyle.pipelines.stylize import Stylizer, StylizeResult
+    from semstyle.pipelines.stylize import Stylizer
+    from semstyle.types import StylizeResult
 
 __all__ = ["InputError", "SemstyleError", "StylizeConfig", "StylizeResult", "Stylizer", "WeightsError", "__version__"]
 
 _LAZY = {
     "Stylizer": "semstyle.pipelines.stylize",
-    "StylizeResult": "semstyle.pipelines.stylize",
+    "StylizeResult": "semstyle.types",
     "StylizeConfig": "semstyle.config",
     "SemstyleError": "semstyle.errors",
     "InputError": "semstyle.errors",

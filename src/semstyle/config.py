@@ -14,6 +14,16 @@ SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer")
 UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 MODELS: tuple[str, ...] = ("vgg19", "fast")
+MIN_SIDE = 16  # px: the smallest image side semstyle stylises (the encoder downsamples by 8)
+MAX_SIDE = 16384  # px: the largest --size
+
+
+def check_side(name: str, v: int, keep: bool = True, top: int = MAX_SIDE) -> None:
+    """The one size rule: ``name`` must be 0 (keep, when allowed) or between MIN_SIDE and ``top`` px."""
+    if (keep and v == 0) or MIN_SIDE <= v <= top:
+        return
+    what = f"0 (keep) or between {MIN_SIDE} and {top} pixels" if keep else f"between {MIN_SIDE} and {top} pixels"
+    raise ValueError(f"{name} must be {what}, got {v}")
 
 
 @dataclass(frozen=True)
@@ -62,9 +72,7 @@ def check_config(c: StylizeConfig) -> None:
     if not 0.0 <= c.alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {c.alpha}")
     for name in ("size", "style_size"):
-        v = getattr(c, name)
-        if v != 0 and not 16 <= v <= 16384:
-            raise ValueError(f"{name} must be 0 (keep) or between 16 and 16384 pixels, got {v}")
+        check_side(name, getattr(c, name))
     if c.style_weights is not None:
         if any(w < 0 for w in c.style_weights) or sum(c.style_weights) <= 0:
             raise ValueError(f"style weights must be non-negative with a positive sum, got {list(c.style_weights)}")

@@ -9,10 +9,45 @@ Shapes: ``N`` batch, ``C`` channels, ``H×W`` spatial, ``K`` regions.
 
 from __future__ import annotations
 
+from typing import overload
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 EPS = 1e-5
+# BT.601 RGB → YUV; row 0 is the luminance (also the metrics' grey level)
+RGB2YUV: tuple[tuple[float, float, float], ...] = (
+    (0.299, 0.587, 0.114),
+    (-0.14713, -0.28886, 0.436),
+    (0.615, -0.51499, -0.10001),
+)
+LUMA: tuple[float, float, float] = RGB2YUV[0]
+
+@overload
+def pad_to_multiple(x: torch.Tensor, m: int = 8, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]: ...
+@overload
+def pad_to_multiple(x: np.ndarray, m: int = 8, mode: str = "reflect") -> tuple[np.ndarray, tuple[int, int]]: ...
+def pad_to_multiple(
+    x: torch.Tensor | np.ndarray, m: int = 8, mode: str = "reflect"
+) -> tuple[torch.Tensor | np.ndarray, tuple[int, int]]:
+    """Pad on the bottom/right to multiples of ``m``; returns (padded, (H, W) before padding).
+
+    ``x`` is an (N, C, H, W) tensor or an (H, W) / (H, W, C) array. ``mode`` "reflect" (images; edge
+    replication when the image is too small to reflect) or "symmetric" (label maps, arrays only).
+    """
+    if isinstance(x, torch.Tensor):
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+    else:
+        h, w = int(x.shape[0]), int(x.shape[1])
+    ph, pw = (-h) % m, (-w) % m
+    if not (ph or pw):
+        return x, (h, w)
+    edge = mode == "reflect" and not (ph < h and pw < w)  # too small to reflect: repeat the edge
+    if isinstance(x, torch.Tensor):
+        return F.pad(x, (0, pw, 0, ph), mode="replicate" if edge else mode), (h, w)
+    pads = ((0, ph), (0, pw)) + ((0, 0),) * (x.ndim - 2)
+    return np.pad(x, pads, mode="edge" if edge else mode), (h, w)  # type: ignore[call-overload]
 
 
 def _check_4d(name: str, x: torch.Tensor) -> None:
@@ -40,16 +75,36 @@ def masked_mean_std(feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS) -
     Returns mean and std of shape (N, K, C, 1, 1). A region with zero total weight gets
     mean 0 and std sqrt(eps); callers decide what to do with empty regions.
     """
+    return stats_from_moments(*masked_moments(feat, masks), eps=eps)
+
+
+def masked_moments(feat: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted sums (Σ_p w, Σ_p w·f, Σ_p w·f²) per region and channel: shapes (N, K, 1), (N, K, C), (N, K, C).
+
+    Sums over several tiles of an image add up to the whole image's; ``stats_from_moments`` turns them
+    into the statistics of ``masked_mean_std``.
+    """
     _check_4d("feat", feat)
     _check_4d("masks", masks)
     if masks.shape[0] != feat.shape[0] or masks.shape[2:] != feat.shape[2:]:
         raise ValueError(f"masks {tuple(masks.shape)} must match feat {tuple(feat.shape)} in N, H and W")
-    w = masks.flatten(2)  # (N, K, HW)
-    total = w.sum(dim=2, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
+    w = masks.flatten(2).to(feat.dtype)  # (N, K, HW)
     f = feat.flatten(2)  # (N, C, HW)
-    mean = torch.einsum("nkp,ncp->nkc", w, f) / total  # (N, K, C)
-    sq = torch.einsum("nkp,ncp->nkc", w, f * f) / total  # (N, K, C)
-    var = (sq - mean * mean).clamp_min(0) + eps
+    return w.sum(dim=2, keepdim=True), torch.einsum("nkp,ncp->nkc", w, f), torch.einsum("nkp,ncp->nkc", w, f * f)
+
+
+def stats_from_moments(
+    total: torch.Tensor, s: torch.Tensor, ss: torch.Tensor, eps: float = EPS, unbiased: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σw (N, K, 1), Σw·f (N, K, C), Σw·f² (N, K, C)) → mean and std (N, K, C, 1, 1), in their dtype.
+
+    ``unbiased`` (hard masks counting pixels): the variance of ``mean_std``, scaled by n / (n − 1)."""
+    total = total.clamp_min(1e-8)
+    mean = s / total
+    var = (ss / total - mean * mean).clamp_min(0)
+    if unbiased:
+        var = var * (total / (total - 1).clamp_min(1e-8))
+    var = var + eps
     return mean[..., None, None], var.sqrt()[..., None, None]
 
 
@@ -66,7 +121,14 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 def adain_from_stats(content: torch.Tensor, s_mean: torch.Tensor, s_std: torch.Tensor) -> torch.Tensor:
     """AdaIN with precomputed style statistics of shape (N or 1, C, 1, 1)."""
     c_mean, c_std = mean_std(content)
-    return (content - c_mean) / c_std * s_std + s_mean
+    return renormalize(content, c_mean, c_std, s_mean, s_std)
+
+
+def renormalize(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, new_mean: torch.Tensor, new_std: torch.Tensor
+) -> torch.Tensor:
+    """(x − mean) / std · new_std + new_mean: the one affine map behind AdaIN and every colour match."""
+    return (x - mean) / std * new_std + new_mean
 
 
 def region_adain(
@@ -86,11 +148,29 @@ def region_adain(
     """
     _check_4d("content_masks", content_masks)
     c_mean, c_std = masked_mean_std(content, content_masks)  # (N, K, C, 1, 1)
-    normed = (content.unsqueeze(1) - c_mean) / c_std  # (N, K, C, H, W)
-    out = normed * style_std + style_mean  # (N, K, C, H, W)
-    if keep is not None and bool(keep.any()):
-        out = torch.where(keep.view(1, -1, 1, 1, 1), content.unsqueeze(1), out)
-    return (out * content_masks.unsqueeze(2)).sum(dim=1)  # (N, C, H, W)
+    return region_adain_from_stats(content, content_masks, c_mean, c_std, style_mean, style_std, keep)
+
+
+def region_adain_from_stats(
+    content: torch.Tensor,  # (N, C, H, W) features (a tile of them is fine)
+    masks: torch.Tensor,  # (N, K, H, W) soft region weights over the same pixels, summing to 1 over K
+    c_mean: torch.Tensor,  # (N or 1, K, C, 1, 1) the content regions' statistics (of the whole image)
+    c_std: torch.Tensor,
+    s_mean: torch.Tensor,  # (N or 1, K, C, 1, 1) their target statistics
+    s_std: torch.Tensor,
+    keep: torch.Tensor | None = None,  # (K,) bool: regions whose features stay unchanged
+) -> torch.Tensor:
+    """Σ_k m_k · renormalize(x, content stats k → target stats k), one region at a time (no (K, C, H, W) tensor)."""
+    _check_4d("content", content)
+    _check_4d("masks", masks)
+    out = torch.zeros_like(content)
+    for k in range(masks.shape[1]):
+        if keep is not None and bool(keep[k]):
+            target = content
+        else:
+            target = renormalize(content, c_mean[:, k], c_std[:, k], s_mean[:, k], s_std[:, k])
+        out += masks[:, k : k + 1] * target
+    return out
 
 
 def blend_stats(
@@ -110,7 +190,7 @@ def blend_stats(
 def match_rgb_stats(img: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Give an (N, 3, H, W) image in [0, 1] the per-channel ``mean`` and ``std`` (N or 1, 3, 1, 1), clamped."""
     m, s = mean_std(img)
-    return ((img - m) / s * std + mean).clamp(0, 1)
+    return renormalize(img, m, s, mean, std).clamp(0, 1)
 
 
 def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -120,19 +200,32 @@ def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> 
     return alpha * target_feat + (1.0 - alpha) * content_feat
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) (std ``sigma`` px, kernel cut at ``truncate``·σ), replicate padding."""
+    _check_4d("x", x)
+    radius = max(1, int(round(truncate * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    pad_h = min(radius, x.shape[2] - 1)
+    pad_w = min(radius, x.shape[3] - 1)
+    kh = k[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    kw = k[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="replicate"), kh, groups=c)
+    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="replicate"), kw, groups=c)
+
+
 # ----------------------------------------------------------------------------- colour
-_RGB2YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
-
-
 def rgb_to_yuv(img: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] → YUV (BT.601)."""
     _check_4d("img", img)
-    return torch.einsum("ij,njhw->nihw", _RGB2YUV.to(img), img)
+    return torch.einsum("ij,njhw->nihw", torch.tensor(RGB2YUV).to(img), img)
 
 
 def yuv_to_rgb(img: torch.Tensor) -> torch.Tensor:
     _check_4d("img", img)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB2YUV).to(img), img)
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(torch.tensor(RGB2YUV, dtype=torch.float64)).to(img), img)
 
 
 def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -147,7 +240,7 @@ def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     y = s_yuv[:, :1]
     y_mean, y_std = mean_std(y)
     c_mean, c_std = mean_std(c_yuv[:, :1])
-    y = (y - y_mean) / y_std * c_std + c_mean
+    y = renormalize(y, y_mean, y_std, c_mean, c_std)
     return yuv_to_rgb(torch.cat([y, c_yuv[:, 1:]], dim=1)).clamp(0, 1)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from semstyle import functional as FN
 from semstyle.models.discriminator import MultiScaleDiscriminator
-from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
+from semstyle.models.vgg import STYLE_LAYERS
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class LossWeights:
 class GeneratorObjective(nn.Module):
     """All generator terms for outputs ``out`` given the AdaIN target and the style."""
 
-    def __init__(self, encoder: VGGEncoder, weights: LossWeights) -> None:
+    def __init__(self, encoder: nn.Module, weights: LossWeights) -> None:  # VGGEncoder-like: (x, taps) → feats
         super().__init__()
         self.encoder = encoder
         self.w = weights
@@ -67,12 +67,12 @@ class GeneratorObjective(nn.Module):
             terms["content_orig"] = FN.content_loss(feats["relu4_1"], content_feat)
         if disc is not None and style_vec is not None and self.w.adv > 0:
             terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
-        terms["total"] = sum(getattr(self.w, k) * v for k, v in terms.items())  # type: ignore[assignment]
+        terms["total"] = torch.stack([getattr(self.w, k) * v for k, v in terms.items()]).sum()
         return terms
 
 
 def discriminator_loss(
-    disc: MultiScaleDiscriminator,
+    disc: nn.Module,  # a MultiScaleDiscriminator, possibly DDP-wrapped: (images, conditions) → score maps
     real: torch.Tensor,  # (N, 3, H, W) style crops
     fake: torch.Tensor,  # (N, 3, H, W) generated images (detached)
     style_vec: torch.Tensor,  # (N, 1920) condition of each style crop

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 
 from semstyle import functional as FN
 from semstyle.models.vgg import STYLE_LAYERS
+from semstyle.segmentation import regions as R
 
 Feats = dict[str, torch.Tensor]
-LUMA = (0.299, 0.587, 0.114)
+LUMA = FN.LUMA  # BT.601 luminance weights
 METRIC_TAPS: tuple[str, ...] = STYLE_LAYERS  # relu1_1..relu4_1: every tap a metric below reads
 
 
@@ -82,10 +83,8 @@ def ssim_gray(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def label_masks(labels: np.ndarray, ids: list[int], hw: tuple[int, int]) -> torch.Tensor:
-    """(1, K, h, w) area-downsampled one-hot masks of ``ids``."""
-    lab = torch.from_numpy(labels.astype(np.int64))
-    oh = (lab.unsqueeze(0) == torch.tensor(ids).view(-1, 1, 1)).float().unsqueeze(0)
-    return F.interpolate(oh, size=hw, mode="area")
+    """(1, K, h, w) area-downsampled one-hot masks of ``ids`` (``regions.region_masks``, unnormalised)."""
+    return R.region_masks(labels, ids, hw, normalize=False)
 
 
 def region_style_distance(
@@ -105,8 +104,8 @@ def region_style_distance(
     per = torch.zeros(len(ids), dtype=torch.float64)
     for name in layers:
         o, s = out[name], style[name]
-        om, osd = FN.masked_mean_std(o, label_masks(c_lab, ids, tuple(o.shape[-2:])))
-        sm, ssd = FN.masked_mean_std(s, label_masks(s_lab, ids, tuple(s.shape[-2:])))
+        om, osd = FN.masked_mean_std(o, label_masks(c_lab, ids, (o.shape[-2], o.shape[-1])))
+        sm, ssd = FN.masked_mean_std(s, label_masks(s_lab, ids, (s.shape[-2], s.shape[-1])))
         d = (om - sm).flatten(2).norm(dim=2) + (osd - ssd).flatten(2).norm(dim=2)  # (1, K)
         per += d[0].double() / o.shape[1] ** 0.5
     per /= len(layers)

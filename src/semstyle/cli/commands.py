@@ -11,10 +11,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+from tqdm import tqdm
+
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
-from semstyle.io.images import OUTPUT_FORMATS, check_output_path, list_images
+from semstyle.io.files import OUTPUT_FORMATS, list_images
+from semstyle.io.images import check_output_path
 from semstyle.io.labels import parse_label, read_names
+from semstyle.types import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +133,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     stylizer = Stylizer(cfg)
     failures = 0
     bar = _progress(len(jobs))
+    steps = _StepBar(enabled=len(jobs) == 1)  # one picture: its tiles / rounds (folders: the image bar)
     io = _IOWorker(jobs, cfg, args.overwrite, report=lambda msg: bar.write(msg, file=sys.stderr))  # background I/O
     for n, job in enumerate(jobs):
         styles: list[Path] = list(job.styles) + [p for _, p in label_styles]
@@ -144,13 +150,14 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             res = stylizer.stylize(
                 content_img, [io.style(s) for s in styles], mask=args.mask, region_styles=region_styles,
                 content_labels=args.content_labels, style_labels=style_labels,
-                style_weights=weights,
+                style_weights=weights, callback=steps,
             )
+            steps.close()
             io.save(res.image, job, styles[0].name)
             if args.save_labels and res.content_labels is not None:
                 pics = [overlay(content_img.resize(res.image.size), res.content_labels, res.from_colors)]
-                pics += [overlay(stylizer.encode_style(io.style(s)).image, lab, res.from_colors)
-                         for s, lab in zip(styles, res.style_labels, strict=True) if lab is not None]
+                pics += [overlay(im, lab, res.from_colors)
+                         for im, lab in zip(res.styles, res.style_labels, strict=True) if lab is not None]
                 save_image(side_by_side(pics), Path(args.save_labels) / f"{job.output.stem}_labels.png", overwrite=True)
         except InputError as e:
             if len(jobs) == 1:
@@ -184,25 +191,25 @@ class _IOWorker:
         self.saves: list[tuple[str, Future]] = []
         self.styles: dict[Path, object] = {}
 
-    def _load(self, path: Path, size: int, what: str):  # noqa: ANN202 - a PIL image
+    def _load(self, path: Path, size: int, what: str):  # a PIL image
         from semstyle.io.images import load_image, resize_longest
 
         return resize_longest(load_image(path, self.cfg.max_pixels, what), size)
 
-    def content(self, i: int):  # noqa: ANN201 - a PIL image
+    def content(self, i: int):  # a PIL image
         for j in range(i, min(i + 1 + self.ahead, len(self.jobs))):
             if j not in self.loads:
                 self.loads[j] = self.pool.submit(self._load, self.jobs[j].content, self.cfg.size, "content image")
         return self.loads.pop(i).result()
 
-    def style(self, path: Path):  # noqa: ANN201 - a PIL image
+    def style(self, path: Path):  # a PIL image
         if path not in self.styles:
             if len(self.styles) >= max(1, self.cfg.style_cache):
                 self.styles.pop(next(iter(self.styles)))
             self.styles[path] = self._load(path, self.cfg.style_size, "style image")
         return self.styles[path]
 
-    def save(self, image: object, job: Job, style_name: str) -> None:
+    def save(self, image: Image.Image, job: Job, style_name: str) -> None:
         from semstyle.io.images import save_image
 
         name = f"{job.content.name} × {style_name}"
@@ -230,10 +237,34 @@ class _IOWorker:
         return failed
 
 
-def _progress(total: int):  # noqa: ANN202 - tqdm or a no-op
-    from tqdm import tqdm
-
+def _progress(total: int) -> tqdm:
     return tqdm(total=total, unit="img", disable=total <= 1, file=sys.stderr, dynamic_ncols=True)
+
+
+class _StepBar:
+    """The pipeline's progress events of one picture as a bar (tiles of a large image, refinement rounds);
+    nothing is shown for one-step stages."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        self.stage = ""
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if not self.enabled or ev.total <= 1:
+            return
+        if self.bar is None or ev.stage != self.stage:
+            self.close()
+            unit = "round" if ev.stage == "refine" else "tile"
+            self.bar = tqdm(total=ev.total, desc=ev.stage, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
+                            disable=None)  # None: only on a terminal
+            self.stage = ev.stage
+        self.bar.update(ev.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

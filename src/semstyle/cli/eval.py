@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from semstyle.config import check_side
+
 EXAMPLES = """examples:
   semstyle eval --content photos/ --style paintings/ --methods adain,semantic-auto --out eval/ --limit 20
   semstyle eval --pairs pairs.txt --methods adain,semantic-labels,optimize --out eval/ --size 256
@@ -18,7 +20,7 @@ command resumes: pairs already in OUT/<method>.csv are skipped.
 
 
 def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from semstyle.evaluation.methods import METHODS, MethodSettings
+    from semstyle.evaluation.records import METHODS, MethodSettings
 
     d = MethodSettings()
     p = sub.add_parser(
@@ -62,7 +64,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from semstyle.errors import InputError
     from semstyle.evaluation import EvalConfig, all_pairs, read_pairs, run_eval
-    from semstyle.evaluation.methods import MethodSettings, parse_methods
+    from semstyle.evaluation.records import MethodSettings, parse_methods
 
     methods = parse_methods(args.methods)
     if args.pairs:
@@ -72,8 +74,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         raise InputError("give --content DIR and --style DIR, or --pairs FILE")
     for name, v in (("--size", args.size), ("--style-size", args.style_size)):
-        if v is not None and not 16 <= v <= 16384:
-            raise InputError(f"{name} must be between 16 and 16384 pixels, got {v}")
+        if v is not None:
+            try:
+                check_side(name, v, keep=False)
+            except ValueError as e:
+                raise InputError(str(e)) from None
     if args.limit < 0 or args.optimize_steps < 1 or args.refine_rounds < 0 or args.grid_rows < 0:
         raise InputError("--limit, --refine-rounds and --grid-rows must be >= 0 and --optimize-steps >= 1")
     settings = MethodSettings(

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from semstyle import __version__
 from semstyle.config import MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+from semstyle.version import __version__
 
 EXAMPLES = """examples:
   semstyle stylize photo.jpg starry_night.jpg -o out.png

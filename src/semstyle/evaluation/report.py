@@ -10,17 +10,14 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 
-from semstyle.evaluation.methods import METHODS
+from semstyle.evaluation.pairs import Pair
+from semstyle.evaluation.records import METHODS, EvalResult
 from semstyle.io.images import load_image
 from semstyle.viz import grid
-
-if TYPE_CHECKING:
-    from semstyle.evaluation.pairs import Pair
-    from semstyle.evaluation.runner import EvalResult
 
 Rows = dict[str, list[dict[str, str]]]
 # (CSV column, header, how it reads): ↓ lower is better, ↑ higher is better

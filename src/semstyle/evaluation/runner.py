@@ -12,7 +12,7 @@ import csv
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,51 +22,14 @@ from tqdm import tqdm
 
 from semstyle import metrics as M
 from semstyle.errors import SemstyleError
-from semstyle.evaluation.methods import LABEL_METHODS, MethodSettings, StylizerPool, Unavailable, build_method
+from semstyle.evaluation.methods import StylizerPool, build_method
 from semstyle.evaluation.pairs import Pair
+from semstyle.evaluation.records import FIELDS, LABEL_METHODS, EvalConfig, EvalResult, MethodSettings, Unavailable
+from semstyle.evaluation.report import write_report
 from semstyle.io.images import load_image, resize_longest, save_image, to_tensor
 from semstyle.io.labels import fit_to, harmonize, load_labels
 
 log = logging.getLogger(__name__)
-
-METRICS: tuple[str, ...] = (
-    "content_loss",
-    "gram_style",
-    "meanstd_style",
-    "ssim",
-    "cfsd",
-    "region_style",
-    "checkerboard",
-)
-FIELDS: tuple[str, ...] = ("content", "style", "status", "seconds", "peak_mb", *METRICS, "width", "height", "image")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What ``run_eval`` does; the fields mirror ``semstyle eval``'s flags."""
-
-    out: Path
-    methods: tuple[str, ...] = ("adain",)
-    settings: MethodSettings = field(default_factory=MethodSettings)
-    limit: int = 0  # 0 = every pair
-    grid_rows: int = 6  # pairs shown in the picture grid
-    warmup: bool = True  # one untimed call per fast method first (lazy loading is not the method's speed)
-    report: bool = True  # write summary.md, grid.png and the plots at the end
-
-
-@dataclass
-class EvalResult:
-    """What happened: rows per method (old and new), and why anything was skipped."""
-
-    out: Path
-    rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)  # method → reason
-    no_labels: dict[str, int] = field(default_factory=dict)  # label method → pairs skipped for lack of maps
-    errors: dict[str, int] = field(default_factory=dict)  # method → pairs that failed
-    new: int = 0  # rows written by this call
-    resumed: int = 0  # (pair, method) items found done and skipped
-    files: list[Path] = field(default_factory=list)  # report files written
-
 
 # ----------------------------------------------------------------------------- CSV
 def csv_path(out: Path, method: str) -> Path:
@@ -120,7 +83,7 @@ def _refs(pair: Pair, s: MethodSettings, encoder: torch.nn.Module) -> _Refs:
     c = resize_longest(load_image(pair.content, what="content image"), s.size)
     y = resize_longest(load_image(pair.style, what="style image"), s.style_size)
     refs = _Refs(c, y, M.vgg_features(encoder, to_tensor(c)), M.vgg_features(encoder, to_tensor(y)))
-    if pair.has_labels:
+    if pair.content_labels is not None and pair.style_labels is not None:
         c_lm = fit_to(load_labels(pair.content_labels, what="content label map"), c.size, "content label map")
         s_lm = fit_to(load_labels(pair.style_labels, what="style label map"), y.size, "style label map")
         c_lm, s_lm = harmonize(c_lm, s_lm)
@@ -192,8 +155,8 @@ def run_eval(
         by_pair: dict[Pair, list[str]] = {}
         for p, m in todo:
             by_pair.setdefault(p, []).append(m)
-        encoder = pool.get().encoder if by_pair else None  # the metrics' VGG19 (loaded only when there is work)
         for pair, names in by_pair.items():
+            encoder = pool.networks().encoder  # the metrics' VGG19 (loaded only when there is work)
             try:
                 refs = _refs(pair, cfg.settings, encoder)
             except SemstyleError as e:
@@ -212,8 +175,6 @@ def run_eval(
                 close()
     res.rows = {m: read_rows(csv_path(out, m)) for m in cfg.methods}
     if cfg.report:
-        from semstyle.evaluation.report import write_report
-
         res.files = write_report(res, pairs, list(cfg.methods), cfg.grid_rows, say)
     return res
 

@@ -26,11 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
+from semstyle.assets import content_images, style_images
 from semstyle.errors import InputError, SemstyleError
+from semstyle.io.images import to_tensor
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.weights import load_into
+from semstyle.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +123,6 @@ class ExportReport:
 
 def example_inputs(part: str, size: int) -> dict[str, torch.Tensor]:
     """Inputs for tracing and checking: a bundled photo (or painting) at ``size`` and a painting's statistics."""
-    from PIL import Image
-
-    from semstyle.assets import content_images, style_images
-    from semstyle.io.images import to_tensor
-
     def load(p: Path) -> torch.Tensor:
         return to_tensor(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
 
@@ -192,8 +191,6 @@ def export_onnx(
 
 def _add_metadata(path: str, part: str) -> None:
     import onnx
-
-    from semstyle import __version__
 
     model = onnx.load(path)
     model.doc_string = f"semstyle {__version__} '{part}' graph: " + (

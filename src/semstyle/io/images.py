@@ -19,14 +19,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semstyle.errors import InputError
+from semstyle.io.files import OUTPUT_FORMATS
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
-OUTPUT_FORMATS: dict[str, str] = {
-    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-    ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-}  # fmt: skip
-IMAGE_SUFFIXES = frozenset(OUTPUT_FORMATS) | {".gif"}
 
 
 def _check_pixels(w: int, h: int, max_pixels: int, what: str) -> None:
@@ -202,8 +198,3 @@ def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = False
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
-    return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)

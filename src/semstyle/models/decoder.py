@@ -23,7 +23,8 @@ def _build_layers() -> nn.Sequential:
         if item == "U":
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
         else:
-            cin, cout = item  # type: ignore[misc]
+            assert isinstance(item, tuple)
+            cin, cout = item
             layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
     layers.pop()  # no ReLU after the last conv
     return nn.Sequential(*layers)

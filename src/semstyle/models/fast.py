@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -67,10 +68,10 @@ class FastEncoder(nn.Module):
         if unknown:
             raise ValueError(f"the fast model has taps {list(FAST_TAPS)}; {unknown} are not among them")
         deepest = max(FAST_TAPS.index(t) for t in taps)
-        x = x - self.shift.to(x.dtype)
+        x = x - cast(torch.Tensor, self.shift).to(x.dtype)
         out: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.blocks[: deepest + 1]):
-            for layer in block:
+            for layer in cast(nn.ModuleList, block):
                 x = layer(x)
                 if isinstance(layer, nn.Conv2d):
                     x = torch.relu(x)

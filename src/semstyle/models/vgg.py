@@ -8,6 +8,7 @@ VGG19's convolutions with reflection padding and ceil-mode max-pooling.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -32,7 +33,8 @@ def _build_layers() -> nn.Sequential:
         if item == "M":
             layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
         else:
-            cin, cout = item  # type: ignore[misc]
+            assert isinstance(item, tuple)
+            cin, cout = item
             layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU()]
     return nn.Sequential(*layers)
 
@@ -42,7 +44,7 @@ class VGGEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.layers = _build_layers()[: TAPS["relu5_1"] + 1]
+        self.layers = cast(nn.Sequential, _build_layers()[: TAPS["relu5_1"] + 1])
 
     def forward(self, x: torch.Tensor, taps: Sequence[str] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         """x: (N, 3, H, W) RGB in [0, 1]. Returns {tap: (N, C_tap, H/2^k, W/2^k)}."""

@@ -23,15 +23,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from semstyle.errors import WeightsError
-
-if TYPE_CHECKING:
-    from semstyle.models.fast import FastConfig
+from semstyle.models.fast import FastConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +66,42 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def verified_sha256(path: Path) -> str:
+    """``sha256_of(path)``, remembered across processes by the file's identity (path, size, mtime, ctime,
+    inode) in the cache folder, so a start-up does not hash 90 MB of weights every time (docs/speed_study.md).
+
+    Any write to the file changes its ctime, which no user can set back, so a changed file is hashed
+    again. ``SEMSTYLE_VERIFY=always`` hashes every time; an unwritable cache just hashes."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+    if os.environ.get("SEMSTYLE_VERIFY") == "always":
+        return sha256_of(path)
+    book = cache_dir() / "digests.json"
+    try:
+        known = json.loads(book.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(key), str):
+        return str(known[key])
+    digest = sha256_of(path)
+    known = {k: v for k, v in known.items() if not k.startswith(f"{path.resolve()}|")}  # one entry per file
+    known[key] = digest
+    tmp = None
+    try:
+        book.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=book.parent, suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            json.dump(known, f)
+        os.replace(tmp, book)
+    except OSError as e:
+        log.debug("cannot remember the digest of %s: %s", path, e)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+    return digest
 
 
 def cache_dir() -> Path:
@@ -198,7 +231,7 @@ def resolve(source: str, role: str) -> tuple[Path, str | None, int | None]:
 def load_into(module: nn.Module, source: str, role: str, verify: bool = True) -> None:
     """Load weights from ``source`` into ``module``; every mismatch is a clear WeightsError."""
     path, expected, max_index = resolve(source, role)
-    if verify and expected is not None and (got := sha256_of(path)) != expected:
+    if verify and expected is not None and (got := verified_sha256(path)) != expected:
         raise WeightsError(f"{path} has sha256 {got[:12]}…, expected {expected[:12]}…; reinstall it")
     sd = _adapt_keys(read_state_dict(path), max_index)
     own = module.state_dict()
@@ -220,8 +253,6 @@ def load_into(module: nn.Module, source: str, role: str, verify: bool = True) ->
 
 def fast_shape(source: str) -> FastConfig:
     """The ``FastConfig`` of the fast-model encoder weights named by ``source`` (read from the file)."""
-    from semstyle.models.fast import FastConfig
-
     path, _, _ = resolve(source, "fast_encoder")
     try:
         return FastConfig.from_state_dict(read_state_dict(path))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,15 +31,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from semstyle import functional as FN
+from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, to_tensor
 from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
 from semstyle.models.vgg import STYLE_LAYERS
+from semstyle.networks import Networks
 from semstyle.pipelines.optimize_config import INITS, OPTIMIZERS, OptimizeConfig
+from semstyle.pipelines.stylize import Stylizer, check_size
 from semstyle.segmentation import regions as R
-
-if TYPE_CHECKING:
-    from semstyle.pipelines.stylize import Stylizer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class OptimizeResult:
 def masks_at(labels: np.ndarray, ids: list[int], hw: tuple[int, int]) -> torch.Tensor:
     """(1, K, h, w) area-downsampled one-hot masks of ``ids`` (a feature pixel straddling a
     border belongs to both labels in proportion)."""
-    return F.interpolate(R.one_hot(labels, ids), size=hw, mode="area")
+    return R.region_masks(labels, ids, hw, normalize=False)
 
 
 def guided_gram(feat: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -88,10 +88,10 @@ class _Guide:
 
 
 def _load_pair_labels(
-    content_labels: object, style_labels: object, c_size: tuple[int, int], s_size: tuple[int, int], cfg: OptimizeConfig
+    content_labels: Any, style_labels: Any, c_size: tuple[int, int], s_size: tuple[int, int], cfg: OptimizeConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    c_lm = fit_to(load_labels(content_labels, cfg.max_pixels, what="content label map"), c_size, "content label map")  # type: ignore[arg-type]
-    s_lm = fit_to(load_labels(style_labels, cfg.max_pixels, what="style label map"), s_size, "style label map")  # type: ignore[arg-type]
+    c_lm = fit_to(load_labels(content_labels, cfg.max_pixels, what="content label map"), c_size, "content label map")
+    s_lm = fit_to(load_labels(style_labels, cfg.max_pixels, what="style label map"), s_size, "style label map")
     c_lm, s_lm = harmonize(c_lm, s_lm)
     c_lab = R.merge_small_regions(c_lm.labels, cfg.min_region)
     s_lab = R.merge_small_regions(s_lm.labels, cfg.min_region)
@@ -108,9 +108,9 @@ def _build_guide(
     rest = 1.0 - sum(share)
     c_masks, targets = {}, {}
     for tap in STYLE_LAYERS:
-        cm = masks_at(c_lab, ids, tuple(c_feats[tap].shape[-2:]))
+        cm = masks_at(c_lab, ids, (c_feats[tap].shape[-2], c_feats[tap].shape[-1]))
         cm = torch.cat([cm, (1 - cm.sum(1, keepdim=True)).clamp_min(0)], dim=1)  # the rest: unmatched labels
-        sm = masks_at(s_lab, ids, tuple(s_feats[tap].shape[-2:]))
+        sm = masks_at(s_lab, ids, (s_feats[tap].shape[-2], s_feats[tap].shape[-1]))
         s_feat = s_feats[tap]
         targets[tap] = torch.cat([guided_gram(s_feat, sm), FN.gram(s_feat)], dim=0)
         c_masks[tap] = cm.to(s_feat.device)
@@ -196,7 +196,7 @@ def _run(
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(flat.view(shape))
-        loss.backward()
+        torch.autograd.backward(loss)
         record(float(loss.detach()))
         if cfg.optimizer == "lbfgs":
             bar.n = min(cfg.steps, int(opt.state[flat].get("n_iter", 0)))
@@ -226,7 +226,7 @@ def optimize(
     style: ImageInput,
     config: OptimizeConfig | None = None,
     *,
-    stylizer: Stylizer | None = None,
+    networks: Networks | None = None,
     content_labels: ImageInput | LabelMap | None = None,
     style_labels: ImageInput | LabelMap | None = None,
     progress: bool = False,
@@ -237,8 +237,8 @@ def optimize(
     Args:
         content, style: paths, PIL images, arrays or tensors.
         config: an ``OptimizeConfig``; ``overrides`` replace its fields.
-        stylizer: a ``Stylizer`` whose encoder (and, for ``init="adain"``, decoder) to use;
-            one is built when None.
+        networks: the VGG19 ``Networks`` whose encoder (and, for ``init="adain"``, decoder) to use;
+            built from the config when None.
         content_labels, style_labels: label maps for the guided (semantic) variant; give both or neither.
         progress: show a tqdm progress bar.
     """
@@ -247,27 +247,23 @@ def optimize(
         raise InputError("the guided variant needs both --content-labels and --style-labels")
     c_img = resize_longest(load_image(content, cfg.max_pixels, "content image"), cfg.size)
     s_img = resize_longest(load_image(style, cfg.max_pixels, "style image"), cfg.style_size)
-    for what, im in (("content", c_img), ("style", s_img)):
-        if min(im.size) < 16:
-            w, h = im.size
-            raise InputError(f"{what} image is {w}x{h} after resizing; it needs at least 16 px a side")
+    check_size(c_img, "content image")
+    check_size(s_img, "style image")
     labels = None
     if content_labels is not None:
         labels = _load_pair_labels(content_labels, style_labels, c_img.size, s_img.size, cfg)
-    if stylizer is None:
-        from semstyle.pipelines.stylize import Stylizer
-
-        stylizer = Stylizer(size=cfg.size, style_size=cfg.style_size, device=cfg.device, max_pixels=cfg.max_pixels)
-    if stylizer.config.model != "vgg19":
-        raise ValueError("the optimisation's loss network is VGG19: pass a Stylizer with model='vgg19'")
-    encoder, device = stylizer.encoder, stylizer.device
+    pipeline = StylizeConfig(size=cfg.size, style_size=cfg.style_size, device=cfg.device, max_pixels=cfg.max_pixels)
+    nets = networks or Networks.from_config(pipeline)
+    if nets.model != "vgg19":
+        raise ValueError("the optimisation's loss network is VGG19: pass networks with model='vgg19'")
+    encoder, device = nets.encoder, nets.device
 
     with torch.no_grad():
         c_feats = {k: v.float() for k, v in encoder(to_tensor(c_img).to(device), TAPS).items()}
         s_feats = {k: v.float() for k, v in encoder(to_tensor(s_img).to(device), STYLE_LAYERS).items()}
     guide = _build_guide(labels[0], labels[1], c_feats, s_feats) if labels is not None else None
     if cfg.init == "adain":
-        start = stylizer.stylize(c_img, s_img).image
+        start = Stylizer(pipeline, networks=nets).stylize(c_img, s_img).image
         if start.size != c_img.size:
             start = start.resize(c_img.size, Image.Resampling.BICUBIC)
         x = to_tensor(start).to(device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from semstyle.config import check_side
 from semstyle.errors import InputError
 
 OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
@@ -37,9 +38,10 @@ class OptimizeConfig:
         if self.init not in INITS:
             raise InputError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         for name in ("size", "style_size"):
-            v = getattr(self, name)
-            if v != 0 and not 16 <= v <= 16384:
-                raise InputError(f"{name} must be 0 (keep) or between 16 and 16384 pixels, got {v}")
+            try:
+                check_side(name, getattr(self, name))
+            except ValueError as e:
+                raise InputError(str(e)) from None
         for name in ("content_weight", "style_weight", "tv_weight"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

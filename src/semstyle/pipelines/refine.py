@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from semstyle.losses import GeneratorObjective
 from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.types import RefineReport
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,6 @@ class RefineConfig:
     lr: float = 0.02  # Adam learning rate of the per-channel scale/shift
 
 
-@dataclass
-class RefineReport:
-    scores: list[float] = field(default_factory=list)  # discriminator score per round (round 0 = start)
-    objectives: list[float] = field(default_factory=list)  # generator objective per round
-    best_round: int = 0  # which round's result was returned
-
-
 def refine(
     target: torch.Tensor,  # (1, 512, h, w) fused features (after alpha)
     anchor: torch.Tensor,  # (1, 512, h, w) the content-loss anchor (AdaIN target)
@@ -46,6 +40,7 @@ def refine(
     style_vec: torch.Tensor,  # (1, 1920) discriminator condition
     crop: tuple[int, int],  # (H, W) of the real image inside the padded output
     cfg: RefineConfig,
+    progress: Callable[[int], None] | None = None,  # called with each finished round's number
 ) -> tuple[torch.Tensor, RefineReport]:
     """Return the best decoded image (1, 3, H, W) in [0, 1] and a per-round report."""
     h, w = crop
@@ -86,6 +81,8 @@ def refine(
         report.scores.append(score)
         report.objectives.append(obj)
         log.info("refine round %d: score %.3f objective %.4f", r, score, obj)
+        if progress is not None:
+            progress(r)
         if obj < best_obj:
             best_img, best_obj, report.best_round = img, obj, r
     return best_img.clamp(0, 1), report

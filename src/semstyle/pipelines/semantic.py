@@ -1,15 +1,15 @@
-"""The semantic half of the pipeline: where the regions come from and how they are fused.
+"""The semantic half of the pipeline: where the regions come from and what each one takes.
 
 ``resolve_labels`` turns the caller's choice (a per-region mask, user label maps, automatic
-co-segmentation or a pretrained segmenter) into one ``Regions`` record; ``fuse_regions``
-computes the per-region target statistics and applies region-matched AdaIN.
+co-segmentation or a pretrained segmenter) into one ``Regions`` record; ``region_targets`` gives
+every content region its target statistics (the rule the tiled run and the trainer share);
+``fuse_regions`` is region-matched AdaIN of a whole feature map (the trainer's path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,56 +19,39 @@ from semstyle import functional as FN
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
+from semstyle.networks import Networks
 from semstyle.segmentation import regions as R
-
-if TYPE_CHECKING:
-    from semstyle.pipelines.stylize import Stylizer
-
-
-@dataclass
-class StyleEntry:
-    """A style image encoded once at its own size, reused across calls."""
-
-    image: Image.Image  # the resized style image
-    feat: torch.Tensor  # (1, 512, ceil(h/8), ceil(w/8)) relu4_1 features of the padded image, fp32
-    mean: torch.Tensor  # (1, 512, 1, 1) global channel means
-    std: torch.Tensor  # (1, 512, 1, 1) global channel stds
+from semstyle.segmentation import segformer
+from semstyle.segmentation.auto import cosegment
+from semstyle.types import Match, Regions, StyleStats
 
 
-@dataclass
-class Regions:
-    """Label maps for one content and its styles, at the (resized) images' sizes."""
-
-    content: np.ndarray  # (H, W) content labels
-    styles: list[np.ndarray | None]  # per style: (h, w) labels, or None (use its global statistics)
-    region_styles: dict[int, int] | None = None  # content label → the only style it takes
-    from_colors: bool = False  # labels are packed RGB colours
-
-
-def pad_labels(labels: np.ndarray, m: int = 8) -> np.ndarray:
-    """Pad (H, W) labels on the bottom/right to multiples of ``m``, mirroring the image padding."""
-    h, w = labels.shape
-    return np.pad(labels, ((0, (-h) % m), (0, (-w) % m)), mode="symmetric")
-
-
-def _fitted(src: object, img: Image.Image, cfg: StylizeConfig, what: str) -> LabelMap:
-    lm = load_labels(src, cfg.max_pixels, what=what)  # type: ignore[arg-type]
+def _fitted(src: Any, img: Image.Image, cfg: StylizeConfig, what: str) -> LabelMap:
+    lm = load_labels(src, cfg.max_pixels, what=what)
     return fit_to(lm, img.size, what)
 
 
+def cosegment_images(
+    nets: Networks, content: Image.Image, styles: Sequence[Image.Image], cfg: StylizeConfig
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Automatic joint labels of ``content`` and ``styles`` with these networks' features (segmentation.auto)."""
+    c_lab, s_labs = cosegment(nets.encode, content, styles, cfg.regions, cfg.seed, nets.coseg)
+    return c_lab, list(s_labs)
+
+
 def resolve_labels(
-    st: Stylizer,
-    semantic: str,
+    nets: Networks,
+    cfg: StylizeConfig,
     content_img: Image.Image,
-    entries: Sequence[StyleEntry],
-    mask: object | None,
-    region_styles: Mapping[int, int] | None,
-    content_labels: object | None,
-    style_labels: Sequence[object | None] | None,
-    c_feat: torch.Tensor,
+    entries: Sequence[StyleStats],
+    *,
+    mask: Any = None,
+    region_styles: Mapping[int, int] | None = None,
+    content_labels: Any = None,
+    style_labels: Sequence[Any] | None = None,
 ) -> Regions | None:
-    """Build the ``Regions`` for this call, or None for plain (global) AdaIN."""
-    cfg = st.config
+    """Build the ``Regions`` for this call (``cfg.semantic`` names the source), or None for plain AdaIN."""
+    semantic = cfg.semantic
     if mask is not None:
         lm = _fitted(mask, content_img, cfg, "mask")
         ids = lm.unique()
@@ -89,7 +72,7 @@ def resolve_labels(
         s_lms: list[LabelMap | None] = []
         for i, e in enumerate(entries):  # a style without a map (named for a label) gives its global statistics
             src = given[i] if i < len(given) else None
-            s_lm = None if src is None else _fitted(src, e.image, cfg, f"style label map {i + 1}")
+            s_lm = None if src is None or e.image is None else _fitted(src, e.image, cfg, f"style label map {i + 1}")
             if s_lm is not None:
                 c_lm, s_lm = harmonize(c_lm, s_lm)
             s_lms.append(s_lm)
@@ -102,13 +85,12 @@ def resolve_labels(
                           dict(region_styles or {}) or None, c_lm.from_colors)
         return _merged(regions, cfg)
     if semantic == "auto":
-        c_lab, s_labs = st.cosegment(content_img, [e.image for e in entries])
+        c_lab, s_labs = cosegment_images(nets, content_img, [e.image for e in entries if e.image is not None], cfg)
         return _merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
     if semantic == "segformer":
-        from semstyle.segmentation.segformer import shared_segmenter
-
-        seg = shared_segmenter(st.device, coarse=cfg.segformer_coarse)
-        regions = Regions(seg(content_img), [seg(e.image) for e in entries], dict(region_styles or {}) or None)
+        seg = segformer.shared_segmenter(nets.device, coarse=cfg.segformer_coarse)
+        regions = Regions(seg(content_img), [None if e.image is None else seg(e.image) for e in entries],
+                          dict(region_styles or {}) or None)
         return _merged(regions, cfg)
     raise InputError(f"semantic must be none, auto, labels or segformer, got {semantic!r}")
 
@@ -133,41 +115,42 @@ def _merged(regions: Regions, cfg: StylizeConfig) -> Regions:
     return regions
 
 
-def _descriptors(feat: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """(K, 2C) region descriptors free of the image's own style: normalised mean and log-std ratio."""
-    g_mean, g_std = FN.mean_std(feat)  # (1, C, 1, 1)
-    r_mean, r_std = FN.masked_mean_std(feat, masks)  # (1, K, C, 1, 1)
-    mu = ((r_mean - g_mean.unsqueeze(1)) / g_std.unsqueeze(1)).flatten(2)[0]  # (K, C)
-    sd = torch.log(r_std / g_std.unsqueeze(1)).flatten(2)[0]  # (K, C)
-    return torch.cat([mu, sd], dim=1)
-
-
 def fuse_regions(
-    c_feat: torch.Tensor,
-    entries: Sequence[StyleEntry],
+    c_feat: torch.Tensor,  # (1, C, h, w) content relu4_1 features of the padded image
+    styles: Sequence[StyleStats],
     weights: Sequence[float],
     regions: Regions,
-    cfg: StylizeConfig,
-    content_hw: tuple[int, int],
-) -> tuple[torch.Tensor, dict[int, object]]:
-    """Region-matched AdaIN of the content features; returns (target features, matches).
+    unmatched: str = "nearest",
+    feather: float = 2.0,
+) -> tuple[torch.Tensor, dict[int, Match]]:
+    """Region-matched AdaIN of a whole feature map; returns (target features, matches).
 
     For each content region k the target statistics are Σ_i W[k, i]·stats_i(k), where W[k] is
     the style weights (or one-hot when ``region_styles`` names a style for k) and stats_i(k) is
-    the style-i region matched to k (same label; else per ``cfg.unmatched``), its whole-image
+    the style-i region matched to k (same label; else per ``unmatched``), its whole-image
     statistics when style i has no labels, or k's own statistics ("keep").
     """
-    c_lab = R.merge_small_regions(regions.content, cfg.min_region)
-    c_ids = [int(v) for v in np.unique(c_lab)]
-    hw = tuple(c_feat.shape[-2:])
-    hard = R.region_masks(pad_labels(c_lab), c_ids, hw, 0.0).to(c_feat.device)  # (1, K, h, w)
-    soft = R.region_masks(pad_labels(c_lab), c_ids, hw, cfg.feather).to(c_feat.device) if cfg.feather > 0 else hard
+    c_ids = [int(v) for v in np.unique(regions.content)]
+    hw = (c_feat.shape[-2], c_feat.shape[-1])
+    labels, _ = FN.pad_to_multiple(regions.content, mode="symmetric")
+    hard = R.region_masks(labels, c_ids, hw).to(c_feat.device)  # (1, K, h, w)
+    soft = R.region_masks(labels, c_ids, hw, feather).to(c_feat.device) if feather > 0 else hard
     own_mean, own_std = FN.masked_mean_std(c_feat, hard)  # (1, K, C, 1, 1)
-    c_desc = _descriptors(c_feat, hard)
-
-    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, entries, weights, regions, cfg)
+    g_mean, g_std = FN.mean_std(c_feat)
+    c_desc = descriptors(own_mean, own_std, g_mean, g_std)
+    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, styles, weights, regions, unmatched)
     keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
     return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
+
+
+def descriptors(
+    own_mean: torch.Tensor, own_std: torch.Tensor, g_mean: torch.Tensor, g_std: torch.Tensor
+) -> torch.Tensor:
+    """(K, 2C) region descriptors free of the image's own style: normalised mean and log-std ratio
+    of each region (own_*: (1, K, C, 1, 1)) against the whole image's (g_*: (1, C, 1, 1))."""
+    mu = ((own_mean - g_mean.unsqueeze(1)) / g_std.unsqueeze(1)).flatten(2)[0]  # (K, C)
+    sd = torch.log(own_std / g_std.unsqueeze(1)).flatten(2)[0]  # (K, C)
+    return torch.cat([mu, sd], dim=1)
 
 
 def region_targets(
@@ -175,11 +158,11 @@ def region_targets(
     own_std: torch.Tensor,  # (1, K, C, 1, 1)
     c_desc: torch.Tensor,  # (K, 2C) content region descriptors (see ``descriptors``)
     c_ids: list[int],  # the K content labels
-    entries: Sequence[StyleEntry],
+    styles: Sequence[StyleStats],
     weights: Sequence[float],
     regions: Regions,
-    cfg: StylizeConfig,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, object]]:
+    unmatched: str = "nearest",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, Match]]:
     """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fuse_regions``).
 
     Returns (mean, std) of shape (1, K, C, 1, 1) on ``own_mean``'s device, the per-region share
@@ -191,12 +174,12 @@ def region_targets(
     std = torch.zeros_like(mean)
     total_w = sum(weights)
     keep_w = torch.zeros(k)
-    matches: dict[int, object] = {}
-    for i, (entry, s_lab) in enumerate(zip(entries, regions.styles, strict=True)):
+    matches: dict[int, Match] = {}
+    for i, (entry, s_lab) in enumerate(zip(styles, regions.styles, strict=True)):
         row = _style_rows(c_ids, i, weights[i] / total_w, regions.region_styles)  # (K,)
         if not any(row):
             continue
-        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, cfg)
+        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, unmatched)
         for j, lab in enumerate(c_ids):
             if row[j] == 0:
                 continue
@@ -209,7 +192,7 @@ def region_targets(
             elif src == "global":
                 m, s = entry.mean[0], entry.std[0]
             else:
-                m, s = s_mean[src], s_std[src]  # type: ignore[index]
+                m, s = s_mean[src], s_std[src]
             mean[0, j] += row[j] * m.to(dev)
             std[0, j] += row[j] * s.to(dev)
     return mean, std, keep_w, matches
@@ -222,19 +205,22 @@ def _style_rows(c_ids: list[int], i: int, w: float, region_styles: dict[int, int
 
 
 def _style_stats(
-    entry: StyleEntry,
+    entry: StyleStats,
     s_lab: np.ndarray | None,
     c_ids: list[int],
     c_desc: torch.Tensor,
-    cfg: StylizeConfig,
-) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], list[object]]:
+    unmatched: str,
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], list[Match]]:
     """Per-label statistics of one style image and, per content label, which one it takes."""
     if s_lab is None:
         return {}, {}, ["global"] * len(c_ids)
-    s_lab = R.merge_small_regions(s_lab, cfg.min_region)
     s_ids = [int(v) for v in np.unique(s_lab)]
-    masks = R.region_masks(pad_labels(s_lab), s_ids, tuple(entry.feat.shape[-2:]), 0.0).to(entry.feat.device)
+    labels, _ = FN.pad_to_multiple(s_lab, mode="symmetric")
+    masks = R.region_masks(labels, s_ids, (entry.feat.shape[-2], entry.feat.shape[-1])).to(entry.feat.device)
     m, s = FN.masked_mean_std(entry.feat, masks)  # (1, K_s, C, 1, 1)
-    picks = R.match_regions(c_ids, s_ids, c_desc, _descriptors(entry.feat, masks), cfg.unmatched)
-    return ({lab: m[0, j] for j, lab in enumerate(s_ids)}, {lab: s[0, j] for j, lab in enumerate(s_ids)}, list(picks))
+    g_mean, g_std = FN.mean_std(entry.feat)
+    picks = R.match_regions(c_ids, s_ids, c_desc, descriptors(m, s, g_mean, g_std), unmatched)
+    return ({lab: m[0, j] for j, lab in enumerate(s_ids)}, {lab: s[0, j] for j, lab in enumerate(s_ids)}, picks)
 
+
+__all__ = ["cosegment_images", "descriptors", "fuse_regions", "region_targets", "resolve_labels"]

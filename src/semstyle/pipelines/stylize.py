@@ -1,88 +1,97 @@
-"""The stylisation pipeline: encoder → (region-matched) AdaIN → decoder.
+"""The stylisation pipeline: encoder → (region-matched) AdaIN → decoder, as numbered steps.
 
-``Stylizer.__call__``/``stylize`` reads as numbered steps; every check happens in
-``check_inputs`` before any work is done.
+``Stylizer.stylize`` turns the call's overrides into one validated options object, checks the
+request once (``check_request``), then runs the one execution path (``tiling.stylize_array``: a
+normal image is one tile) and the colour steps (``postprocess``) — the same for every size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
+from semstyle.config import MIN_SIDE, StylizeConfig
 from semstyle.errors import InputError
-from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, to_tensor
-from semstyle.io.labels import LabelMap
+from semstyle.io.images import ImageInput, load_image, resize_longest, to_tensor
 from semstyle.losses import GeneratorObjective, LossWeights
-from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
-from semstyle.models.fast import FastDecoder, FastEncoder
 from semstyle.models.vgg import STYLE_LAYERS
-from semstyle.models.weights import fast_shape, load_into
-from semstyle.pipelines.refine import RefineConfig, RefineReport, refine
-from semstyle.pipelines.semantic import StyleEntry, fuse_regions, resolve_labels
-from semstyle.pipelines.tiling import stylize_tiled, tile_plan
-from semstyle.segmentation.auto import DEFAULT as DEFAULT_COSEG
-from semstyle.segmentation.auto import FAST as FAST_COSEG
-from semstyle.segmentation.auto import cosegment
+from semstyle.networks import Networks
+from semstyle.pipelines import postprocess
+from semstyle.pipelines.refine import RefineConfig, refine
+from semstyle.pipelines.semantic import cosegment_images, resolve_labels
+from semstyle.pipelines.tiling import Decode, Fuse, TilePlan, stylize_array, tile_plan
+from semstyle.types import (
+    Callback,
+    RefineReport,
+    Regions,
+    StyleStats,
+    StylizeRequest,
+    StylizeResult,
+    Timings,
+    as_request,
+    report,
+)
 
 log = logging.getLogger(__name__)
 
-LabelInput = ImageInput | LabelMap
-MIN_SIDE = 16  # images smaller than this (after resizing) are refused
+PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
+PER_CALL = ("alpha", "preserve_color", "semantic", "refine", "refine_target", "unmatched", "feather", "regions",
+            "min_region", "seed", "segformer_coarse", "tile", "size", "style_size", "max_pixels")  # the rest: networks
 
 
-@dataclass
-class StylizeResult:
-    """What ``Stylizer.stylize`` returns."""
-
-    image: Image.Image  # the stylised image, same size as the (resized) content
-    content_labels: np.ndarray | None = None  # (H, W) labels used for the content, if any
-    style_labels: list[np.ndarray | None] = field(default_factory=list)  # per style image
-    from_colors: bool = False  # labels are packed RGB colours (for colourising)
-    matches: dict[int, object] = field(default_factory=dict)  # content label → style label/"global"/"keep"
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
-    refine: RefineReport | None = None  # per-round discriminator scores when refinement ran
+def check_size(img: Image.Image, what: str) -> None:
+    """Refuse images under ``MIN_SIDE`` px a side (after resizing): the encoder cannot see them."""
+    if min(img.size) < MIN_SIDE:
+        raise InputError(
+            f"{what} is {img.size[0]}x{img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side"
+        )
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """True when the hardware runs bf16 convolutions natively (AVX512-BF16/AMX, or CUDA)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pad_to_multiple(x: torch.Tensor, m: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflection-pad (N, C, H, W) on the bottom/right to multiples of ``m``; returns (padded, (H, W))."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
+def check_request(req: StylizeRequest, opts: StylizeConfig) -> tuple[float, ...]:
+    """Every rule a request must follow (the options were checked when they were built); returns the
+    style weights to use, one per style."""
+    styles = req.styles
+    if not styles:
+        raise InputError("at least one style image is needed")
+    if opts.model == "fast" and opts.refine:
+        raise InputError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
+    weights = req.style_weights if req.style_weights is not None else opts.style_weights
+    if weights is not None:
+        if len(weights) != len(styles):
+            raise InputError(f"got {len(weights)} style weights for {len(styles)} styles; give one weight per style")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise InputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    rs = req.region_styles
+    if rs is not None and req.mask is None and opts.semantic == "none":
+        raise InputError("region_styles needs a mask (or a semantic mode) that defines the regions")
+    if rs:
+        bad = [s for s in rs.values() if not 0 <= s < len(styles)]
+        if bad:
+            raise InputError(f"region_styles points at style {bad[0]}, but only {len(styles)} styles were given")
+    if req.mask is not None and opts.semantic != "none":
+        raise InputError("give either a mask (one style per region) or a semantic mode, not both")
+    if opts.semantic == "labels":
+        named = set((rs or {}).values())  # styles named for a label may come without a map
+        given = list(req.style_labels or [])
+        if (
+            req.content_labels is None
+            or any(i not in named for i in range(len(given), len(styles)))
+            or any(s is None and i not in named for i, s in enumerate(given))
+        ):
+            raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
+        if len(given) > len(styles):
+            raise InputError(f"got {len(given)} style label maps for {len(styles)} styles")
+    return tuple(weights) if weights is not None else (1.0,) * len(styles)
 
 
 class Stylizer:
@@ -97,134 +106,78 @@ class Stylizer:
         (64, 48)
     """
 
-    def __init__(self, config: StylizeConfig | None = None, **overrides: object) -> None:
+    def __init__(self, config: StylizeConfig | None = None, *, networks: Networks | None = None,
+                 **overrides: Any) -> None:
         self.config = (config or StylizeConfig()).updated(**overrides)
-        self.device = pick_device(self.config.device)
-        prec = self.config.precision
-        self.bf16 = prec == "bf16" or (prec == "auto" and native_bf16(self.device))
-        fast = self.config.model == "fast"
-        shape = fast_shape(self.config.encoder) if fast else None  # width etc. as trained
-        if fast:
-            log.warning("the fast model is experimental: ~14x faster than VGG19 but weaker in style "
-                        "(docs/FAST_MODEL.md)")
-        self.encoder: nn.Module = FastEncoder(shape) if fast else VGGEncoder()
-        self.decoder: nn.Module = FastDecoder(shape) if fast else Decoder()
-        load_into(self.encoder, self.config.encoder, "fast_encoder" if fast else "encoder")
-        load_into(self.decoder, self.config.decoder, "fast_decoder" if fast else "decoder")
-        # the co-segmentation's features: the fast model has no relu5_1, so it clusters relu3_1 + relu4_1
-        self.coseg_options = FAST_COSEG if fast else DEFAULT_COSEG
-        self.channels = shape.channels()["relu4_1"] if shape else 512  # relu4_1 channels: AdaIN works there
-        for net in (self.encoder, self.decoder):
-            net.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
-        # torch.compile (inductor) fuses convolutions with their activations and padding; docs/speed_study.md
-        self._run_encoder = torch.compile(self.encoder) if self.config.compile else self.encoder
-        self._run_decoder = torch.compile(self.decoder) if self.config.compile else self.decoder
-        self._styles: OrderedDict[tuple, StyleEntry] = OrderedDict()
-        self._disc: MultiScaleDiscriminator | None = None
+        self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
+        self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
 
-    # ------------------------------------------------------------------ networks
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    # ------------------------------------------------------------------ networks (views of ``networks``)
+    @property
+    def encoder(self) -> nn.Module:
+        return self.networks.encoder
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.networks.decoder
+
+    @property
+    def device(self) -> torch.device:
+        return self.networks.device
+
+    @property
+    def bf16(self) -> bool:
+        return self.networks.bf16
 
     def encode(self, img: torch.Tensor, taps: Sequence[str] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         """(N, 3, H, W) in [0, 1], H and W multiples of 8 → fp32 features per tap."""
-        x = img.to(self.device).contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            feats = self._run_encoder(x, taps)
-        return {k: v.float() for k, v in feats.items()}
+        return self.networks.encode(img, taps)
 
     def decode(self, feat: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            out = self._run_decoder(feat.contiguous(memory_format=torch.channels_last))
-        return out.float()
+        return self.networks.decode(feat)
 
-    @staticmethod
-    def _fast_colours(
-        out: torch.Tensor, content: Image.Image, entries: Sequence[StyleEntry], weights: Sequence[float], alpha: float
-    ) -> torch.Tensor:
-        """The fast model's colour correction: the distilled student, trained on a CPU budget, renders the style's
-        colours only in part (docs/FAST_MODEL.md: it lowers the Gram loss ~20 %), so the output's RGB channel means
-        and stds are set to the style's (blended by weight, then by α with the content's)."""
-        rgb = [FN.mean_std(to_tensor(e.image)) for e in entries]
-        s_mean, s_std = FN.blend_stats([m for m, _ in rgb], [s for _, s in rgb], list(weights))
-        c_mean, c_std = FN.mean_std(to_tensor(content))
-        return FN.match_rgb_stats(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
+    def discriminator(self) -> MultiScaleDiscriminator:
+        """The style-conditional discriminator (loaded on first use)."""
+        return self.networks.discriminator()
 
     def cosegment(self, content: Image.Image, styles: Sequence[Image.Image]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Automatic joint labels of ``content`` and ``styles`` with this model's features (see segmentation.auto)."""
-        cfg = self.config
-        return cosegment(self.encode, content, styles, cfg.regions, cfg.seed, self.coseg_options)
+        return cosegment_images(self.networks, content, styles, self.config)
 
-    # ------------------------------------------------------------------ styles
-    def encode_style(self, style: ImageInput) -> StyleEntry:
+    # ------------------------------------------------------------------ options and styles
+    def options(self, **overrides: Any) -> StylizeConfig:
+        """This call's options: the config with ``overrides`` (None = keep), validated once (InputError)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        fixed = sorted(set(given) - set(PER_CALL) - {"style_weights"})
+        if fixed:
+            raise InputError(f"{', '.join(fixed)} cannot change per call (they choose the networks); "
+                             "make a Stylizer with them")
+        if "style_weights" in given:
+            given["style_weights"] = tuple(float(w) for w in given["style_weights"])
+        try:
+            return self.config.updated(**given)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+    def encode_style(self, style: ImageInput, opts: StylizeConfig | None = None) -> StyleStats:
         """Load, resize and encode a style image once; later calls with the same image reuse it."""
-        img = resize_longest(load_image(style, self.config.max_pixels, "style image"), self.config.style_size)
-        if min(img.size) < MIN_SIDE:
-            raise InputError(
-                f"style image is {img.size[0]}x{img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side"
-            )
+        opts = opts or self.config
+        img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
+        check_size(img, "style image")
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
         if key in self._styles:
             self._styles.move_to_end(key)
             return self._styles[key]
-        x, (h, w) = pad_to_multiple(to_tensor(img))
+        x, _ = FN.pad_to_multiple(to_tensor(img))
         with torch.inference_mode():
-            feat = self.encode(x)["relu4_1"]  # (1, 512, ceil(h/8), ceil(w/8))
+            feat = self.encode(x)["relu4_1"]  # (1, C, ceil(h/8), ceil(w/8))
             mean, std = FN.mean_std(feat)
-        entry = StyleEntry(img, feat, mean, std)
+        entry = StyleStats(img, feat, mean, std)
         if self.config.style_cache > 0:
             self._styles[key] = entry
             while len(self._styles) > self.config.style_cache:
                 self._styles.popitem(last=False)
         return entry
-
-    # ------------------------------------------------------------------ checks
-    def check_inputs(
-        self,
-        styles: Sequence[ImageInput],
-        alpha: float,
-        style_weights: Sequence[float] | None,
-        mask: LabelInput | None,
-        region_styles: Mapping[int, int] | None,
-        semantic: str,
-        content_labels: LabelInput | None,
-        style_labels: Sequence[LabelInput | None] | None,
-        refine: int | None = None,
-    ) -> None:
-        if not styles:
-            raise InputError("at least one style image is needed")
-        if self.config.model == "fast" and (self.config.refine if refine is None else refine):
-            raise InputError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}")
-        if style_weights is not None:
-            if len(style_weights) != len(styles):
-                raise InputError(
-                    f"got {len(style_weights)} style weights for {len(styles)} styles; give one weight per style"
-                )
-            if any(w < 0 for w in style_weights) or sum(style_weights) <= 0:
-                raise InputError(f"style weights must be non-negative with a positive sum, got {list(style_weights)}")
-        if region_styles is not None and mask is None and semantic == "none":
-            raise InputError("region_styles needs a mask (or a semantic mode) that defines the regions")
-        if region_styles:
-            bad = [s for s in region_styles.values() if not 0 <= s < len(styles)]
-            if bad:
-                raise InputError(f"region_styles points at style {bad[0]}, but only {len(styles)} styles were given")
-        if mask is not None and semantic != "none":
-            raise InputError("give either a mask (one style per region) or a semantic mode, not both")
-        if semantic == "labels":
-            named = set((region_styles or {}).values())  # styles named for a label may come without a map
-            given = list(style_labels or [])
-            if (
-                content_labels is None
-                or any(i not in named for i in range(len(given), len(styles)))
-                or any(s is None and i not in named for i, s in enumerate(given))
-            ):
-                raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
-            if len(given) > len(styles):
-                raise InputError(f"got {len(given)} style label maps for {len(styles)} styles")
 
     # ------------------------------------------------------------------ main entry
     def stylize(
@@ -232,161 +185,140 @@ class Stylizer:
         content: ImageInput,
         style: ImageInput | Sequence[ImageInput],
         *,
-        alpha: float | None = None,
         style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
-        mask: LabelInput | None = None,
+        mask: Any = None,
         region_styles: Mapping[int, int] | None = None,
-        semantic: str | None = None,
-        content_labels: LabelInput | None = None,
-        style_labels: Sequence[LabelInput | None] | LabelInput | None = None,
-        refine: int | None = None,
-        refine_target: float | None = None,
+        content_labels: Any = None,
+        style_labels: Any = None,
+        callback: Callback | None = None,
+        **options: Any,
     ) -> StylizeResult:
         """Stylise ``content`` with one or several ``style`` images.
 
         Args:
             content: path, PIL image, numpy array or tensor.
             style: one style or a list of styles (interpolated with ``style_weights``).
-            alpha: content/style trade-off in [0, 1] (default from the config).
-            style_weights: one non-negative weight per style (default: equal).
-            preserve_color: keep the content's colours (luminance-only transfer).
+            style_weights: one non-negative weight per style (default: the config's, else equal).
             mask: a label map over the content; each region takes the style given by
                 ``region_styles`` (label → style index); by default the sorted labels take the
                 styles in order.
-            semantic: "none", "auto", "labels" or "segformer" (default from the config).
-            content_labels, style_labels: label maps for ``semantic="labels"`` (one per style;
-                a style named in ``region_styles`` may have None and gives its whole-image statistics).
             region_styles: with a mask or a semantic mode, label → style index: that label takes
                 only that style (``--style LABEL=PATH``); other labels blend the styles by weight.
-            refine: rounds of discriminator-guided refinement (0 = off), ``refine_target`` the
-                score at which it stops.
+            content_labels, style_labels: label maps for ``semantic="labels"`` (one per style;
+                a style named in ``region_styles`` may have None and gives its whole-image statistics).
+            callback: called with a ``ProgressEvent`` per step (tiles encoded and decoded, rounds refined).
+            **options: per-call overrides of the config's fields: ``alpha``, ``preserve_color``,
+                ``semantic`` ("none" | "auto" | "labels" | "segformer"), ``refine`` (rounds of
+                discriminator-guided refinement), ``refine_target``, ``unmatched``, ``feather``, …
         """
-        cfg = self.config
-        alpha = cfg.alpha if alpha is None else float(alpha)
-        preserve_color = cfg.preserve_color if preserve_color is None else preserve_color
-        semantic = cfg.semantic if semantic is None else semantic
-        refine_rounds = cfg.refine if refine is None else int(refine)
-        refine_target = cfg.refine_target if refine_target is None else float(refine_target)
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        if style_labels is not None and not isinstance(style_labels, (list, tuple)):
-            style_labels = [style_labels]
-        weights = (
-            list(style_weights)
-            if style_weights is not None
-            else (list(cfg.style_weights) if cfg.style_weights and len(cfg.style_weights) == len(styles) else None)
-        )
-        self.check_inputs(
-            styles, alpha, weights, mask, region_styles, semantic, content_labels, style_labels, refine_rounds
-        )
-        weights = weights or [1.0] * len(styles)
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-
-        # 1. load and resize the content; encode (or reuse) every style
-        content_img = resize_longest(load_image(content, cfg.max_pixels, "content image"), cfg.size)
-        if min(content_img.size) < MIN_SIDE:
-            raise InputError(
-                f"content image is {content_img.size[0]}x{content_img.size[1]} after resizing; "
-                f"it needs at least {MIN_SIDE} px a side"
-            )
-        entries = [self.encode_style(s) for s in styles]
-        t["load+style"] = time.perf_counter() - t0
-        plan = tile_plan(cfg.tile, content_img.size, refine_rounds)
-        if plan is not None:  # large content: tiled encoder/decoder with global statistics (bounded memory)
-            return stylize_tiled(
-                self,
-                plan,
-                content_img,
-                entries,
-                weights,
-                alpha,
-                preserve_color,
-                semantic,
-                mask,
-                region_styles,
-                content_labels,
-                style_labels,
-                t,
-            )
-
-        with torch.inference_mode():
-            # 2. encode the content (padded to a multiple of 8 by reflection)
-            x, (h, w) = pad_to_multiple(to_tensor(content_img))
-            c_feat = self.encode(x)["relu4_1"]  # (1, 512, H/8, W/8)
-            t["encode"] = time.perf_counter() - t0 - sum(t.values())
-
-            # 3. regions: which labels cover the content and each style
-            labels = resolve_labels(
-                self, semantic, content_img, entries, mask, region_styles, content_labels, style_labels, c_feat
-            )
-            t["segment"] = time.perf_counter() - t0 - sum(t.values())
-
-            # 4. fuse: AdaIN (global, interpolated, per-region or region-matched), then mix by alpha
-            if labels is None:
-                mean, std = FN.blend_stats([e.mean for e in entries], [e.std for e in entries], weights)
-                target = FN.adain_from_stats(c_feat, mean, std)
-                matches: dict[int, object] = {}
-            else:
-                target, matches = fuse_regions(c_feat, entries, weights, labels, cfg, (h, w))
-            fused = FN.mix(c_feat, target, alpha)
-
-            # 5. decode and crop the padding
-            if not refine_rounds:
-                out = self.decode(fused)[..., :h, :w].clamp(0, 1).cpu()
-                if self.config.model == "fast" and not preserve_color:
-                    out = self._fast_colours(out, content_img, entries, weights, alpha)
-            t["decode"] = time.perf_counter() - t0 - sum(t.values())
-
-        # 6. optionally refine: the discriminator judges, the fusion is adjusted, decoded again
-        report = None
-        if refine_rounds:
-            main = max(range(len(entries)), key=lambda i: weights[i])
-            out, report = self._refine(
-                fused.clone(), target.clone(), entries[main], (h, w), refine_rounds, refine_target
-            )
-            out = out.cpu()
-            t["refine"] = time.perf_counter() - t0 - sum(t.values())
-
-        # 7. optionally restore the content's colours
-        if preserve_color:
-            out = FN.keep_luminance(out, to_tensor(content_img))
-
-        return StylizeResult(
-            image=to_pil(out),
-            content_labels=None if labels is None else labels.content,
-            style_labels=[] if labels is None else labels.styles,
-            from_colors=bool(labels and labels.from_colors),
-            matches=matches,
-            timings=t,
-            refine=report,
-        )
+        req = as_request(content, style, style_weights=style_weights, mask=mask, region_styles=region_styles,
+                         content_labels=content_labels, style_labels=style_labels)
+        return self.run(req, self.options(**options), callback)
 
     __call__ = stylize
 
-    # ------------------------------------------------------------------ refinement
-    def discriminator(self) -> MultiScaleDiscriminator:
-        """The style-conditional discriminator (loaded on first use)."""
-        if self._disc is None:
-            disc = MultiScaleDiscriminator()
-            load_into(disc, self.config.discriminator, "discriminator")
-            self._disc = disc.eval().requires_grad_(False).to(self.device)
-        return self._disc
+    def run(self, req: StylizeRequest, opts: StylizeConfig | None = None, callback: Callback | None = None
+            ) -> StylizeResult:
+        """Stylise one request under ``opts`` (default: the config); the networks' fields must be the config's."""
+        # 1. the options (validated when built) and the request, checked once
+        opts = opts or self.config
+        if (opts.model, opts.decoder, opts.encoder) != (self.config.model, self.config.decoder, self.config.encoder):
+            raise ValueError("these options name other networks than this Stylizer's; make a Stylizer with them")
+        weights = check_request(req, opts)
+        t = Timings()
 
-    def _refine(
-        self,
-        fused: torch.Tensor,
-        anchor: torch.Tensor,
-        style: StyleEntry,
-        hw: tuple[int, int],
-        rounds: int,
-        target: float,
-    ) -> tuple[torch.Tensor, RefineReport]:
-        disc = self.discriminator()
-        objective = GeneratorObjective(self.encoder, LossWeights())
-        x, _ = pad_to_multiple(to_tensor(style.image))
+        # 2. load and resize the content; encode (or reuse) every style
+        with t("load+style"):
+            content_img = resize_longest(load_image(req.content, opts.max_pixels, "content image"), opts.size)
+            check_size(content_img, "content image")
+            entries = [self.encode_style(s, opts) for s in req.styles]
+        plan = tile_plan(opts.tile, content_img.size, opts.refine)
+
+        # 3. regions: which labels cover the content and each style
+        with t("segment"):
+            regions = self._regions(req, opts, content_img, entries, plan)
+
+        # 4. the one execution path: encode, fuse (AdaIN per region or global, mixed by α), decode
+        decode, refine_report = self._refiner(opts, entries, weights, callback)
+        fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather)
+        out, matches = stylize_array(self.networks, np.asarray(content_img, dtype=np.uint8), fuse, plan,
+                                     decode, callback, t)
+
+        # 5. colour: the fast model's correction, or the content's colours kept
+        with t("color"):
+            if opts.preserve_color:
+                postprocess.keep_luminance(out, np.asarray(content_img, dtype=np.uint8))
+            elif self.networks.model == "fast":
+                self._fast_colours(out, content_img, entries, weights, opts.alpha)
+
+        return StylizeResult(
+            image=Image.fromarray(out, mode="RGB"),
+            content=content_img,
+            styles=[e.image for e in entries if e.image is not None],
+            content_labels=None if regions is None else regions.content,
+            style_labels=[] if regions is None else regions.styles,
+            from_colors=bool(regions and regions.from_colors),
+            matches=matches,
+            timings=dict(t),
+            refine=refine_report if decode else None,
+        )
+
+    # ------------------------------------------------------------------ steps
+    def _regions(
+        self, req: StylizeRequest, opts: StylizeConfig, content: Image.Image, entries: list[StyleStats],
+        plan: TilePlan | None,
+    ) -> Regions | None:
+        """The regions of this call; a tiled automatic run segments a ≤ ``PROXY_SIDE`` px copy, then upscales."""
+        img = content
+        if plan is not None and opts.semantic == "auto" and req.mask is None and max(img.size) > PROXY_SIDE:
+            s = PROXY_SIDE / max(img.size)
+            img = img.resize((max(1, round(img.size[0] * s)), max(1, round(img.size[1] * s))),
+                             Image.Resampling.BILINEAR)
+        regions = resolve_labels(self.networks, opts, img, entries, mask=req.mask, region_styles=req.region_styles,
+                                 content_labels=req.content_labels, style_labels=req.style_labels)
+        if regions is not None and regions.content.shape != content.size[::-1]:
+            lab = Image.fromarray(regions.content.astype(np.int32), mode="I")
+            lab = lab.resize(content.size, Image.Resampling.NEAREST)
+            regions.content = np.asarray(lab).astype(regions.content.dtype)
+        return regions
+
+    @staticmethod
+    def _fast_colours(
+        out: np.ndarray, content: Image.Image, entries: Sequence[StyleStats], weights: Sequence[float], alpha: float
+    ) -> None:
+        """The fast model's colour correction: the distilled student, trained on a CPU budget, renders the style's
+        colours only in part (docs/FAST_MODEL.md: it lowers the Gram loss ~20 %), so the output's RGB channel means
+        and stds are set to the style's (blended by weight, then by α with the content's)."""
+        rgb = [postprocess.channel_stats(np.asarray(e.image, dtype=np.uint8)) for e in entries if e.image is not None]
+        s_mean, s_std = FN.blend_stats([m for m, _ in rgb], [s for _, s in rgb], list(weights))
+        c_mean, c_std = postprocess.channel_stats(np.asarray(content, dtype=np.uint8))
+        postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
+
+    def _refiner(
+        self, opts: StylizeConfig, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None
+    ) -> tuple[Decode | None, RefineReport]:
+        """With ``opts.refine``: a decode step that judges, adjusts the fusion and decodes again (``refine``)."""
+        report_ = RefineReport()
+        if not opts.refine:
+            return None, report_
+        nets = self.networks
+        disc = nets.discriminator()
+        style = entries[max(range(len(entries)), key=lambda i: weights[i])]
+        assert style.image is not None
+        x, _ = FN.pad_to_multiple(to_tensor(style.image))
         with torch.no_grad():
-            s_feats = {k: v.float() for k, v in self.encoder(x.to(self.device), STYLE_LAYERS).items()}
+            s_feats = {k: v.float() for k, v in nets.encoder(x.to(nets.device), STYLE_LAYERS).items()}
             s_vec = style_vector(s_feats)
-        cfg = RefineConfig(rounds=rounds, target=target)
-        return refine(fused, anchor, self.decoder, objective, disc, s_feats, s_vec, hw, cfg)
+        objective = GeneratorObjective(nets.encoder, LossWeights())
+        cfg = RefineConfig(rounds=opts.refine, target=opts.refine_target)
+
+        def decode(fused: torch.Tensor, target: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+            img, rep = refine(fused, target, nets.decoder, objective, disc, s_feats, s_vec, crop, cfg,
+                              progress=lambda r: report(callback, "refine", r, cfg.rounds))
+            report_.scores[:], report_.objectives[:], report_.best_round = rep.scores, rep.objectives, rep.best_round
+            return img
+
+        return decode, report_
+
+
+__all__ = ["MIN_SIDE", "Stylizer", "StylizeResult", "check_request", "check_size"]

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from semstyle import functional as FN
 from semstyle.io.images import to_tensor
 
 log = logging.getLogger(__name__)
@@ -76,19 +77,8 @@ def _resize_for(img: Image.Image, side: int, m: int = 16) -> Image.Image:
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (1, C, h, w) with replicate padding."""
-    if sigma <= 0:
-        return x
-    r = max(1, int(round(2.5 * sigma)))
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    ph, pw = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
-    kh = k[r - ph : r + ph + 1].view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    kw = k[r - pw : r + pw + 1].view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    x = F.conv2d(F.pad(x, (0, 0, ph, ph), mode="replicate"), kh, groups=c)
-    return F.conv2d(F.pad(x, (pw, pw, 0, 0), mode="replicate"), kw, groups=c)
+    """Separable Gaussian blur of (1, C, h, w) with replicate padding, truncated at 2.5 σ."""
+    return FN.gaussian_blur(x, sigma, truncate=2.5) if sigma > 0 else x
 
 
 def _normalise(f: torch.Tensor, how: str) -> torch.Tensor:

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semstyle import functional as FN
 from semstyle.errors import InputError
+from semstyle.types import Match
 
 
 def merge_small_regions(labels: np.ndarray, min_share: float) -> np.ndarray:
@@ -56,41 +58,27 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return d
 
 
-def one_hot(labels: np.ndarray, ids: list[int]) -> torch.Tensor:
-    """(H, W) labels → (1, K, H, W) float one-hot over ``ids`` (pixels with other labels get 0)."""
-    lab = torch.from_numpy(labels.astype(np.int64))
-    ids_t = torch.tensor(ids, dtype=torch.int64)
-    return (lab.unsqueeze(0) == ids_t.view(-1, 1, 1)).float().unsqueeze(0)
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(round(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    pad_h = min(radius, x.shape[2] - 1)
-    pad_w = min(radius, x.shape[3] - 1)
-    kh = k[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    kw = k[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="replicate"), kh, groups=c)
-    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="replicate"), kw, groups=c)
-
-
 def region_masks(
-    labels: np.ndarray, ids: list[int], feat_hw: tuple[int, int], feather: float = 0.0
+    labels: np.ndarray, ids: list[int], feat_hw: tuple[int, int], feather: float = 0.0, normalize: bool = True
 ) -> torch.Tensor:
-    """Soft region masks (1, K, h, w) at feature resolution that sum to 1 at every pixel.
+    """Region masks (1, K, h, w) at feature resolution: the one label→mask builder of semstyle.
 
-    The full-resolution one-hot map is area-averaged down to (h, w) (so a feature pixel that
-    straddles a border belongs to both regions in proportion), then blurred with a Gaussian of
-    std ``feather`` feature pixels, then renormalised.
+    Each label's full-resolution indicator is area-averaged down to (h, w) (so a feature pixel that
+    straddles a border belongs to both regions in proportion), one region at a time (no (K, H, W)
+    one-hot exists, which keeps huge tiled images in bounded memory); then blurred with a Gaussian of
+    std ``feather`` feature pixels and, with ``normalize``, renormalised to sum to 1 at every pixel
+    (``ids`` should then cover every label). Without ``normalize`` a subset of labels gives their
+    area shares (metrics, guided Gram).
     """
-    oh = one_hot(labels, ids)  # (1, K, H, W)
-    masks = F.interpolate(oh, size=feat_hw, mode="area")  # (1, K, h, w)
+    planes = [
+        F.interpolate(torch.from_numpy(labels == i).float()[None, None], size=feat_hw, mode="area") for i in ids
+    ]
+    masks = torch.cat(planes, dim=1) if planes else torch.zeros(1, 0, *feat_hw)  # (1, K, h, w)
     if feather > 0:
-        masks = _gaussian_blur(masks, feather)
-    return masks / masks.sum(dim=1, keepdim=True).clamp_min(1e-8)
+        masks = FN.gaussian_blur(masks, feather)
+    if normalize:
+        masks = masks / masks.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    return masks
 
 
 def match_regions(
@@ -99,14 +87,14 @@ def match_regions(
     content_desc: torch.Tensor,
     style_desc: torch.Tensor,
     policy: str,
-) -> list[int | str]:
+) -> list[Match]:
     """For each content label, the style label it takes its statistics from.
 
     Same label ↔ same label. A content label the style lacks follows ``policy``:
     ``nearest`` → the style label whose descriptor (K, D) is closest; ``global`` → "global"
     (the whole style's statistics); ``keep`` → "keep" (the content's own features).
     """
-    out: list[int | str] = []
+    out: list[Match] = []
     for i, lab in enumerate(content_ids):
         if lab in style_ids:
             out.append(lab)

@@ -159,10 +159,12 @@ def upsample_argmax(scores: torch.Tensor, hw: tuple[int, int], budget: int = 1 <
         if best is None:
             best, idx = val, arg
         else:
+            assert idx is not None
             better = val > best
             best = torch.where(better, val, best)
             idx = torch.where(better, arg, idx)
-    return idx  # type: ignore[return-value]
+    assert idx is not None  # c >= 1: at least one chunk ran
+    return idx
 
 
 class SegformerSegmenter:

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from semstyle.errors import InputError
-from semstyle.io.images import list_images, load_image
+from semstyle.io.files import list_images
+from semstyle.io.images import load_image
 
 log = logging.getLogger(__name__)
 

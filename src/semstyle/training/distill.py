@@ -40,10 +40,8 @@ from torch import nn
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
-from semstyle.models.decoder import Decoder
 from semstyle.models.fast import FAST_TAPS, FastConfig, FastDecoder, FastEncoder, embeddings
-from semstyle.models.vgg import VGGEncoder
-from semstyle.models.weights import load_into
+from semstyle.networks import load_decoder, load_encoder
 from semstyle.training.checkpoint import (
     append_metrics,
     checkpoint_of,
@@ -132,9 +130,11 @@ def kaiming_init(encoder: nn.Module, decoder: nn.Module) -> None:
     convs = [m for net in (encoder, decoder) for m in net.modules() if isinstance(m, nn.Conv2d)]
     for conv in convs:
         nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-        nn.init.zeros_(conv.bias)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
     nn.init.normal_(convs[-1].weight, std=1e-3)
-    nn.init.constant_(convs[-1].bias, 0.45)
+    if convs[-1].bias is not None:
+        nn.init.constant_(convs[-1].bias, 0.45)
 
 
 def nmse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -149,11 +149,8 @@ class Distiller:
         cfg.check()
         self.cfg, self.run, self.step = cfg, Path(cfg.out), 0
         torch.manual_seed(cfg.seed)
-        self.teacher_enc, self.teacher_dec = VGGEncoder(), Decoder()
-        load_into(self.teacher_enc, "pretrained", "encoder")
-        load_into(self.teacher_dec, "pretrained", "decoder")
-        for net in (self.teacher_enc, self.teacher_dec):
-            net.eval().requires_grad_(False)
+        cpu = torch.device("cpu")
+        self.teacher_enc, self.teacher_dec = load_encoder("pretrained", cpu), load_decoder("pretrained", cpu)
         fcfg = FastConfig(width=cfg.width, block3_convs=cfg.block3_convs)
         self.encoder, self.decoder, self.embed = FastEncoder(fcfg), FastDecoder(fcfg), embeddings(fcfg)
         params = [p for m in self._modules().values() for p in m.parameters()]
@@ -249,7 +246,8 @@ class Distiller:
         self.step += 1
         parts = {"total": total, "feat": feat, "pix": pix, "perc": perc, "rec": rec_l, "style": style_l,
                  "content": content_l}
-        return {**{k: float(v.detach()) for k, v in parts.items()}, "lr": self.lr_at(self.step - 1)}
+        return {**{k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()},
+                "lr": self.lr_at(self.step - 1)}
 
     def save(self) -> Path:
         return save_checkpoint(self.run, self.step, self._modules(), {"optim": self.opt},

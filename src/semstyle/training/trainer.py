@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
+from semstyle.io.images import to_pil
 from semstyle.losses import GeneratorObjective, discriminator_loss, noise_images
-from semstyle.models import Decoder, VGGEncoder
+from semstyle.models import Decoder
 from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
 from semstyle.models.weights import load_into
+from semstyle.networks import load_encoder
+from semstyle.pipelines.semantic import fuse_regions
+from semstyle.segmentation.auto import cosegment
+from semstyle.segmentation.regions import merge_small_regions
 from semstyle.training.checkpoint import (
     append_metrics,
     latest_checkpoint,
@@ -38,8 +44,10 @@ from semstyle.training.checkpoint import (
 )
 from semstyle.training.config import TrainConfig
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
+from semstyle.types import Regions, StyleStats
 
 log = logging.getLogger(__name__)
+MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
 
 
 @dataclass
@@ -82,9 +90,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.d.rank)
         dev = self.d.device
 
-        self.encoder = VGGEncoder()
-        load_into(self.encoder, cfg.encoder, "encoder")
-        self.encoder.to(dev).eval().requires_grad_(False)
+        self.encoder = load_encoder(cfg.encoder, dev)  # the frozen loss network
         decoder = Decoder()
         load_into(decoder, cfg.decoder_init, "decoder")
         disc = MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales))
@@ -115,7 +121,7 @@ class Trainer:
         self.writer = self._writer() if self.d.rank == 0 else None
 
     # ------------------------------------------------------------------ plumbing
-    def _writer(self):  # noqa: ANN202 - SummaryWriter or None
+    def _writer(self):  # SummaryWriter or None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -171,21 +177,16 @@ class Trainer:
     def _targets(self, c4: torch.Tensor, s4: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.cfg.semantic == "none":
             return FN.adain(c4, s4)
-        from semstyle.config import StylizeConfig
-        from semstyle.io.images import to_pil
-        from semstyle.pipelines.semantic import Regions, StyleEntry, fuse_regions
-        from semstyle.segmentation.auto import cosegment
-
-        def encode(x: torch.Tensor, taps: tuple[str, ...]) -> dict[str, torch.Tensor]:
-            return {k: v.float() for k, v in self.encoder(x.to(self.d.device), taps).items()}
+        def encode(x: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+            return {k: v.float() for k, v in self.encoder(x.to(self.d.device), tuple(taps)).items()}
 
         out = []
-        scfg = StylizeConfig()
         for i in range(c4.shape[0]):
             c_lab, (s_lab,) = cosegment(encode, to_pil(content[i]), [to_pil(style[i])], 3, self.cfg.seed + self.step)
             m, s = FN.mean_std(s4[i : i + 1])
-            entry = StyleEntry(None, s4[i : i + 1], m, s)  # type: ignore[arg-type]
-            t, _ = fuse_regions(c4[i : i + 1], [entry], [1.0], Regions(c_lab, [s_lab]), scfg, content.shape[-2:])
+            crop = StyleStats(None, s4[i : i + 1], m, s)  # a training crop: features, no image
+            regions = Regions(merge_small_regions(c_lab, MIN_REGION), [merge_small_regions(s_lab, MIN_REGION)])
+            t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions)
             out.append(t)
         return torch.cat(out)
 
@@ -206,6 +207,7 @@ class Trainer:
 
         stats: dict[str, float] = {}
         disc_raw = _unwrap(self.disc)
+        assert isinstance(disc_raw, MultiScaleDiscriminator)
         # generator update (the discriminator is frozen for it); a judge stage only decodes
         if cfg.train_generator:
             disc_raw.requires_grad_(False)

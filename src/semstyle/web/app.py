@@ -10,11 +10,11 @@ import html
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from PIL import Image
 
+from semstyle import assets
 from semstyle.web.engine import (
     DECODER_CHOICES,
     SEMANTIC_CHOICES,
@@ -117,13 +117,7 @@ def _names(req: WebRequest) -> dict[str, str]:
 
 
 def _examples(kind: str) -> list[str]:
-    from semstyle import assets
-
-    try:
-        found = assets.content_images() if kind == "content" else assets.style_images()
-    except (AttributeError, OSError):  # older installs: read the folder directly
-        root = Path(assets.__file__).parent / kind
-        found = sorted(p for p in root.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    found = assets.content_images() if kind == "content" else assets.style_images()
     return [str(p) for p in found]
 
 

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -24,9 +23,9 @@ from PIL import Image
 from semstyle.config import StylizeConfig
 from semstyle.errors import SemstyleError, WeightsError
 from semstyle.io.images import load_image, resize_longest
-
-if TYPE_CHECKING:
-    from semstyle.pipelines.stylize import Stylizer
+from semstyle.pipelines.stylize import Stylizer
+from semstyle.types import ProgressEvent, StylizeRequest, StylizeResult
+from semstyle.viz import overlay
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +183,6 @@ class Engine:
         with self._lock:
             st = self._stylizers.get(decoder)
             if st is None:
-                from semstyle.pipelines.stylize import Stylizer
-
                 if decoder in self._unavailable:  # missing weights do not appear while the server runs
                     raise WeightsError(self._unavailable[decoder])
                 t0 = time.perf_counter()
@@ -235,10 +232,11 @@ class Engine:
         say(0.05, "reading the images")
         content = self.load(req.content, "content image", cfg.size)
         style = self.load(req.style, "style image", self.style_size)
-        labels: dict[str, object] = {}
+        request = StylizeRequest(content, (style,))
         if cfg.semantic == "labels":
-            labels = {"content_labels": self._labels(req.content_labels, "content label map"),
-                      "style_labels": self._labels(req.style_labels, "style label map")}
+            request = StylizeRequest(content, (style,), content_labels=self._labels(req.content_labels,
+                                                                                    "content label map"),
+                                     style_labels=(self._labels(req.style_labels, "style label map"),))
         key = _choice(cfg)
         if key not in self._stylizers:
             say(0.1, f"loading the {key} networks")
@@ -250,19 +248,15 @@ class Engine:
         if cfg.refine:
             say(0.15, "loading the discriminator")
             try:
-                with self._lock:
-                    st.discriminator()
+                st.networks.discriminator()  # thread-safe: loaded once
             except WeightsError as e:
                 raise UserError(f"refinement is not available on this server (set its rounds to 0): {e}") from e
         steps = {"none": "stylising", "auto": "segmenting both images and stylising", "labels": "stylising by label"}
         say(0.2, steps[cfg.semantic] + (f", then up to {cfg.refine} refinement rounds" if cfg.refine else ""))
-        res = st.stylize(content, style, alpha=cfg.alpha, preserve_color=cfg.preserve_color, semantic=cfg.semantic,
-                         refine=cfg.refine, refine_target=cfg.refine_target, **labels)
+        res = st.run(request, cfg, callback=_progress_of(say, cfg.refine))
         say(0.9, "saving the PNG")
         out = WebResult(path=self._save(res.image, req), size=res.image.size)
         if res.content_labels is not None:
-            from semstyle.viz import overlay
-
             out.content_overlay = overlay(content, res.content_labels, res.from_colors)
             if res.style_labels and res.style_labels[0] is not None:
                 out.style_overlay = overlay(style, res.style_labels[0], res.from_colors)
@@ -275,8 +269,6 @@ class Engine:
 
     def segment(self, req: WebRequest, progress: Progress | None = None) -> tuple[Image.Image, Image.Image, int]:
         """The automatic co-segmentation of content and style, as overlays, and the number of regions."""
-        from semstyle.viz import overlay
-
         say = progress or (lambda f, d: None)
         cfg = self.config_for(req)
         say(0.05, "reading the images")
@@ -314,17 +306,30 @@ class Engine:
         return path
 
     @staticmethod
-    def _summary(cfg: StylizeConfig, out: WebResult, res: object) -> str:
+    def _summary(cfg: StylizeConfig, out: WebResult, res: StylizeResult) -> str:
         w, h = out.size
         parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.alpha:g}", f"decoder {cfg.decoder}"]
         if cfg.semantic != "none":
-            n = len(set(getattr(res, "matches", {}) or {})) or "?"
+            n = len(set(res.matches)) or "?"
             parts.append(f"semantic {cfg.semantic} ({n} regions)")
         if cfg.preserve_color:
             parts.append("colours preserved")
         if out.scores:
             parts.append("discriminator score " + " → ".join(f"{s:.2f}" for s in out.scores))
         return ", ".join(parts)
+
+
+def _progress_of(say: Progress, rounds: int) -> Callable[[ProgressEvent], None]:
+    """The pipeline's progress events as the page's bar: tiles 0.2 → 0.6, then refinement rounds → 0.9."""
+
+    def on(ev: ProgressEvent) -> None:
+        if ev.stage == "refine":
+            say(0.6 + 0.3 * ev.step / max(ev.total, 1), f"refinement round {ev.step} of {ev.total}")
+        elif ev.stage in ("encode", "decode") and ev.total > 1:
+            part = 0.2 if ev.stage == "encode" else 0.4
+            say(part + 0.2 * ev.step / ev.total, f"{ev.stage[:-1]}ing tile {ev.step} of {ev.total}")
+
+    return on
 
 
 def _mb(n: int) -> str:
