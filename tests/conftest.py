@@ -9,6 +9,7 @@ research data beside the repository (``shared_data``, below).
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,13 @@ def stylizer():
     from semstyle import Stylizer
 
     return Stylizer(size=SIZE, style_size=SIZE, device="cpu")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a server started by a test: terminate, then kill if it has not exited within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import stop
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from /proc/net")
 
@@ -112,12 +113,7 @@ def test_serve_binds_localhost_and_disables_analytics_itself(host: str | None, t
         listening = listening_on(port)
         config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     stdout, stderr = out_path.read_text(), err_path.read_text()
     (line,) = [ln for ln in stdout.splitlines() if ln.startswith("WRAPPER ")]
     report = json.loads(line.removeprefix("WRAPPER "))
