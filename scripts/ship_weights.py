@@ -83,7 +83,10 @@ def main() -> None:
     path = DEST / "MANIFEST.json"
     manifest: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
     for role, name in files.items():
-        sd = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(ckpt / f"{role}.safetensors")).items()}
+        src = ckpt / f"{role}.safetensors"
+        if role == "decoder" and (ckpt / "decoder_ema.safetensors").is_file():
+            src = ckpt / "decoder_ema.safetensors"  # a run with `ema` ships the moving average, as it was evaluated
+        sd = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(src)).items()}
         fd, tmp = tempfile.mkstemp(dir=DEST, suffix=".safetensors")
         os.close(fd)
         save_file(sd, tmp, metadata={"source": f"semstyle {args.kind}", "step": str(state["step"])})

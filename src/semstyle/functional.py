@@ -262,18 +262,30 @@ def content_loss(out_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Ten
 
 def gram_style_loss(out_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
     """Sum over layers of the squared Frobenius distance of Gram matrices, normalised by C²."""
+    return gram_loss_to(out_feats, [gram(s) for s in style_feats])
+
+
+def gram_loss_to(out_feats: list[torch.Tensor], grams: list[torch.Tensor]) -> torch.Tensor:
+    """``gram_style_loss`` against precomputed Gram matrices (N or 1, C, C) per layer (e.g. a whole style image's)."""
     loss = out_feats[0].new_zeros(())
-    for o, s in zip(out_feats, style_feats, strict=True):
-        loss = loss + F.mse_loss(gram(o), gram(s).expand(o.shape[0], -1, -1))
+    for o, g in zip(out_feats, grams, strict=True):
+        loss = loss + F.mse_loss(gram(o), g.expand(o.shape[0], -1, -1))
     return loss
 
 
 def mean_std_style_loss(out_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
     """Sum over layers of the MSE between channel means plus that between channel stds."""
+    stats = [mean_std(s) for s in style_feats]
+    return mean_std_loss_to(out_feats, [m for m, _ in stats], [s for _, s in stats])
+
+
+def mean_std_loss_to(
+    out_feats: list[torch.Tensor], means: list[torch.Tensor], stds: list[torch.Tensor]
+) -> torch.Tensor:
+    """``mean_std_style_loss`` against precomputed channel means/stds (N or 1, C, 1, 1) per layer."""
     loss = out_feats[0].new_zeros(())
-    for o, s in zip(out_feats, style_feats, strict=True):
+    for o, sm, ss in zip(out_feats, means, stds, strict=True):
         om, os_ = mean_std(o)
-        sm, ss = mean_std(s)
         loss = loss + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
     return loss
 

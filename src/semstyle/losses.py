@@ -6,14 +6,43 @@ refinement at inference, so training and the refinement loop optimise one object
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
+
+
+@dataclass
+class StyleTargets:
+    """What the style terms compare against, per sample: Gram matrices and channel mean/std at the style
+    layers, and the discriminator's condition. From a batch of style crops' features (``from_feats``), or
+    computed once from each whole style image at inference size and cached (the trainer's ``whole`` mode)."""
+
+    grams: dict[str, torch.Tensor]  # layer → (N, C, C)
+    means: dict[str, torch.Tensor]  # layer → (N, C, 1, 1)
+    stds: dict[str, torch.Tensor]  # layer → (N, C, 1, 1)
+    cond: torch.Tensor  # (N, 1920) style_vector of the same features
+
+    @classmethod
+    def from_feats(cls, feats: dict[str, torch.Tensor], layers: Sequence[str] = STYLE_LAYERS) -> StyleTargets:
+        """Targets of features {tap: (N, C, h, w)} (the taps must include relu1_1…relu4_1 and ``layers``)."""
+        taps = tuple(dict.fromkeys((*layers, *STYLE_LAYERS)))
+        stats = {k: FN.mean_std(feats[k]) for k in taps}
+        return cls({k: FN.gram(feats[k]) for k in taps}, {k: m for k, (m, _) in stats.items()},
+                   {k: s for k, (_, s) in stats.items()}, style_vector(feats))
+
+    @classmethod
+    def cat(cls, parts: Sequence[StyleTargets]) -> StyleTargets:
+        """Stack per-image targets into a batch, in order."""
+        def join(d: str) -> dict[str, torch.Tensor]:
+            return {k: torch.cat([getattr(p, d)[k] for p in parts]) for k in getattr(parts[0], d)}
+
+        return cls(join("grams"), join("means"), join("stds"), torch.cat([p.cond for p in parts]))
 
 
 @dataclass(frozen=True)
@@ -49,18 +78,19 @@ class GeneratorObjective(nn.Module):
         self,
         out: torch.Tensor,  # (N, 3, H, W) decoded images in [0, 1] (unclamped is fine)
         target: torch.Tensor,  # (N, 512, H/8, W/8) AdaIN target features
-        style_feats: dict[str, torch.Tensor],  # VGG features of the style images per tap
+        style_feats: dict[str, torch.Tensor] | StyleTargets,  # VGG features of the style images per tap, or targets
         disc: MultiScaleDiscriminator | None = None,
         style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
         content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
     ) -> dict[str, torch.Tensor]:
         feats = self.encoder(out, self.taps)
-        o_style = [feats[k] for k in self.w.style_layers]
-        s_style = [style_feats[k] for k in self.w.style_layers]
+        layers = self.w.style_layers
+        o_style = [feats[k] for k in layers]
+        t = style_feats if isinstance(style_feats, StyleTargets) else StyleTargets.from_feats(style_feats, layers)
         terms = {
             "content": FN.content_loss(feats["relu4_1"], target),
-            "style_gram": FN.gram_style_loss(o_style, s_style),
-            "style_meanstd": FN.mean_std_style_loss(o_style, s_style),
+            "style_gram": FN.gram_loss_to(o_style, [t.grams[k] for k in layers]),
+            "style_meanstd": FN.mean_std_loss_to(o_style, [t.means[k] for k in layers], [t.stds[k] for k in layers]),
             "tv": FN.tv_loss(out),
         }
         if content_feat is not None and self.w.content_orig > 0:

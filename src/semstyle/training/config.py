@@ -44,6 +44,14 @@ class TrainConfig:
     batch: int = 4  # images per step (per process under DDP)
     lr: float = 1e-5  # decoder learning rate (fine-tuning: small)
     lr_d: float = 1e-4  # discriminator learning rate
+    warmup: int = 0  # steps of linear learning-rate warm-up (both networks)
+    schedule: str = "constant"  # "constant" or "cosine" (decay to min_lr × lr by the last step)
+    min_lr: float = 0.1  # cosine: the final learning rate as a share of the initial one
+    ema: float = 0.0  # decay of an exponential moving average of the decoder's weights (0 = off; e.g. 0.999)
+    style_targets: str = "crop"  # "crop": style terms vs the style crop; "whole": vs the whole style image
+    style_size: int = 512  # "whole": the style image's longest side for its targets (inference's --style-size)
+    late_size: int = 0  # crops grow to this side for the last part of training (0 = never)
+    late_from: float = 0.75  # share of the steps after which crops are late_size
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks
     d_steps: int = 1  # discriminator updates per generator update
     train_generator: bool = True  # False: a judge stage — the decoder stays fixed, only the discriminator learns
@@ -99,6 +107,19 @@ class TrainConfig:
             raise InputError(f"size must be a multiple of 8 between 16 and 2048, got {self.size}")
         if self.semantic not in ("none", "auto"):
             raise InputError(f"training semantic must be none or auto, got {self.semantic!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise InputError(f"schedule must be constant or cosine, got {self.schedule!r}")
+        if self.warmup < 0 or not 0.0 <= self.min_lr <= 1.0:
+            raise InputError(f"warmup must be >= 0 and min_lr in [0, 1], got {self.warmup} and {self.min_lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"ema must be in [0, 1), got {self.ema}")
+        if self.style_targets not in ("crop", "whole"):
+            raise InputError(f"style_targets must be crop or whole, got {self.style_targets!r}")
+        if self.late_size and (self.late_size % 8 or not self.size <= self.late_size <= 2048):
+            raise InputError(f"late_size must be 0 or a multiple of 8 from size ({self.size}) to 2048, "
+                             f"got {self.late_size}")
+        if not 0.0 <= self.late_from <= 1.0:
+            raise InputError(f"late_from must be in [0, 1], got {self.late_from}")
         if self.d_noise < 0:
             raise InputError(f"d_noise must be >= 0, got {self.d_noise}")
         if not self.train_generator and self.d_steps < 1:

@@ -27,9 +27,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.io.images import to_pil
-from semstyle.losses import GeneratorObjective, discriminator_loss, noise_images
+from semstyle.losses import GeneratorObjective, StyleTargets, discriminator_loss, noise_images
 from semstyle.models import Decoder
-from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, style_vector
+from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from semstyle.models.weights import load_into
 from semstyle.networks import load_encoder
 from semstyle.pipelines.semantic import fuse_regions
@@ -44,7 +44,9 @@ from semstyle.training.checkpoint import (
 )
 from semstyle.training.config import TrainConfig
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
-from semstyle.types import Regions, StyleStats
+from semstyle.training.schedule import EMA, lr_factor, set_lr
+from semstyle.training.targets import WholeStyleTargets
+from semstyle.types import Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
 MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
@@ -106,8 +108,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
 
         exclude = read_list(cfg.exclude_styles) if cfg.exclude_styles else None
-        self.contents = ImageBank(collect(cfg.content_dir), cfg.size)
-        self.styles = ImageBank(collect(cfg.style_dir, exclude), cfg.size)
+        crop_max = max(cfg.size, cfg.late_size)
+        self.contents = ImageBank(collect(cfg.content_dir), crop_max)
+        self.styles = ImageBank(collect(cfg.style_dir, exclude), crop_max)
+        self.ema = EMA(decoder, cfg.ema) if cfg.ema > 0 else None  # evaluated and shipped instead of the live one
+        self.whole = (WholeStyleTargets(self.styles.images, self.encoder, cfg.style_size, dev, cfg.weights.style_layers)
+                      if cfg.style_targets == "whole" else None)
+        self.profile = Timings()  # seconds per part of the last step (benchmarks/profile_trainer.py)
         self.step = 0
         if resume:
             self._resume()
@@ -137,7 +144,15 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _modules(self) -> dict[str, nn.Module]:
-        return {"decoder": _unwrap(self.decoder), "discriminator": _unwrap(self.disc)}
+        mods = {"decoder": _unwrap(self.decoder), "discriminator": _unwrap(self.disc)}
+        if self.ema is not None:
+            mods["decoder_ema"] = self.ema.module
+        return mods
+
+    def crop_size(self, step: int) -> int:
+        """Crop side of update ``step``: ``size``, then ``late_size`` for the last part of training."""
+        cfg = self.cfg
+        return cfg.late_size if cfg.late_size and step >= cfg.late_from * cfg.steps else cfg.size
 
     def _optims(self) -> dict[str, torch.optim.Optimizer]:
         return {"optim_g": self.opt_g, "optim_d": self.opt_d}
@@ -192,45 +207,76 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg, dev = self.cfg, self.d.device
-        g = step_generator(cfg.seed, self.step, self.d.rank)
-        content, _ = self.contents.crops(g, cfg.batch, cfg.size)
-        style, _ = self.styles.crops(g, cfg.batch, cfg.size)
-        content, style = content.to(dev), style.to(dev)
+        t = self.profile = Timings()
+        factor = lr_factor(self.step, cfg.steps, cfg.warmup, cfg.schedule, cfg.min_lr)
+        set_lr(self.opt_g, cfg.lr * factor)
+        set_lr(self.opt_d, cfg.lr_d * factor)
+        with t("data"):
+            g = step_generator(cfg.seed, self.step, self.d.rank)
+            size = self.crop_size(self.step)
+            content, _ = self.contents.crops(g, cfg.batch, size)
+            style, s_idx = self.styles.crops(g, cfg.batch, size)
+            content, style = content.to(dev), style.to(dev)
         taps = tuple(dict.fromkeys((*cfg.weights.style_layers, "relu1_1", "relu2_1", "relu3_1", "relu4_1")))
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(), t("encode"):
             c4 = self.encoder(content, ("relu4_1",))["relu4_1"].float()
-            s_feats = {k: v.float() for k, v in self.encoder(style, taps).items()}
-            target = self._targets(c4, s_feats["relu4_1"], content, style)
-            svec = style_vector(s_feats)
+            if self.whole is not None:  # the whole style images' targets (cached); the crops only feed D
+                s_targets = self.whole.get(s_idx)
+                target = FN.adain_from_stats(c4, s_targets.means["relu4_1"], s_targets.stds["relu4_1"])
+            else:
+                s_feats = {k: v.float() for k, v in self.encoder(style, taps).items()}
+                s_targets = StyleTargets.from_feats(s_feats, cfg.weights.style_layers)
+                target = self._targets(c4, s_feats["relu4_1"], content, style)
+            svec = s_targets.cond
             perm = torch.roll(torch.arange(cfg.batch), 1)
             mismatch = svec[perm] if cfg.batch > 1 else None
 
         stats: dict[str, float] = {}
+        with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
+            out = self._generator_step(target, s_targets, svec, c4, stats)
+        with t("discriminator"):
+            fake = out.detach().float()
+            noise = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
+            self._discriminator_step(style, fake, svec, mismatch, noise, stats)
+        self.step += 1
+        if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
+            n = min(4, cfg.batch)
+            self.writer.add_image(
+                "samples/content_style_output", image_grid([content[:n], style[:n], fake[:n]]), self.step
+            )
+        return stats
+
+    def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor, c4: torch.Tensor,
+                        stats: dict[str, float]) -> torch.Tensor:
+        """One decoder update (none in a judge stage); returns the decoded batch."""
+        cfg = self.cfg
         disc_raw = _unwrap(self.disc)
         assert isinstance(disc_raw, MultiScaleDiscriminator)
-        # generator update (the discriminator is frozen for it); a judge stage only decodes
-        if cfg.train_generator:
-            disc_raw.requires_grad_(False)
-            self.opt_g.zero_grad(set_to_none=True)
-            with self._autocast():
-                out = self.decoder(target)
-                terms = self.objective(
-                    out.float(), target, s_feats, disc_raw if cfg.weights.adv > 0 else None, svec, c4
-                )
-            disc_raw.requires_grad_(True)
-            if torch.isfinite(terms["total"]):
-                self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
-            else:
-                log.warning("step %d: non-finite generator loss, update skipped", self.step)
-                stats["skipped_g"] = 1.0
-            stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
-        else:
+        if not cfg.train_generator:
             with torch.no_grad(), self._autocast():
-                out = self.decoder(target)
+                return self.decoder(target)
+        disc_raw.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.decoder(target)
+            terms = self.objective(out.float(), target, s_targets, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
+        disc_raw.requires_grad_(True)
+        if torch.isfinite(terms["total"]):
+            self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
+        else:
+            log.warning("step %d: non-finite generator loss, update skipped", self.step)
+            stats["skipped_g"] = 1.0
+        stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
+        if self.ema is not None:
+            self.ema.update(_unwrap(self.decoder))
+        return out
 
-        # discriminator updates
-        fake = out.detach().float()
-        noise = noise_images(g, cfg.batch, cfg.size).to(dev) if cfg.d_noise > 0 else None
+    def _discriminator_step(self, style: torch.Tensor, fake: torch.Tensor, svec: torch.Tensor,
+                            mismatch: torch.Tensor | None, noise: torch.Tensor | None, stats: dict[str, float]) -> None:
+        """``d_steps`` discriminator updates: real crops vs the decoded batch (and mismatched conditions, noise)."""
+        cfg = self.cfg
+        disc_raw = _unwrap(self.disc)
+        assert isinstance(disc_raw, MultiScaleDiscriminator)
         for _ in range(cfg.d_steps):
             self.opt_d.zero_grad(set_to_none=True)
             with self._autocast():
@@ -246,13 +292,6 @@ class Trainer:
             stats["d/score_real"] = float(disc_raw.score(style, svec).mean())
             if noise is not None:
                 stats["d/score_noise"] = float(disc_raw.score(noise, svec).mean())
-        self.step += 1
-        if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
-            n = min(4, cfg.batch)
-            self.writer.add_image(
-                "samples/content_style_output", image_grid([content[:n], style[:n], fake[:n]]), self.step
-            )
-        return stats
 
     # ------------------------------------------------------------------ loop
     def fit(self, progress: bool = True) -> list[dict[str, float]]:

@@ -1,0 +1,88 @@
+"""Where a training step's time goes, per variant of the trainer, measured in one run on the shared data.
+
+    python benchmarks/profile_trainer.py                         # 128 px, batch 4, 12 timed steps per variant
+    python benchmarks/profile_trainer.py --steps 3 --warmup 1    # smoke
+
+Each variant is a real ``Trainer`` on BSDS500 train+val contents and the training styles
+(``../shared/data``), TV off; it runs ``--warmup`` untimed steps, then ``--steps`` timed ones, and the
+table gives the median seconds per part of a step (``Trainer.profile``: data = sampling the crops,
+encode = VGG passes on the content (and the style crops, or the cached whole-style targets),
+generator = decoder forward, objective (VGG on the output, adversarial term), backward and Adam,
+discriminator = its update(s) and the logged scores) and per whole step, with the 1-minute load average,
+so a figure taken while other jobs share the cores reads as such. Run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from semstyle.losses import LossWeights
+from semstyle.training.config import TrainConfig
+from semstyle.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+PARTS = ("data", "encode", "generator", "discriminator")
+VARIANTS: dict[str, dict[str, object]] = {
+    "crop targets, fp32": {"style_targets": "crop", "precision": "fp32"},
+    "whole targets (cached), fp32": {"style_targets": "whole", "precision": "fp32"},
+    "whole targets (cached), bf16": {"style_targets": "whole", "precision": "bf16"},
+}
+
+
+def profile(name: str, changes: dict[str, object], args: argparse.Namespace, out: Path) -> dict[str, float]:
+    cfg = TrainConfig(
+        content_dir=f"{DATA}/content/BSDS500/train,{DATA}/content/BSDS500/val", style_dir=str(DATA / "style"),
+        exclude_styles=str(REPO / "configs" / "heldout_styles.txt"), out=str(out / name.replace(" ", "_")),
+        steps=args.warmup + args.steps, size=args.size, batch=args.batch, lr=1e-4, log_every=10_000,
+        ckpt_every=10_000, image_every=0, weights=LossWeights(tv=0.0), **changes,  # type: ignore[arg-type]
+    )
+    tr = Trainer(cfg)
+    fill = 0.0
+    if tr.whole is not None:  # steady state: every style image's targets cached (a long run's after ~40 steps)
+        t0 = time.perf_counter()
+        tr.whole.get(list(range(len(tr.styles))))
+        fill = time.perf_counter() - t0
+    rows: list[dict[str, float]] = []
+    for i in range(cfg.steps):
+        t0 = time.perf_counter()
+        tr.train_step()
+        if i >= args.warmup:
+            rows.append({**dict(tr.profile), "step": time.perf_counter() - t0})
+    tr.close()
+    return {**{k: statistics.median(r.get(k, 0.0) for r in rows) for k in (*PARTS, "step")}, "fill": fill,
+            "styles": float(len(tr.styles))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (the whole-style cache fills)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, changes in VARIANTS.items():
+            results[name] = profile(name, changes, args, Path(tmp))
+    print(f"seconds per step, median of {args.steps} ({args.size} px crops, batch {args.batch}, "
+          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}):\n")
+    print("| variant | " + " | ".join(PARTS) + " | whole step | filling the style cache once |\n|---|"
+          + "---:|" * (len(PARTS) + 2))
+    for name, r in results.items():
+        fill = f"{r['fill']:.0f} s for {r['styles']:.0f} styles" if r["fill"] else "—"
+        print(f"| {name} | " + " | ".join(f"{r[p]:.3f}" for p in PARTS) + f" | **{r['step']:.3f}** | {fill} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
