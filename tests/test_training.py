@@ -52,17 +52,20 @@ def _smooth(w: int, h: int, seed: int, freq: float) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """content/ (two soft photos) and style/ (two busy textures), slightly larger than the crop."""
-    root = tmp_path_factory.mktemp("train_data")
+def make_data(root: Path, sizes: tuple[tuple[int, int], ...]) -> Path:
+    """content/ (two soft photos, sizes[0:2]) and style/ (two busy textures, sizes[2:4]) under ``root``."""
     (root / "content").mkdir()
     (root / "style").mkdir()
-    Image.fromarray(_smooth(48, 40, 0, 0.15)).save(root / "content" / "a.png")
-    Image.fromarray(_smooth(40, 44, 1, 0.2)).save(root / "content" / "b.png")
-    Image.fromarray(_smooth(44, 40, 2, 2.5)).save(root / "style" / "x.png")
-    Image.fromarray(_smooth(40, 48, 3, 1.8)).save(root / "style" / "y.png")
+    names = ("content/a.png", "content/b.png", "style/x.png", "style/y.png")
+    for i, (name, (w, h), freq) in enumerate(zip(names, sizes, (0.15, 0.2, 2.5, 1.8))):
+        Image.fromarray(_smooth(w, h, i, freq)).save(root / name)
     return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Slightly larger than the crop."""
+    return make_data(tmp_path_factory.mktemp("train_data"), ((48, 40), (40, 44), (44, 40), (40, 48)))
 
 
 def _cfg(data: Path, out: Path, steps: int, **kw: Any) -> TrainConfig:

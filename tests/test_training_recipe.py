@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
-from test_training import SIZE, _cfg, _smooth
+from test_training import SIZE, _cfg, make_data
 from torch import nn
 
 from semstyle import functional as FN
@@ -33,15 +33,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """content/ and style/ large enough for 32 px crops growing to 48 px."""
-    root = tmp_path_factory.mktemp("recipe_data")
-    (root / "content").mkdir()
-    (root / "style").mkdir()
-    Image.fromarray(_smooth(64, 56, 0, 0.15)).save(root / "content" / "a.png")
-    Image.fromarray(_smooth(56, 64, 1, 0.2)).save(root / "content" / "b.png")
-    Image.fromarray(_smooth(72, 60, 2, 2.5)).save(root / "style" / "x.png")
-    Image.fromarray(_smooth(60, 80, 3, 1.8)).save(root / "style" / "y.png")
-    return root
+    """Large enough for 32 px crops growing to 48 px."""
+    return make_data(tmp_path_factory.mktemp("recipe_data"), ((64, 56), (56, 64), (72, 60), (60, 80)))
 
 
 RECIPE: dict[str, Any] = {"ema": 0.9, "warmup": 2, "schedule": "cosine", "min_lr": 0.2,
