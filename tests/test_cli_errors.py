@@ -246,3 +246,18 @@ def test_installed_script_usage_error_and_version(case: Case) -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == "semstyle 0.1.0"
     proc = _run_process(["stylize", "--help"], case.folder)
     assert proc.returncode == 0 and "examples:" in proc.stdout and "--preserve-color" in proc.stdout
+
+
+def test_installed_script_fast_exit_keeps_the_whole_output(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    """The console entry ends with os._exit after the exit handlers and a flush: the output file is
+    complete (same bytes as an in-process run), stdout is flushed and the exit status kept."""
+    proc = _run_process(["stylize", str(case.content), str(case.style_a), "-o", str(case.out / "p.png"), *SMALL],
+                        case.folder)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("p.png")  # printed before the fast exit, not lost in a buffer
+    rc, _, err = run(capsys, [str(case.content), str(case.style_a), "-o", str(case.out / "q.png"), *SMALL])
+    assert rc == 0, err
+    assert (case.out / "p.png").read_bytes() == (case.out / "q.png").read_bytes()
+    assert not [p for p in case.out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    proc = _run_process(["stylize", str(case.folder / "none.png"), str(case.style_a), "-o", "y.png"], case.folder)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

@@ -1,5 +1,3 @@
-import sys
+from semstyle.cli.main import run
 
-from semstyle.cli.main import main
-
-sys.exit(main())
+run()
