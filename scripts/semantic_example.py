@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    st = Stylizer(size=384, style_size=384, regions=3)
+    st = Stylizer(size=384, style_size=384)  # the defaults of --semantic auto
     contents = {p.stem: p for p in assets.content_images()}
     styles = {p.stem: p for p in assets.style_images()}
     rows = []

@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "semstyle"
 # bottom → top; a module belongs to the layer of the longest prefix that names it
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("semstyle.errors", "semstyle.types", "semstyle.assets", "semstyle.version"),
-    ("semstyle.config", "semstyle.functional"),
+    ("semstyle.config", "semstyle.functional", "semstyle.motion"),
     ("semstyle.io", "semstyle.models"),
     ("semstyle.segmentation",),
     ("semstyle.losses", "semstyle.metrics", "semstyle.viz"),

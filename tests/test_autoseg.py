@@ -10,6 +10,7 @@ from PIL import Image
 
 from semstyle.metrics import matched_miou
 from semstyle.segmentation import auto as A
+from semstyle.segmentation import guided as G
 
 
 def scene(
@@ -98,11 +99,11 @@ def test_guided_filter_keeps_constants_and_follows_edges() -> None:
     guide = torch.zeros(1, 3, 20, 20)
     guide[..., 10:] = 1.0  # a sharp vertical edge
     src = torch.full((1, 1, 20, 20), 0.3)
-    a, b = A.guided_filter(guide, src, r=2, eps=1e-3)
+    a, b = G.guided_filter(guide, src, r=2, eps=1e-3)
     out = (a[:, :, 0] * guide).sum(1) + b[:, 0]
     assert torch.allclose(out, src[:, 0], atol=1e-4)
     blurry = torch.linspace(0, 1, 20).view(1, 1, 1, 20).expand(1, 1, 20, 20).contiguous()
-    a, b = A.guided_filter(guide, blurry, r=3, eps=1e-4)
+    a, b = G.guided_filter(guide, blurry, r=3, eps=1e-4)
     out = (a[:, :, 0] * guide).sum(1) + b[:, 0]
     jump = out[0, :, 10] - out[0, :, 9]
     assert float(jump.mean()) > float(blurry[0, 0, 0, 10] - blurry[0, 0, 0, 9]) * 3  # the edge got sharper
@@ -112,7 +113,7 @@ def test_inverse_of_3x3() -> None:
     g = torch.Generator().manual_seed(0)
     m = torch.randn(3, 3, 4, 5, generator=g)
     spd = torch.einsum("ikhw,jkhw->ijhw", m, m) + 0.1 * torch.eye(3)[..., None, None]
-    inv = A._inv3(spd)
+    inv = G._inv3(spd)
     eye = torch.einsum("ijhw,jkhw->ikhw", spd, inv)
     assert torch.allclose(eye, torch.eye(3)[..., None, None].expand_as(eye), atol=1e-4)
 
@@ -150,3 +151,47 @@ def test_regions_that_differ_only_in_texture(stylizer) -> None:
         np.testing.assert_allclose(a[gt].mean(0), a[~gt].mean(0), atol=1.0)
     c_lab, (s_lab,) = stylizer.cosegment(c, [s])
     assert matched_miou([c_gt.astype(np.int64), s_gt.astype(np.int64)], [c_lab, s_lab]) >= 0.85
+
+
+# ----------------------------------------------------------------------------- variants (issue 15)
+@pytest.mark.parametrize("opts", [A.Options(method="nmf"), A.Options(graph=2.0), A.Options(method="nmf", graph=2.0)],
+                         ids=["nmf", "graph-cut", "nmf+graph-cut"])
+def test_variants_recover_sky_and_ground(stylizer, pair, opts: A.Options) -> None:
+    c, s, c_gt, s_gt = pair
+    c_lab, (s_lab,) = A.cosegment(stylizer.encode, c, [s], regions=2, seed=0, options=opts)
+    assert matched_miou([c_gt, s_gt], [c_lab, s_lab]) > 0.8
+
+
+def test_nmf_factorises_non_negative_parts() -> None:
+    g = torch.Generator().manual_seed(0)
+    parts = torch.rand(3, 12, generator=g)  # three non-negative "concepts"
+    truth = torch.randint(0, 3, (300,), generator=g)
+    x = parts[truth] * (0.8 + 0.4 * torch.rand(300, 1, generator=g))
+    w = A.nmf(x, 3, seed=0)
+    assert w.shape == (300, 3) and bool((w >= 0).all())
+    assert torch.allclose(w.amax(dim=0), torch.ones(3))  # each factor scaled to a maximum of 1
+    lab = w.argmax(dim=1)
+    # each true concept maps to one factor (a permutation), for nearly every row
+    import itertools
+
+    agree = max(float((lab == torch.tensor(p)[truth]).float().mean()) for p in itertools.permutations(range(3)))
+    assert agree > 0.9
+
+
+def test_graph_cut_removes_specks_and_keeps_borders() -> None:
+    probs = torch.zeros(1, 2, 20, 20)
+    probs[0, 0, :, :10], probs[0, 1, :, 10:] = 0.9, 0.9  # left half label 0, right half label 1
+    probs[0, 0, :, 10:], probs[0, 1, :, :10] = 0.1, 0.1
+    probs[0, :, 5, 3] = torch.tensor([0.4, 0.6])  # an isolated, weakly wrong speck in the left half
+    assert int(probs[0].argmax(0)[5, 3]) == 1
+    out = A.graph_smooth(probs, weight=1.0)[0].argmax(0)
+    assert int(out[5, 3]) == 0  # the speck is gone
+    assert bool((out[:, :10] == 0).all()) and bool((out[:, 10:] == 1).all())  # the border stays where it was
+    untouched = A.graph_smooth(probs, weight=1e-4)[0].argmax(0)
+    assert int(untouched[5, 3]) == 1  # a negligible smoothing weight keeps the unary choice
+
+
+def test_unknown_method_is_refused(stylizer, pair) -> None:
+    c, s, _, _ = pair
+    with pytest.raises(ValueError, match="method must be kmeans or nmf"):
+        A.cosegment(stylizer.encode, c, [s], regions=2, options=A.Options(method="spectral"))

@@ -196,6 +196,12 @@ ERRORS = {
                                    "--style-labels", "{style_labels}", "{style_labels}", "{style_labels}"],
                                   "give one per STYLE"),
     "mask regions vs styles": (["--mask", "{mask}"], "the mask has 2 regions but 1 styles"),
+    "attention without regions": (["--fusion", "attention"], "fusion 'attention' weighs the style's regions"),
+    "attention temperature": (["--semantic", "auto", "--fusion", "attention", "--attention-temperature", "0"],
+                              "attention_temperature must be in [0.01, 100], got 0.0"),
+    "attention prior": (["--semantic", "auto", "--fusion", "attention", "--attention-prior", "-1"],
+                        "attention_prior must be >= 0 (inf: the same label only), got -1.0"),
+    "attention prior nan": (["--semantic", "auto", "--attention-prior", "nan"], "attention_prior must be >= 0"),
 }
 
 

@@ -57,10 +57,10 @@ def handlers(engine: CountingEngine) -> Handlers:
 def form(content: object, style: object, **kw: object) -> tuple:
     """The page's form values in the order the page sends them."""
     d = {"semantic": "none", "content_labels": None, "style_labels": None, "alpha": 1.0, "preserve_color": False,
-         "size": 96, "decoder": "pretrained", "refine": 0}
+         "size": 96, "decoder": "pretrained", "refine": 0, "fusion": "adain"}
     d.update(kw)
     return (content, style, d["semantic"], d["content_labels"], d["style_labels"], d["alpha"], d["preserve_color"],
-            d["size"], d["decoder"], d["refine"])
+            d["size"], d["decoder"], d["refine"], d["fusion"])
 
 
 def assert_message(status: str, *needles: str) -> None:
@@ -132,10 +132,25 @@ def test_non_image_upload_gives_a_message_not_a_traceback(handlers: Handlers, im
         ({"semantic": "labels"}, "semantic mode 'labels' needs a content label map"),
         ({"semantic": "magic"}, "semantic mode must be one of none, auto, labels"),
         ({"refine": 99}, "refine must be between 0 and 50"),
+        ({"fusion": "soft", "semantic": "auto"}, "fusion must be one of adain, attention, got 'soft'"),
     ],
 )
 def test_bad_form_values_give_messages(handlers: Handlers, images, change: dict, needle: str) -> None:
     assert_message(handlers.run(*form(images.content, images.style_a, **change)).status, needle)
+
+
+def test_attention_fusion_from_the_form(handlers: Handlers, engine: CountingEngine, images) -> None:
+    cfg = engine.config_for(Handlers.request(*form(images.content, images.style_a, semantic="auto",
+                                                   fusion="attention")))
+    assert cfg.fusion == "attention"
+    # global AdaIN has no regions to attend over: the page's fusion choice is ignored, not an error
+    assert engine.config_for(Handlers.request(*form(images.content, images.style_a, fusion="attention"))).fusion \
+        == "adain"
+    view = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", fusion="attention", size=96))
+    assert 'id="semstyle-ok"' in view.status and view.result is not None
+    plain = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", size=96))
+    with Image.open(view.result) as a, Image.open(plain.result) as b:
+        assert a.size == b.size and np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() > 0
 
 
 def test_missing_style_gives_a_message(handlers: Handlers, images) -> None:

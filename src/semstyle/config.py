@@ -9,11 +9,13 @@ Semantic = Literal["none", "auto", "labels", "segformer"]
 Unmatched = Literal["nearest", "global", "keep"]
 Precision = Literal["auto", "fp32", "bf16"]
 Model = Literal["vgg19", "fast"]
+Fusion = Literal["adain", "attention"]
 
 SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer")
 UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 MODELS: tuple[str, ...] = ("vgg19", "fast")
+FUSIONS: tuple[str, ...] = ("adain", "attention")
 MIN_SIDE = 16  # px: the smallest image side semstyle stylises (the encoder downsamples by 8)
 MAX_SIDE = 16384  # px: the largest --size
 
@@ -50,6 +52,9 @@ class StylizeConfig:
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
     segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more
     feather: float = 2.0  # std (feature px) of the Gaussian that softens region borders (docs/semantic_benchmark.md)
+    fusion: Fusion = "adain"  # semantic modes: "adain" (each region takes its matched style region) or "attention"
+    attention_temperature: float = 0.5  # attention fusion: softness of the region similarity (smaller = harder)
+    attention_prior: float = 4.0  # attention fusion: logit bonus of the same-label style region (inf: that one only)
     min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
     style_cache: int = 8  # how many encoded styles to keep for reuse
     seed: int = 0  # seed for anything random (automatic segmentation's k-means)
@@ -96,6 +101,12 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"regions must be between 0 (automatic) and 32, got {c.regions}")
     if not 0.0 <= c.feather <= 8.0:
         raise ValueError(f"feather must be in [0, 8] feature pixels, got {c.feather}")
+    if c.fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {c.fusion!r}")
+    if not 0.01 <= c.attention_temperature <= 100:
+        raise ValueError(f"attention_temperature must be in [0.01, 100], got {c.attention_temperature}")
+    if not c.attention_prior >= 0:  # also refuses NaN
+        raise ValueError(f"attention_prior must be >= 0 (inf: the same label only), got {c.attention_prior}")
     if not 0.0 <= c.min_region < 0.5:
         raise ValueError(f"min_region must be in [0, 0.5), got {c.min_region}")
     if not 0 <= c.refine <= 50:

@@ -9,6 +9,7 @@ Shapes: ``N`` batch, ``C`` channels, ``H×W`` spatial, ``K`` regions.
 
 from __future__ import annotations
 
+import math
 from typing import overload
 
 import numpy as np
@@ -187,6 +188,48 @@ def blend_stats(
     return mean, std  # type: ignore[return-value]
 
 
+def attention_weights(
+    queries: torch.Tensor,  # (K, D) content region (or position) descriptors
+    keys: torch.Tensor,  # (J, D) style region (or position) descriptors
+    same: torch.Tensor | None = None,  # (K, J) bool: the semantic prior, True where the labels agree
+    temperature: float = 0.5,
+    prior: float = 4.0,  # logit bonus where ``same``; inf = a hard same-label mask
+) -> torch.Tensor:
+    """(K, J) attention, each row summing to 1: softmax_j(−‖q_k − k_j‖² / (τ·s) + prior·same_kj),
+    where s is the mean squared distance (so τ is scale-free). A row whose ``same`` is all False
+    attends by similarity alone."""
+    if queries.ndim != 2 or keys.ndim != 2 or queries.shape[1] != keys.shape[1]:
+        raise ValueError(f"queries and keys must be (K, D) and (J, D), got {tuple(queries.shape)}, {tuple(keys.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    d2 = torch.cdist(queries.double(), keys.double()) ** 2  # (K, J)
+    logits = -d2 / (temperature * d2.mean().clamp_min(1e-12))
+    if same is not None:
+        if same.shape != d2.shape:
+            raise ValueError(f"same must be {tuple(d2.shape)}, got {tuple(same.shape)}")
+        hard = math.isinf(prior)
+        has = same.any(dim=1, keepdim=True)  # rows with a same-label key: the prior applies
+        bonus = torch.where(same, 0.0 if hard else prior, float("-inf") if hard else 0.0).double()
+        logits = torch.where(has, logits + bonus, logits)
+    return torch.softmax(logits, dim=1).to(queries.dtype)
+
+
+def attended_stats(
+    weights: torch.Tensor,  # (K, J) attention rows summing to 1
+    means: torch.Tensor,  # (J, C) per-key channel means
+    stds: torch.Tensor,  # (J, C) per-key channel stds
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The moments of the attention-weighted mixture: mean_k = Σ_j A_kj μ_j and
+    std_k = √(Σ_j A_kj (σ_j² + (μ_j − mean_k)²)); a one-hot row returns its key's (μ, σ) exactly."""
+    if weights.shape[1] != means.shape[0] or means.shape != stds.shape:
+        raise ValueError(f"weights (K, J), means and stds (J, C) disagree: {tuple(weights.shape)}, "
+                         f"{tuple(means.shape)}, {tuple(stds.shape)}")
+    mean = weights @ means  # (K, C)
+    spread = stds[None] ** 2 + (means[None] - mean[:, None]) ** 2  # (K, J, C)
+    var = (weights[:, :, None] * spread).sum(dim=1)  # (K, C)
+    return mean, var.sqrt()
+
+
 def match_rgb_stats(img: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Give an (N, 3, H, W) image in [0, 1] the per-channel ``mean`` and ``std`` (N or 1, 3, 1, 1), clamped."""
     m, s = mean_std(img)
@@ -288,6 +331,26 @@ def mean_std_loss_to(
         om, os_ = mean_std(o)
         loss = loss + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
     return loss
+
+
+def region_moment_loss(
+    out_feats: list[torch.Tensor],  # per layer (1, C, h, w) features of the output
+    masks: torch.Tensor,  # (1, K, H, W) soft content-region masks at the output's resolution
+    means: list[torch.Tensor],  # per layer (1, K, C, 1, 1) target channel means per region
+    stds: list[torch.Tensor],  # per layer (1, K, C, 1, 1)
+    shares: torch.Tensor,  # (K,) weight of each region (its share of the image; 0 = not scored)
+) -> torch.Tensor:
+    """Region-wise moment matching: Σ_layers Σ_k share_k·(‖μ_k − μ̂_k‖² + ‖σ_k − σ̂_k‖²)/C, averaged over
+    layers, where μ_k, σ_k are the output's statistics inside region k (masks area-resized per layer)."""
+    if not (len(out_feats) == len(means) == len(stds)):
+        raise ValueError(f"got {len(out_feats)} layers of features, {len(means)} of means, {len(stds)} of stds")
+    total = out_feats[0].new_zeros(())
+    for f, m, s in zip(out_feats, means, stds):
+        mk = F.adaptive_avg_pool2d(masks.to(f), (f.shape[-2], f.shape[-1]))  # (1, K, h, w)
+        om, os_ = masked_mean_std(f, mk)  # (1, K, C, 1, 1)
+        per = ((om - m) ** 2 + (os_ - s) ** 2).flatten(2).mean(dim=2)[0]  # (K,)
+        total = total + (per * shares.to(per)).sum()
+    return total / len(out_feats)
 
 
 def tv_loss(img: torch.Tensor) -> torch.Tensor:

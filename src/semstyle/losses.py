@@ -46,6 +46,17 @@ class StyleTargets:
 
 
 @dataclass(frozen=True)
+class RegionTargets:
+    """Region-wise style targets of one output (region-guided refinement): per content region, the
+    channel mean/std at the style layers of the style region it is matched to."""
+
+    masks: torch.Tensor  # (1, K, H, W) soft masks of the content regions at the output's size
+    means: dict[str, torch.Tensor]  # layer → (1, K, C, 1, 1)
+    stds: dict[str, torch.Tensor]  # layer → (1, K, C, 1, 1)
+    shares: torch.Tensor  # (K,) each region's share of the image; 0 for regions with no matched style region
+
+
+@dataclass(frozen=True)
 class LossWeights:
     """λ weights of the generator objective. Defaults and why (see docs/TRAINING.md):
 
@@ -62,6 +73,7 @@ class LossWeights:
     style_meanstd: float = 10.0  # λ_s (mean/std): AdaIN's moment-matching style loss
     tv: float = 1.0  # λ_tv: mean absolute neighbour difference of the output image
     adv: float = 0.05  # λ_adv: LSGAN generator term, averaged over scales
+    style_region: float = 100.0  # λ_region: region-wise mean/std matching, refinement with regions (10 barely moved it)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # layers of the style terms
 
 
@@ -82,6 +94,7 @@ class GeneratorObjective(nn.Module):
         disc: MultiScaleDiscriminator | None = None,
         style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
         content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
+        regions: RegionTargets | None = None,  # region-wise targets (N = 1): adds the "style_region" term
     ) -> dict[str, torch.Tensor]:
         feats = self.encoder(out, self.taps)
         layers = self.w.style_layers
@@ -95,6 +108,10 @@ class GeneratorObjective(nn.Module):
         }
         if content_feat is not None and self.w.content_orig > 0:
             terms["content_orig"] = FN.content_loss(feats["relu4_1"], content_feat)
+        if regions is not None and self.w.style_region > 0:
+            terms["style_region"] = FN.region_moment_loss(
+                o_style, regions.masks, [regions.means[k] for k in layers], [regions.stds[k] for k in layers],
+                regions.shares)
         if disc is not None and style_vec is not None and self.w.adv > 0:
             terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
         terms["total"] = torch.stack([getattr(self.w, k) * v for k, v in terms.items()]).sum()

@@ -39,6 +39,15 @@ class Regions:
     from_colors: bool = False  # labels are packed RGB colours
 
 
+@dataclass(frozen=True)
+class Attention:
+    """Region-level attention fusion: each content region's target statistics are the moments of an
+    attention-weighted mixture of the style's region statistics (``functional.attention_weights``)."""
+
+    temperature: float = 0.5  # softness of the descriptor similarity, relative to the mean squared distance
+    prior: float = 4.0  # logit bonus for the style region with the same label (inf: that region only)
+
+
 @dataclass
 class RefineReport:
     scores: list[float] = field(default_factory=list)  # discriminator score per round (round 0 = start)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from semstyle.config import MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+from semstyle.config import FUSIONS, MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
 from semstyle.version import __version__
 
 EXAMPLES = """examples:
@@ -105,6 +105,15 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)"
     )
+    p.add_argument(
+        "--fusion", choices=FUSIONS, default=d.fusion,
+        help="semantic modes: adain = each region takes its matched style region; attention = an attention-weighted "
+        "mixture of the style's regions, same label preferred (default %(default)s)",
+    )
+    p.add_argument("--attention-temperature", type=float, default=d.attention_temperature,
+                   help="attention fusion: softness, smaller is harder (default %(default)s)")
+    p.add_argument("--attention-prior", type=float, default=d.attention_prior,
+                   help="attention fusion: logit bonus of the same label, inf = that label only (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
     p.add_argument(
         "--tile",
@@ -168,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
+
+    from semstyle.cli import video as video_cli
+
+    p = sub.add_parser("video", help="stylise a video or a folder of frames, with temporal consistency",
+                       epilog=video_cli.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    video_cli.add_arguments(p)
+    _add_config_flags(p)
+    _add_common(p)
+    p.set_defaults(handler="semstyle.cli.video:cmd_video")
 
     # further subcommands register themselves: each module has add_parser(sub, add_common)
     from semstyle.cli import eval as eval_cli

@@ -5,6 +5,10 @@ the target and fewer than ``rounds`` rounds have run, adjust the fusion — a pe
 and shift of the AdaIN target features, a few Adam steps against the generator objective
 (content + style + TV + adversarial) — and decode again. The best result on the objective is
 returned, and the starting point counts, so refinement never makes the objective worse.
+
+With regions (given or automatic labels), the objective also matches the output's channel mean/std
+at relu1_1…relu4_1 inside every content region to those of the same-labelled style region
+(``region_style_targets``, the ``style_region`` term): region-guided refinement.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from semstyle.losses import GeneratorObjective
+from semstyle import functional as FN
+from semstyle.losses import GeneratorObjective, RegionTargets
 from semstyle.models.discriminator import MultiScaleDiscriminator
+from semstyle.segmentation import regions as R
 from semstyle.types import RefineReport
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,39 @@ class RefineConfig:
     lr: float = 0.02  # Adam learning rate of the per-channel scale/shift
 
 
+def region_style_targets(
+    content_labels: np.ndarray,  # (H, W) labels of the (unpadded) content = the output
+    style_labels: np.ndarray,  # (h, w) labels of the (unpadded) style
+    style_feats: dict[str, torch.Tensor],  # features of the style padded to a multiple of 8, per layer
+    layers: tuple[str, ...],
+) -> RegionTargets | None:
+    """Per content region, the statistics of the style region with the same label (regions without one
+    are not scored); None when no label is shared."""
+    c_ids = [int(v) for v in np.unique(content_labels)]
+    s_ids = {int(v) for v in np.unique(style_labels)}
+    shared = [lab for lab in c_ids if lab in s_ids]
+    if not shared:
+        return None
+    s_pad, _ = FN.pad_to_multiple(style_labels, mode="symmetric")
+    means: dict[str, torch.Tensor] = {}
+    stds: dict[str, torch.Tensor] = {}
+    for k in layers:
+        f = style_feats[k]
+        sm = R.region_masks(s_pad, shared, (f.shape[-2], f.shape[-1]), normalize=False).to(f)
+        m, s = FN.masked_mean_std(f, sm)  # (1, K_shared, C, 1, 1)
+        c = f.shape[1]
+        means[k] = torch.zeros(1, len(c_ids), c, 1, 1, device=f.device, dtype=f.dtype)
+        stds[k] = torch.ones_like(means[k])
+        for j, lab in enumerate(shared):
+            means[k][0, c_ids.index(lab)] = m[0, j]
+            stds[k][0, c_ids.index(lab)] = s[0, j]
+    h, w = content_labels.shape
+    masks = R.region_masks(content_labels, c_ids, (h, w), normalize=False)  # (1, K, H, W) one-hot
+    area = masks.flatten(2).mean(dim=2)[0]  # (K,)
+    shares = torch.where(torch.tensor([lab in s_ids for lab in c_ids]), area, torch.zeros_like(area))
+    return RegionTargets(masks.to(style_feats[layers[0]].device), means, stds, shares)
+
+
 def refine(
     target: torch.Tensor,  # (1, 512, h, w) fused features (after alpha)
     anchor: torch.Tensor,  # (1, 512, h, w) the content-loss anchor (AdaIN target)
@@ -41,6 +81,7 @@ def refine(
     crop: tuple[int, int],  # (H, W) of the real image inside the padded output
     cfg: RefineConfig,
     progress: Callable[[int], None] | None = None,  # called with each finished round's number
+    regions: RegionTargets | None = None,  # region-wise style targets (region-guided refinement)
 ) -> tuple[torch.Tensor, RefineReport]:
     """Return the best decoded image (1, 3, H, W) in [0, 1] and a per-round report."""
     h, w = crop
@@ -49,7 +90,7 @@ def refine(
     def evaluate(feat: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         with torch.no_grad():
             img = decode(feat)[..., :h, :w]
-            obj = float(objective(img, anchor_c, style_feats, disc, style_vec)["total"])
+            obj = float(objective(img, anchor_c, style_feats, disc, style_vec, regions=regions)["total"])
             score = float(disc.score(img.clamp(0, 1), style_vec).mean())
         return img, obj, score
 
@@ -73,7 +114,7 @@ def refine(
             opt.zero_grad(set_to_none=True)
             feat = target * scale + shift * feat_std
             img = decode(feat)[..., :h, :w]
-            loss = objective(img, anchor_c, style_feats, disc, style_vec)["total"]
+            loss = objective(img, anchor_c, style_feats, disc, style_vec, regions=regions)["total"]
             loss.backward()
             opt.step()
         feat = (target * scale + shift * feat_std).detach()

@@ -23,7 +23,7 @@ from semstyle.networks import Networks
 from semstyle.segmentation import regions as R
 from semstyle.segmentation import segformer
 from semstyle.segmentation.auto import cosegment
-from semstyle.types import Match, Regions, StyleStats
+from semstyle.types import Attention, Match, Regions, StyleStats
 
 
 def _fitted(src: Any, img: Image.Image, cfg: StylizeConfig, what: str) -> LabelMap:
@@ -162,8 +162,13 @@ def region_targets(
     weights: Sequence[float],
     regions: Regions,
     unmatched: str = "nearest",
+    attention: Attention | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, Match]]:
     """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fuse_regions``).
+
+    With ``attention``, stats_i(k) is not one matched style region's but the moments of the
+    attention-weighted mixture of all of style i's regions (same label strongly preferred, the
+    others by descriptor similarity); ``matches`` then names the region with the largest weight.
 
     Returns (mean, std) of shape (1, K, C, 1, 1) on ``own_mean``'s device, the per-region share
     of the target that is the region's own statistics (K,), and the matches.
@@ -179,7 +184,7 @@ def region_targets(
         row = _style_rows(c_ids, i, weights[i] / total_w, regions.region_styles)  # (K,)
         if not any(row):
             continue
-        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, unmatched)
+        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, unmatched, attention)
         for j, lab in enumerate(c_ids):
             if row[j] == 0:
                 continue
@@ -191,6 +196,8 @@ def region_targets(
                 keep_w[j] += row[j]
             elif src == "global":
                 m, s = entry.mean[0], entry.std[0]
+            elif attention is not None:  # the mixture attended by content region j
+                m, s = s_mean[-1 - j], s_std[-1 - j]
             else:
                 m, s = s_mean[src], s_std[src]
             mean[0, j] += row[j] * m.to(dev)
@@ -210,8 +217,12 @@ def _style_stats(
     c_ids: list[int],
     c_desc: torch.Tensor,
     unmatched: str,
+    attention: Attention | None = None,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], list[Match]]:
-    """Per-label statistics of one style image and, per content label, which one it takes."""
+    """Per-label statistics of one style image and, per content label, which one it takes.
+
+    With ``attention`` the statistics attended by content row j are stored under the key −1 − j
+    (labels are ≥ 0), and the pick is the style label with the largest attention weight."""
     if s_lab is None:
         return {}, {}, ["global"] * len(c_ids)
     s_ids = [int(v) for v in np.unique(s_lab)]
@@ -219,7 +230,20 @@ def _style_stats(
     masks = R.region_masks(labels, s_ids, (entry.feat.shape[-2], entry.feat.shape[-1])).to(entry.feat.device)
     m, s = FN.masked_mean_std(entry.feat, masks)  # (1, K_s, C, 1, 1)
     g_mean, g_std = FN.mean_std(entry.feat)
-    picks = R.match_regions(c_ids, s_ids, c_desc, descriptors(m, s, g_mean, g_std), unmatched)
+    s_desc = descriptors(m, s, g_mean, g_std)
+    picks = R.match_regions(c_ids, s_ids, c_desc, s_desc, unmatched)
+    if attention is not None:
+        same = torch.tensor([[c == t for t in s_ids] for c in c_ids])
+        a = FN.attention_weights(c_desc.float(), s_desc.float(), same, attention.temperature, attention.prior)
+        mix_m, mix_s = FN.attended_stats(a, m[0].flatten(1), s[0].flatten(1))  # (K, C)
+        shape = m.shape[2:]  # (C, 1, 1)
+        means = {lab: m[0, j] for j, lab in enumerate(s_ids)}
+        stds = {lab: s[0, j] for j, lab in enumerate(s_ids)}
+        for j in range(len(c_ids)):
+            means[-1 - j], stds[-1 - j] = mix_m[j].view(shape), mix_s[j].view(shape)
+        # "global"/"keep" policies for labels missing from the style stay as they are
+        picks = [p if isinstance(p, str) else s_ids[int(a[j].argmax())] for j, p in enumerate(picks)]
+        return means, stds, picks
     return ({lab: m[0, j] for j, lab in enumerate(s_ids)}, {lab: s[0, j] for j, lab in enumerate(s_ids)}, picks)
 
 

@@ -27,10 +27,11 @@ from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
-from semstyle.pipelines.refine import RefineConfig, refine
+from semstyle.pipelines.refine import RefineConfig, refine, region_style_targets
 from semstyle.pipelines.semantic import cosegment_images, resolve_labels
-from semstyle.pipelines.tiling import Decode, Fuse, TilePlan, stylize_array, tile_plan
+from semstyle.pipelines.tiling import Decode, FeatureHook, Fuse, TilePlan, stylize_array, tile_plan
 from semstyle.types import (
+    Attention,
     Callback,
     RefineReport,
     Regions,
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
 PER_CALL = ("alpha", "preserve_color", "semantic", "refine", "refine_target", "unmatched", "feather", "regions",
-            "min_region", "seed", "segformer_coarse", "tile", "size", "style_size", "max_pixels")  # the rest: networks
+            "min_region", "seed", "segformer_coarse", "tile", "size", "style_size", "max_pixels", "fusion",
+            "attention_temperature", "attention_prior")  # the rest: networks
 
 
 def check_size(img: Image.Image, what: str) -> None:
@@ -71,6 +73,8 @@ def check_request(req: StylizeRequest, opts: StylizeConfig) -> tuple[float, ...]
             raise InputError(f"got {len(weights)} style weights for {len(styles)} styles; give one weight per style")
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise InputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    if opts.fusion == "attention" and req.mask is None and opts.semantic == "none":
+        raise InputError("fusion 'attention' weighs the style's regions; add a semantic mode (auto, labels, segformer)")
     rs = req.region_styles
     if rs is not None and req.mask is None and opts.semantic == "none":
         raise InputError("region_styles needs a mask (or a semantic mode) that defines the regions")
@@ -217,9 +221,10 @@ class Stylizer:
 
     __call__ = stylize
 
-    def run(self, req: StylizeRequest, opts: StylizeConfig | None = None, callback: Callback | None = None
-            ) -> StylizeResult:
-        """Stylise one request under ``opts`` (default: the config); the networks' fields must be the config's."""
+    def run(self, req: StylizeRequest, opts: StylizeConfig | None = None, callback: Callback | None = None,
+            features: FeatureHook | None = None) -> StylizeResult:
+        """Stylise one request under ``opts`` (default: the config); the networks' fields must be the config's.
+        ``features`` (untiled runs) transforms the fused relu4_1 features before decoding (video's carry)."""
         # 1. the options (validated when built) and the request, checked once
         opts = opts or self.config
         if (opts.model, opts.decoder, opts.encoder) != (self.config.model, self.config.decoder, self.config.encoder):
@@ -239,10 +244,11 @@ class Stylizer:
             regions = self._regions(req, opts, content_img, entries, plan)
 
         # 4. the one execution path: encode, fuse (AdaIN per region or global, mixed by α), decode
-        decode, refine_report = self._refiner(opts, entries, weights, callback)
-        fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather)
+        decode, refine_report = self._refiner(opts, entries, weights, callback, regions)
+        attention = Attention(opts.attention_temperature, opts.attention_prior) if opts.fusion == "attention" else None
+        fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather, attention)
         out, matches = stylize_array(self.networks, np.asarray(content_img, dtype=np.uint8), fuse, plan,
-                                     decode, callback, t)
+                                     decode, callback, t, features)
 
         # 5. colour: the fast model's correction, or the content's colours kept
         with t("color"):
@@ -295,15 +301,18 @@ class Stylizer:
         postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
 
     def _refiner(
-        self, opts: StylizeConfig, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None
+        self, opts: StylizeConfig, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None,
+        regions: Regions | None = None,
     ) -> tuple[Decode | None, RefineReport]:
-        """With ``opts.refine``: a decode step that judges, adjusts the fusion and decodes again (``refine``)."""
+        """With ``opts.refine``: a decode step that judges, adjusts the fusion and decodes again (``refine``);
+        with regions whose dominant style has labels, its objective also matches the regions' statistics."""
         report_ = RefineReport()
         if not opts.refine:
             return None, report_
         nets = self.networks
         disc = nets.discriminator()
-        style = entries[max(range(len(entries)), key=lambda i: weights[i])]
+        top = max(range(len(entries)), key=lambda i: weights[i])
+        style = entries[top]
         assert style.image is not None
         x, _ = FN.pad_to_multiple(to_tensor(style.image))
         with torch.no_grad():
@@ -311,10 +320,13 @@ class Stylizer:
             s_vec = style_vector(s_feats)
         objective = GeneratorObjective(nets.encoder, LossWeights())
         cfg = RefineConfig(rounds=opts.refine, target=opts.refine_target)
+        targets = None
+        if regions is not None and len(regions.styles) > top and (s_lab := regions.styles[top]) is not None:
+            targets = region_style_targets(regions.content, s_lab, s_feats, STYLE_LAYERS)
 
         def decode(fused: torch.Tensor, target: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
             img, rep = refine(fused, target, nets.decoder, objective, disc, s_feats, s_vec, crop, cfg,
-                              progress=lambda r: report(callback, "refine", r, cfg.rounds))
+                              progress=lambda r: report(callback, "refine", r, cfg.rounds), regions=targets)
             report_.scores[:], report_.objectives[:], report_.best_round = rep.scores, rep.objectives, rep.best_round
             return img
 

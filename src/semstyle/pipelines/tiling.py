@@ -35,7 +35,7 @@ from semstyle.errors import InputError
 from semstyle.networks import Networks
 from semstyle.pipelines.semantic import descriptors, region_targets
 from semstyle.segmentation import regions as R
-from semstyle.types import Callback, Match, Regions, StyleStats, Timings, report
+from semstyle.types import Attention, Callback, Match, Regions, StyleStats, Timings, report
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ OVERLAP = 32  # px of the cross-fade between neighbouring tiles
 # (fused, target) relu4_1 features of the whole padded image and the (H, W) of the image inside it →
 # the decoded (1, 3, H, W) image: refinement replaces the plain decode with it
 Decode = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
+# the fused (after α) relu4_1 features of the whole padded image → the features to decode (video's temporal carry)
+FeatureHook = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class Fuse:
     regions: Regions | None = None  # None: global AdaIN (interpolated by weight)
     unmatched: str = "nearest"  # content label missing from a style: nearest | global | keep
     feather: float = 2.0  # std (feature px) of the blur of region borders
+    attention: Attention | None = None  # None: each region takes its matched style region; else attention fusion
 
 
 def stylize_array(
@@ -183,6 +186,7 @@ def stylize_array(
     decode: Decode | None = None,  # one tile only: replaces decode (refinement)
     callback: Callback | None = None,
     timings: Timings | None = None,  # gets "encode" (pass 1), "decode" (pass 2) or "refine"
+    features: FeatureHook | None = None,  # one tile only: transforms the fused features before decoding
 ) -> tuple[np.ndarray, dict[int, Match]]:
     """Stylise ``content`` tile by tile (see the module docstring); returns the (H, W, 3) uint8 result
     and, in semantic mode, which style region each content region took."""
@@ -191,8 +195,8 @@ def stylize_array(
     hp, wp = padded.shape[:2]
     plan = plan or whole((w, h))
     tiles = _grid(hp, wp, plan)
-    if decode is not None and len(tiles) > 1:
-        raise ValueError("a custom decode (refinement) needs the whole image as one tile")
+    if (decode is not None or features is not None) and len(tiles) > 1:
+        raise ValueError("a custom decode (refinement) or feature hook (video) needs the whole image as one tile")
     if len(tiles) > 1:
         log.info("tiling %dx%d into %d tiles of ≤ %d px (+%d px context)", w, h, len(tiles), plan.tile, plan.margin)
 
@@ -234,7 +238,7 @@ def stylize_array(
             own_mean, own_std = moments.stats("hard")  # (1, K, C, 1, 1)
             c_desc = descriptors(own_mean, own_std, g_mean[:, 0], g_std[:, 0])
             mean, std, keep_w, matches = region_targets(
-                own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched
+                own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention
             )
             c_mean, c_std = moments.stats("soft") if "soft" in moments.sums else (own_mean, own_std)
             fusion = _Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), masks["soft"],
@@ -250,6 +254,8 @@ def stylize_array(
             feat = kept if kept is not None else _encode(nets, padded, cy0, cy1, cx0, cx1)
             target = fusion(feat, slice(cy0 // 8, cy1 // 8), slice(cx0 // 8, cx1 // 8))
             fused = FN.mix(feat, target, fuse.alpha)
+            if features is not None:
+                fused = features(fused)
             if decode is None:
                 img = nets.decode(fused)
             else:  # refinement: one tile, its result cropped to the image; pad back to the tile
@@ -298,4 +304,4 @@ class _Canvas:
         return self.out
 
 
-__all__ = ["Decode", "Fuse", "TilePlan", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]
+__all__ = ["Decode", "FeatureHook", "Fuse", "TilePlan", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]

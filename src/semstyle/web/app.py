@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from semstyle import assets
+from semstyle.config import FUSIONS
 from semstyle.web.engine import (
     DECODER_CHOICES,
     SEMANTIC_CHOICES,
@@ -73,12 +74,13 @@ class Handlers:
     @staticmethod
     def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
                 style_labels: Any = None, alpha: float = 1.0, preserve_color: bool = False, size: int = 512,
-                decoder: str = "pretrained", refine: int = 0) -> WebRequest:
+                decoder: str = "pretrained", refine: int = 0, fusion: str = "adain") -> WebRequest:
         return WebRequest(
             content=Upload.of(content), style=Upload.of(style), semantic=str(semantic or "none"),
             content_labels=Upload.of(content_labels), style_labels=Upload.of(style_labels),
             alpha=float(alpha if alpha is not None else 1.0), preserve_color=bool(preserve_color),
             size=int(size or 0), decoder=str(decoder or "pretrained"), refine=int(refine or 0),
+            fusion=str(fusion or "adain"),
         )
 
     def run(self, *form: Any, progress: Progress | None = None) -> RunView:
@@ -163,6 +165,9 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         with gr.Row():
             semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
                                 info="none: global style; auto: match regions found automatically; labels: your maps")
+            fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
+                              info="adain: each region takes its matched style region; attention: a weighted "
+                                   "mixture of the style's regions, same label preferred")
             decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
                                info="finetuned: the adversarially fine-tuned decoder; fast: the distilled fast model")
         with gr.Row():
@@ -187,7 +192,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
             s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
                               elem_id="style-overlay", height=240)
 
-        form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine]
+        form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion]
 
         def on_run(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 - Gradio's idiom
             v = handlers.run(*values, progress=lambda f, d: progress(f, desc=d))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semstyle.config import StylizeConfig
+from semstyle.config import FUSIONS, StylizeConfig
 from semstyle.errors import SemstyleError, WeightsError
 from semstyle.io.images import load_image, resize_longest
 from semstyle.pipelines.stylize import Stylizer
@@ -94,6 +94,7 @@ class WebRequest:
     size: int = 512
     decoder: str = "pretrained"
     refine: int = 0
+    fusion: str = "adain"  # semantic modes: "adain" or "attention"
 
 
 @dataclass
@@ -165,6 +166,8 @@ class Engine:
         """The form's values as a StylizeConfig (every range check is the config's own)."""
         if req.semantic not in SEMANTIC_CHOICES:
             raise UserError(f"semantic mode must be one of {', '.join(SEMANTIC_CHOICES)}, got {req.semantic!r}")
+        if req.fusion not in FUSIONS:
+            raise UserError(f"fusion must be one of {', '.join(FUSIONS)}, got {req.fusion!r}")
         if req.decoder not in DECODER_CHOICES:
             raise UserError(f"decoder must be one of {', '.join(DECODER_CHOICES)}, got {req.decoder!r}")
         size = int(req.size)
@@ -173,7 +176,8 @@ class Engine:
         try:
             model, decoder = _networks(req.decoder)
             return self.base.updated(alpha=float(req.alpha), preserve_color=bool(req.preserve_color), size=size,
-                                     model=model, decoder=decoder, refine=int(req.refine), semantic=req.semantic)
+                                     model=model, decoder=decoder, refine=int(req.refine), semantic=req.semantic,
+                                     fusion=req.fusion if req.semantic != "none" else "adain")
         except (TypeError, ValueError) as e:
             raise UserError(str(e)) from e
 

@@ -1,0 +1,222 @@
+"""Video style transfer with temporal consistency: a stream of frames in, a stream of stylised frames out.
+
+Per-frame AdaIN flickers: its texture jumps between frames. Every frame here uses the same style
+statistics (the style is encoded once and cached), and with ``consistency`` W > 0 the previous
+frame's *fused relu4_1 features* are carried along the optical flow of the content frames (DIS,
+``semstyle.motion``) where the flow is reliable (forward–backward check), mixed into the current
+fused features with weight W, then decoded: this costs nothing in style but removes little flicker,
+because the decoder renders texture on the stride-8 feature grid, which does not move with the
+content. With ``texture`` T > 0 the previous *result's* high frequencies, warped along the flow,
+replace the current ones with weight T (``carry_texture``): the texture then moves with the content
+(warping error down to about a third) but it washes out over the frames (style distance up by half);
+docs/VIDEO.md has the measurements.
+
+In semantic ``auto`` mode the regions are found once, on the first frame, and later frames take
+their labels carried along the flow, so the regions do not flicker either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from semstyle import motion
+from semstyle.config import StylizeConfig
+from semstyle.errors import InputError
+from semstyle.io import video as V
+from semstyle.io.images import ImageInput, load_image, resize_longest
+from semstyle.io.labels import LabelMap
+from semstyle.pipelines.stylize import Stylizer
+from semstyle.types import StylizeRequest, StylizeResult, as_request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONSISTENCY = 0.6  # feature carry: less flicker at no cost in style (benchmarks/bench_video.py, docs/VIDEO.md)
+DEFAULT_TEXTURE = 0.0  # texture carry: off by default, its style cost is over the 10 % budget (docs/VIDEO.md)
+
+
+def check_consistency(w: float, name: str = "consistency") -> None:
+    if not 0.0 <= w < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) (0 = off), got {w}")
+
+
+def check_video_options(opts: StylizeConfig) -> None:
+    """The options a clip cannot use: per-frame label maps and per-image refinement."""
+    if opts.semantic not in ("none", "auto"):
+        raise InputError(f"video supports semantic none or auto (regions follow the flow), got {opts.semantic!r}")
+    if opts.refine:
+        raise InputError("refinement works per image; drop --refine for video")
+
+
+@dataclass
+class _Carry:
+    """What one frame leaves for the next."""
+
+    gray: np.ndarray | None = None  # (H, W) uint8 previous content frame
+    fused: torch.Tensor | None = None  # (1, C, h, w) previous features as decoded
+    labels: np.ndarray | None = None  # (H, W) previous content labels (semantic auto)
+    out: np.ndarray | None = None  # (H, W, 3) uint8 previous result
+    style_labels: list[np.ndarray] = field(default_factory=list)
+
+
+def _feature_flow(f: np.ndarray, ok: np.ndarray, hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel flow (H, W, 2) and reliability (H, W) → a grid_sample grid (1, h, w, 2) and weights (1, 1, h, w)
+    at feature resolution (the image padded to (8h, 8w), flow divided by 8)."""
+    h, w = hw
+    ph, pw = 8 * h - f.shape[0], 8 * w - f.shape[1]
+    f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    okp = np.pad(ok.astype(np.float32), ((0, ph), (0, pw)), mode="edge")
+    ft = torch.from_numpy(f).permute(2, 0, 1)[None]  # (1, 2, 8h, 8w)
+    small = F.avg_pool2d(ft, 8) / 8.0  # (1, 2, h, w) in feature px
+    weight = F.avg_pool2d(torch.from_numpy(okp)[None, None], 8)  # share of reliable pixels
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    gx = (xx + small[0, 0]) / max(w - 1, 1) * 2 - 1
+    gy = (yy + small[0, 1]) / max(h - 1, 1) * 2 - 1
+    return torch.stack([gx, gy], dim=-1)[None], weight
+
+
+def _carry_hook(carry: _Carry, flow_px: np.ndarray | None, ok: np.ndarray | None, w: float
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    def hook(fused: torch.Tensor) -> torch.Tensor:
+        out = fused
+        if carry.fused is not None and flow_px is not None and ok is not None and w > 0:
+            if carry.fused.shape == fused.shape:
+                grid, weight = _feature_flow(flow_px, ok, (fused.shape[-2], fused.shape[-1]))
+                prev = F.grid_sample(carry.fused.float(), grid.to(fused.device), mode="bilinear",
+                                     padding_mode="border", align_corners=True)
+                m = (w * weight).to(fused.device, fused.dtype)
+                out = fused + m * (prev.to(fused.dtype) - fused)
+        carry.fused = out.detach()
+        return out
+
+    return hook
+
+
+def carry_texture(current: np.ndarray, previous: np.ndarray, flow_px: np.ndarray, ok: np.ndarray, w: float,
+                  sigma: float = 2.0) -> np.ndarray:
+    """The output-stage carry that keeps the texture: the previous result, warped along the flow, gives
+    the high frequencies (its texture, moved with the content) with weight w where the flow is reliable;
+    the low frequencies (colour, light) stay the current frame's. Blending whole pixels instead would
+    average two unaligned textures and wash them out. (H, W, 3) uint8 → uint8."""
+    cv2 = motion._cv2()
+    cur = current.astype(np.float32)
+    prev = motion.warp(previous.astype(np.float32), flow_px, cubic=True)
+    low_c = cv2.GaussianBlur(cur, (0, 0), sigma)
+    low_p = cv2.GaussianBlur(prev, (0, 0), sigma)
+    m = (w * ok.astype(np.float32))[..., None]
+    high = (1 - m) * (cur - low_c) + m * (prev - low_p)
+    out: np.ndarray = np.clip(low_c + high + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def stylize_frames(
+    stylizer: Stylizer,
+    frames: Iterable[ImageInput],
+    style: ImageInput | Sequence[ImageInput],
+    *,
+    style_weights: Sequence[float] | None = None,
+    consistency: float = DEFAULT_CONSISTENCY,
+    texture: float = DEFAULT_TEXTURE,
+    callback: Callable[[int, StylizeResult], None] | None = None,
+    **options: Any,
+) -> Iterator[Image.Image]:
+    """Stylise ``frames`` (paths, PIL images or arrays, one at a time) with ``style``; yield each result.
+
+    ``consistency`` in [0, 1): the weight of the previous frame's features carried along the flow
+    (0 = per-frame); ``texture`` in [0, 1): the weight of the previous result's texture carried along the
+    flow at the output (``carry_texture``: far less flicker, at a cost in style; docs/VIDEO.md).
+    ``options`` are the per-call options of ``Stylizer.stylize`` (alpha, size,
+    preserve_color, semantic "none" | "auto", …); ``callback`` gets the number of frames done and
+    the frame's full result (its regions, timings).
+    """
+    check_consistency(consistency)
+    check_consistency(texture, "texture")
+    opts = stylizer.options(**options)
+    check_video_options(opts)
+    carry = _Carry()
+    frame_opts = opts.updated(size=0)  # frames are resized here, once, so the flow sees what is stylised
+    for i, frame in enumerate(frames):
+        img = resize_longest(load_image(frame, opts.max_pixels, "video frame"), opts.size)
+        g = motion.gray(np.asarray(img, dtype=np.uint8))
+        flow_px = ok = None
+        if carry.gray is not None and carry.gray.shape == g.shape:
+            flow_px = motion.flow(g, carry.gray)  # t → t−1: where each pixel was
+            ok = motion.reliable(flow_px, motion.flow(carry.gray, g))
+        elif carry.gray is not None:
+            raise InputError(f"frame {i + 1} is {img.size[0]}x{img.size[1]}, unlike the frames before it")
+        req = as_request(img, style, style_weights=style_weights)
+        run_opts = frame_opts
+        if opts.semantic == "auto" and carry.labels is not None and flow_px is not None:
+            labels = motion.warp(carry.labels.astype(np.float32), flow_px, nearest=True).round().astype(np.int64)
+            run_opts = frame_opts.updated(semantic="labels")
+            req = StylizeRequest(req.content, req.styles, req.style_weights, content_labels=LabelMap(labels),
+                                 style_labels=tuple(LabelMap(s) for s in carry.style_labels))
+        res = stylizer.run(req, run_opts, features=_carry_hook(carry, flow_px, ok, consistency))
+        if texture > 0 and carry.out is not None and flow_px is not None and ok is not None:
+            res.image = Image.fromarray(carry_texture(np.asarray(res.image), carry.out, flow_px, ok, texture))
+        carry.out = np.asarray(res.image)
+        if opts.semantic == "auto":
+            carry.labels = res.content_labels
+            if not carry.style_labels:
+                carry.style_labels = [s for s in res.style_labels if s is not None]
+        carry.gray = g
+        if callback is not None:
+            callback(i + 1, res)
+        yield res.image
+
+
+def stylize_video(
+    stylizer: Stylizer,
+    source: str | Path,
+    style: ImageInput | Sequence[ImageInput],
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    consistency: float = DEFAULT_CONSISTENCY,
+    texture: float = DEFAULT_TEXTURE,
+    callback: Callable[[int, StylizeResult], None] | None = None,
+    **options: Any,
+) -> Path:
+    """Stylise the clip ``source`` (video file or folder of frames) into ``output`` (mp4, webm, gif or a
+    folder of PNGs), as a stream; returns the output's path. The frame rate is kept and the audio copied
+    where the container can hold it; nothing is left at ``output`` unless every frame was written."""
+    check_consistency(consistency)
+    check_consistency(texture, "texture")
+    out = V.check_output(output, overwrite)
+    opts = stylizer.options(**options)
+    info = V.probe(source, opts.max_pixels)
+    names: deque[str] = deque()
+
+    def frames() -> Iterator[Image.Image]:
+        for f in V.read_frames(info, opts.max_pixels):
+            names.append(f.name)
+            yield f.image
+
+    writer: V.FrameWriter | None = None
+    try:
+        for img in stylize_frames(stylizer, frames(), style, consistency=consistency, texture=texture,
+                                  callback=callback, **options):
+            if writer is None:
+                writer = V.FrameWriter(out, info.fps, img.size, audio_from=info)
+            writer.write(np.asarray(img, dtype=np.uint8), names.popleft())
+        if writer is None:
+            raise InputError(f"video '{info.path}' has no frames")
+        return writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_TEXTURE", "carry_texture", "check_consistency", "check_video_options",
+           "stylize_frames", "stylize_video"]

@@ -1,0 +1,159 @@
+"""Attention fusion and region-guided refinement (issue 15): the maths, the pipeline and the web form."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle import functional as FN
+from semstyle.config import StylizeConfig
+from semstyle.io.labels import LabelMap
+from semstyle.losses import GeneratorObjective, LossWeights
+from semstyle.pipelines.refine import region_style_targets
+from semstyle.pipelines.semantic import descriptors, region_targets
+from semstyle.types import Attention, Regions, StyleStats
+
+SIZE = 128
+
+
+# ----------------------------------------------------------------------------- the maths
+def test_attention_rows_sum_to_one_and_prefer_the_same_label() -> None:
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(5, 16, generator=g), torch.randn(7, 16, generator=g)
+    same = torch.zeros(5, 7, dtype=torch.bool)
+    same[torch.arange(5), torch.arange(5)] = True  # content region i has a same-label style region i
+    same[4, 4] = False  # …except the last, which attends by similarity alone
+    for prior in (0.0, 4.0, math.inf):
+        a = FN.attention_weights(q, k, same, temperature=0.5, prior=prior)
+        assert a.shape == (5, 7) and bool((a >= 0).all())
+        torch.testing.assert_close(a.sum(dim=1), torch.ones(5))
+    soft, hard = FN.attention_weights(q, k, same, 0.5, 4.0), FN.attention_weights(q, k, same, 0.5, math.inf)
+    none = FN.attention_weights(q, k, None, 0.5)
+    assert bool((soft[:4].argmax(1) == torch.arange(4)).all())  # the prior wins over similarity
+    assert bool((soft[torch.arange(4), torch.arange(4)] > none[torch.arange(4), torch.arange(4)]).all())
+    assert torch.equal(hard[:4], torch.eye(7)[:4])  # a hard mask: exactly one-hot
+    torch.testing.assert_close(hard[4], none[4])  # no same label: similarity only, in every mode
+    cold = FN.attention_weights(q, k, None, 0.01)
+    assert float(cold.max(dim=1).values.min()) > float(none.max(dim=1).values.min())  # colder = sharper
+
+
+def test_attended_stats_are_the_mixture_moments_and_exact_for_one_hot() -> None:
+    g = torch.Generator().manual_seed(1)
+    means, stds = torch.randn(3, 8, generator=g), torch.rand(3, 8, generator=g) + 0.1
+    one_hot = torch.eye(3)[[2, 0]]
+    m, s = FN.attended_stats(one_hot, means, stds)
+    assert torch.equal(m, means[[2, 0]]) and torch.equal(s, stds[[2, 0]])  # bit for bit
+    w = torch.tensor([[0.25, 0.75, 0.0]])
+    m, s = FN.attended_stats(w, means, stds)
+    # sample a mixture: its mean and std match the closed form
+    n = 400_000
+    pick = torch.multinomial(w[0], n, replacement=True, generator=g)
+    x = means[pick] + stds[pick] * torch.randn(n, 8, generator=g)
+    torch.testing.assert_close(m[0], x.mean(0), atol=0.02, rtol=0)
+    torch.testing.assert_close(s[0], x.std(0), atol=0.02, rtol=0)
+    with pytest.raises(ValueError, match="disagree"):
+        FN.attended_stats(w, means[:2], stds[:2])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        FN.attention_weights(means, means, None, 0.0)
+
+
+def _labelled_stats(feat: torch.Tensor) -> StyleStats:
+    m, s = FN.mean_std(feat)
+    return StyleStats(None, feat, m, s)
+
+
+def test_hard_same_label_attention_reproduces_region_adain_exactly() -> None:
+    g = torch.Generator().manual_seed(2)
+    c_feat, s_feat = torch.rand(1, 32, 12, 16, generator=g) * 3, torch.rand(1, 32, 10, 10, generator=g) * 2
+    c_lab = np.repeat(np.repeat(np.array([[0, 0, 1, 1], [2, 2, 1, 1], [2, 2, 3, 3]]), 32, 0), 32, 1)  # 96×128
+    s_lab = np.repeat(np.repeat(np.array([[3, 1], [0, 2]]), 40, 0), 40, 1)  # 80×80, the same four labels
+    ids = [0, 1, 2, 3]
+    from semstyle.segmentation.regions import region_masks
+    hard = region_masks(c_lab, ids, (12, 16))
+    own_m, own_s = FN.masked_mean_std(c_feat, hard)
+    g_m, g_s = FN.mean_std(c_feat)
+    desc = descriptors(own_m, own_s, g_m, g_s)
+    style = _labelled_stats(s_feat)
+    regions = Regions(c_lab, [s_lab])
+    plain = region_targets(own_m, own_s, desc, ids, [style], [1.0], regions)
+    att = region_targets(own_m, own_s, desc, ids, [style], [1.0], regions, attention=Attention(0.5, math.inf))
+    assert torch.equal(plain[0], att[0]) and torch.equal(plain[1], att[1])
+    assert plain[3] == att[3] == {0: 0, 1: 1, 2: 2, 3: 3}
+    soft = region_targets(own_m, own_s, desc, ids, [style], [1.0], regions, attention=Attention(0.5, 1.0))
+    assert not torch.equal(plain[0], soft[0])  # a finite prior mixes in the other regions
+
+
+# ----------------------------------------------------------------------------- the pipeline
+def _scene() -> tuple[Image.Image, Image.Image, np.ndarray, np.ndarray]:
+    from conftest import content_array, warm_style_array
+
+    c = Image.fromarray(content_array(SIZE, SIZE, seed=0))
+    s = Image.fromarray(warm_style_array(SIZE, SIZE, seed=1))
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    c_lab = np.where(yy < 0.55 * SIZE, 1, 2).astype(np.int64)
+    s_lab = np.where(xx < SIZE // 2, 2, 1).astype(np.int64)
+    return c, s, c_lab, s_lab
+
+
+def test_pipeline_hard_attention_equals_adain_and_soft_differs(stylizer) -> None:
+    c, s, c_lab, s_lab = _scene()
+    kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
+    adain = np.asarray(stylizer.stylize(c, s, **kw).image, dtype=np.int16)
+    hard = stylizer.stylize(c, s, fusion="attention", attention_prior=math.inf, **kw)
+    soft = stylizer.stylize(c, s, fusion="attention", attention_prior=0.0, attention_temperature=5.0, **kw)
+    assert np.abs(np.asarray(hard.image, dtype=np.int16) - adain).max() <= 1
+    assert hard.matches == {1: 1, 2: 2}
+    diff = np.abs(np.asarray(soft.image, dtype=np.int16) - adain)
+    assert diff.mean() > 0.5 and diff.max() > 5  # a real mixture (the two style halves are alike in colour)
+    auto = stylizer.stylize(c, s, semantic="auto", fusion="attention")
+    assert auto.image.size == c.size and auto.content_labels is not None
+
+
+def test_attention_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="fusion must be one of adain, attention, got 'soft'"):
+        StylizeConfig(fusion="soft")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"attention_temperature must be in \[0.01, 100\], got 200"):
+        StylizeConfig(attention_temperature=200)
+    with pytest.raises(ValueError, match="attention_prior must be >= 0"):
+        StylizeConfig(attention_prior=float("nan"))
+
+
+# ----------------------------------------------------------------------------- region-guided refinement
+def test_region_style_targets_are_the_same_label_statistics(stylizer) -> None:
+    c, s, c_lab, s_lab = _scene()
+    from semstyle.io.images import to_tensor
+    from semstyle.models.vgg import STYLE_LAYERS
+
+    x, _ = FN.pad_to_multiple(to_tensor(s))
+    feats = stylizer.networks.encoder(x, STYLE_LAYERS)
+    t = region_style_targets(c_lab, s_lab, feats, STYLE_LAYERS)
+    assert t is not None and t.masks.shape == (1, 2, SIZE, SIZE)
+    torch.testing.assert_close(t.shares, torch.tensor([0.55, 0.45]), atol=0.01, rtol=0)
+    f = feats["relu2_1"]
+    left = torch.zeros(1, 1, *f.shape[-2:])
+    left[..., : f.shape[-1] // 2] = 1  # style label 2 is the left half
+    m, sd = FN.masked_mean_std(f, left)
+    torch.testing.assert_close(t.means["relu2_1"][0, 1], m[0, 0])
+    torch.testing.assert_close(t.stds["relu2_1"][0, 1], sd[0, 0])
+    assert region_style_targets(c_lab, s_lab + 10, feats, STYLE_LAYERS) is None  # no shared label
+    # the objective's region term is zero for the style's own statistics and positive otherwise
+    obj = GeneratorObjective(stylizer.networks.encoder, LossWeights())
+    terms = obj(to_tensor(c), torch.zeros(1, 512, SIZE // 8, SIZE // 8), feats, regions=t)
+    assert float(terms["style_region"]) > 0
+
+
+def test_region_guided_refinement_never_ends_worse(stylizer) -> None:
+    c, s, c_lab, s_lab = _scene()
+    kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
+    torch.manual_seed(0)
+    res = stylizer.stylize(c, s, refine=2, refine_target=1.0, **kw)
+    rep = res.refine
+    assert rep is not None and len(rep.objectives) == 3
+    assert rep.objectives[rep.best_round] <= rep.objectives[0]
+    assert rep.objectives[rep.best_round] == min(rep.objectives)
+    plain = stylizer.stylize(c, s, refine=2, refine_target=1.0)  # no regions: a different objective
+    assert plain.refine is not None and plain.refine.objectives[0] != pytest.approx(rep.objectives[0])
