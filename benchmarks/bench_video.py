@@ -55,6 +55,46 @@ def speed(frames: int = 8, size: int = 512) -> None:
         print(f"{model}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px ({clip[0].size} input frames)")
 
 
+def memory(n: int, size: int = 128) -> None:
+    """Peak and current RSS while a long synthetic pan streams from an mp4 into an mp4 (``stylize_video``):
+    flat after the first frames if memory does not grow with the clip's length."""
+    import tempfile
+
+    import av
+
+    from semstyle.pipelines.video import stylize_video
+
+    def rss(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) // 1024
+        return -1
+
+    photo = pan_frames(60, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "long.mp4"
+        with av.open(str(src), "w") as box:
+            vs = box.add_stream("libx264", rate=24)
+            vs.width, vs.height, vs.pix_fmt = photo[0].width, photo[0].height // 2 * 2, "yuv420p"
+            for t in range(n):  # back and forth over the pan, n frames
+                im = photo[t % 60 if (t // 60) % 2 == 0 else 59 - t % 60]
+                for p in vs.encode(av.VideoFrame.from_ndarray(np.asarray(im)[: vs.height], format="rgb24")):
+                    box.mux(p)
+            for p in vs.encode():
+                box.mux(p)
+        st = Stylizer(size=size, style_size=size)
+        marks: list[tuple[int, int, int]] = []
+
+        def step(i: int, _: object) -> None:
+            if i % max(1, n // 8) == 0 or i == 10:
+                marks.append((i, rss("VmRSS"), rss("VmHWM")))
+
+        stylize_video(st, src, assets.style_images()[1], Path(tmp) / "out.mp4", callback=step)
+    print(f"{n} frames at {size} px through mp4 → mp4:")
+    for i, cur, peak in sorted(marks):
+        print(f"  after frame {i:5d}: RSS {cur} MB, peak {peak} MB")
+
+
 def pan_frames(n: int, size: int) -> list[Image.Image]:
     """A pan over the bundled astronaut photo (public domain), 4 px a frame at ``size``."""
     photo = load_image(assets.content_images()[0]).convert("RGB")
@@ -81,9 +121,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
+    ap.add_argument("--memory", type=int, default=0, metavar="N",
+                    help="only the resident memory while streaming a synthetic clip of N frames through a file")
     args = ap.parse_args()
     if args.speed:
         speed()
+        return
+    if args.memory:
+        memory(args.memory)
         return
     st = Stylizer(size=args.size, style_size=args.size)
     style_path = assets.style_images()[1]

@@ -220,3 +220,68 @@ def test_cli_bad_input_one_line_no_output(clip: Path, tmp_path: Path, capsys: py
     assert len(lines) == 1 and lines[0].startswith("semstyle: error: ") and needle in lines[0], err
     assert "Traceback" not in err and stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, not even a temporary file
+
+
+# ----------------------------------------------------------------------------- the web page's video tab
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory):
+    from semstyle.config import StylizeConfig
+    from semstyle.web.app import Handlers
+    from semstyle.web.engine import Engine, Limits
+    from semstyle.web.video import VideoLimits
+
+    engine = Engine(StylizeConfig(device="cpu", style_size=128), Limits(), concurrency=1,
+                    outputs=tmp_path_factory.mktemp("web-video"))
+    return Handlers(engine, VideoLimits(max_bytes=2 * 2**20, max_seconds=2.0, max_side=128))
+
+
+def test_web_video_tab_stylises_a_clip(web, clip: Path) -> None:
+    fractions: list[float] = []
+    path, status = web.video(str(clip), str(style_path()), 0.8, 64, 0.6, progress=lambda f, d: fractions.append(f))
+    assert 'id="semstyle-ok"' in status and path is not None, status
+    assert Path(path).parent.parent == web.engine._outdir  # a server-made path, not the client's file name
+    assert count(Path(path))[:3] == (N, Fraction(FPS), (64, 42))
+    assert fractions == sorted(fractions) and fractions[-1] > 0.9
+
+
+def test_web_video_tab_refuses_bad_requests_with_messages(web, clip: Path, tmp_path: Path) -> None:
+    from semstyle.web.app import Handlers
+    from semstyle.web.video import VideoLimits
+
+    text = tmp_path / "x.mp4"
+    text.write_text("hello")
+    cases = [
+        ((None, str(style_path())), {}, "upload a video clip"),
+        ((str(text), str(style_path())), {}, "is damaged or not a video"),
+        ((str(clip), None), {}, "upload a style image"),
+        ((str(clip), str(style_path())), {"size": 4096}, "video size must be between 16 and 128 px"),
+        ((str(clip), str(style_path())), {"consistency": 1.0}, "consistency must be in [0, 1)"),
+        ((str(clip), str(style_path())), {"alpha": 2.0}, "alpha must be in [0, 1]"),
+    ]
+    for args, kw, needle in cases:
+        path, status = web.video(*args, **{"size": 64, **kw})
+        assert path is None and 'id="semstyle-error"' in status and needle in status, (needle, status)
+    short = Handlers(web.engine, VideoLimits(max_seconds=0.3))
+    path, status = short.video(str(clip), str(style_path()), size=64)
+    assert path is None and "over the limit of 0.3 s" in status, status
+    small = Handlers(web.engine, VideoLimits(max_bytes=1024))
+    path, status = small.video(str(clip), str(style_path()), size=64)
+    assert path is None and "over the limit of 1 KB" in status, status
+    with pytest.raises(ValueError, match="max video duration"):
+        VideoLimits(max_seconds=0)
+
+
+def test_the_page_has_a_video_tab() -> None:
+    from semstyle.config import StylizeConfig
+    from semstyle.web.app import build_demo
+    from semstyle.web.engine import Engine
+
+    engine = Engine(StylizeConfig(device="cpu"))
+    demo = build_demo(engine)
+    try:
+        apis = {d.get("api_name") for d in demo.config["dependencies"]}
+        assert {"stylize", "segment", "video"} <= apis
+        ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
+        assert {"tab-image", "tab-video", "video-in", "video-out", "video-run"} <= ids
+    finally:
+        engine.close()

@@ -25,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
                    help="largest uploaded image in pixels, checked before decoding (default %(default)s)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="largest output size, longest side in px (default %(default)s)")
+    p.add_argument("--max-video-seconds", type=float, default=10.0,
+                   help="longest clip in the video tab, s (default %(default)s)")
+    p.add_argument("--max-video-size", type=int, default=384,
+                   help="largest frame side of the video tab's results, px (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=1, help="requests stylised at once (default %(default)s)")
     p.add_argument("--queue-size", type=int, default=64, help="requests allowed to wait (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
@@ -51,14 +55,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from semstyle.config import StylizeConfig
     from semstyle.web.app import ServeOptions, build_demo, launch
     from semstyle.web.engine import Engine, Limits
+    from semstyle.web.video import VideoLimits
 
     try:
         limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                         max_size=args.max_size)
+        video = VideoLimits(max_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_video_seconds,
+                            max_side=args.max_video_size)
     except ValueError as e:
         raise InputError(str(e)) from None
     engine = Engine(StylizeConfig(device=args.device), limits, concurrency=args.concurrency)
-    opts = ServeOptions(host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size)
+    opts = ServeOptions(host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size,
+                        video=video)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the app", args.host)
     demo = build_demo(engine, opts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from PIL import Image
@@ -26,6 +26,7 @@ from semstyle.web.engine import (
     WebRequest,
     user_message,
 )
+from semstyle.web.video import VideoLimits, run_video
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ServeOptions:
     port: int = 7860
     concurrency: int = 1  # requests worked on at once; the rest wait in the queue
     queue_size: int = 64  # requests waiting beyond this are refused with a message
+    video: VideoLimits = field(default_factory=VideoLimits)  # the video tab's limits
 
 
 class RunView(NamedTuple):
@@ -68,8 +70,9 @@ def status_html(kind: str, text: str) -> str:
 class Handlers:
     """The page's actions as plain functions of the form's raw values (Gradio file payloads or paths)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, video_limits: VideoLimits | None = None) -> None:
         self.engine = engine
+        self.video_limits = video_limits or VideoLimits()
 
     @staticmethod
     def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
@@ -93,6 +96,18 @@ class Handlers:
             return RunView(str(out.path), out.content_overlay, out.style_overlay, status_html("ok", out.summary))
         except Exception as e:  # noqa: BLE001 - the page shows a message for everything
             return RunView(None, None, None, status_html("error", self._message(e, names)))
+
+    def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = 256, consistency: float = 0.6, *,
+              progress: Progress | None = None) -> tuple[str | None, str]:
+        """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
+        try:
+            out = run_video(self.engine, self.video_limits, Upload.of(clip), Upload.of(style),
+                            alpha=float(alpha if alpha is not None else 1.0), size=int(size or 256),
+                            consistency=float(consistency if consistency is not None else 0.6), progress=progress)
+            return str(out), status_html("ok", f"Done: {out.name}")
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
+            log.info("video request failed: %s", e, exc_info=not isinstance(e, (UserError, ValueError)))
+            return None, status_html("error", user_message(e))
 
     def segment(self, *form: Any, progress: Progress | None = None) -> RunView:
         """The automatic co-segmentation of both images, without stylising."""
@@ -141,7 +156,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
 
     opts = options or ServeOptions()
     lim = engine.limits
-    handlers = Handlers(engine)
+    handlers = Handlers(engine, opts.video)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"## {TITLE}\nUpload a content photo and a style image (or pick a bundled example), choose the options "
@@ -149,48 +164,51 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
             f"{lim.max_pixels / 1e6:.0f} MP; results up to {lim.max_size} px, "
             f"{opts.concurrency} request{'s' if opts.concurrency > 1 else ''} at a time (the rest wait in a queue)."
         )
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                content = gr.Image(label="Content", type="filepath", sources=["upload", "clipboard"],
-                                   elem_id="content", height=300)
-                gr.Examples([[p] for p in _examples("content")], inputs=[content], label="Bundled content photos")
-            with gr.Column():
-                style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
-                                 elem_id="style", height=300)
-                gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
-            with gr.Column():
-                result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
-                                  elem_id="result", height=300, buttons=["download", "fullscreen"])
-                download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
-        with gr.Row():
-            semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
-                                info="none: global style; auto: match regions found automatically; labels: your maps")
-            fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
-                              info="adain: each region takes its matched style region; attention: a weighted "
-                                   "mixture of the style's regions, same label preferred")
-            decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
-                               info="finetuned: the adversarially fine-tuned decoder; fast: the distilled fast model")
-        with gr.Row():
-            alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
-            size = gr.Slider(64, lim.max_size, value=min(512, lim.max_size), step=16,
-                             label="Output size (longest side, px)", elem_id="size")
-            refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",
-                               elem_id="refine")
-            preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
-        with gr.Row(visible=False) as label_row:
-            content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
-                                      image_mode=None, elem_id="content-labels", height=200)
-            style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
-                                    image_mode=None, elem_id="style-labels", height=200)
-        with gr.Row():
-            run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
-            seg_btn = gr.Button("Show the automatic segmentation", elem_id="segment")
-        status = gr.HTML(status_html("info", "Ready."), elem_id="status")
-        with gr.Row():
-            c_over = gr.Image(label="Content regions", type="pil", format="png", interactive=False,
-                              elem_id="content-overlay", height=240)
-            s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
-                              elem_id="style-overlay", height=240)
+        with gr.Tab("Image", elem_id="tab-image"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    content = gr.Image(label="Content", type="filepath", sources=["upload", "clipboard"],
+                                       elem_id="content", height=300)
+                    gr.Examples([[p] for p in _examples("content")], inputs=[content], label="Bundled content photos")
+                with gr.Column():
+                    style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
+                                     elem_id="style", height=300)
+                    gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
+                with gr.Column():
+                    result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
+                                      elem_id="result", height=300, buttons=["download", "fullscreen"])
+                    download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
+            with gr.Row():
+                semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
+                                    info="none: global style; auto: match regions found automatically; "
+                                         "labels: your maps")
+                fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
+                                  info="adain: each region takes its matched style region; attention: a weighted "
+                                       "mixture of the style's regions, same label preferred")
+                decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
+                                   info="finetuned: the adversarially fine-tuned decoder; "
+                                        "fast: the distilled fast model")
+            with gr.Row():
+                alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
+                size = gr.Slider(64, lim.max_size, value=min(512, lim.max_size), step=16,
+                                 label="Output size (longest side, px)", elem_id="size")
+                refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",
+                                   elem_id="refine")
+                preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
+            with gr.Row(visible=False) as label_row:
+                content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
+                                          image_mode=None, elem_id="content-labels", height=200)
+                style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
+                                        image_mode=None, elem_id="style-labels", height=200)
+            with gr.Row():
+                run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
+                seg_btn = gr.Button("Show the automatic segmentation", elem_id="segment")
+            status = gr.HTML(status_html("info", "Ready."), elem_id="status")
+            with gr.Row():
+                c_over = gr.Image(label="Content regions", type="pil", format="png", interactive=False,
+                                  elem_id="content-overlay", height=240)
+                s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
+                                  elem_id="style-overlay", height=240)
 
         form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion]
 
@@ -211,8 +229,36 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                       concurrency_id="semstyle", show_progress_on=[c_over, s_over])
         semantic.change(lambda m: gr.Row(visible=m == "labels"), semantic, label_row, queue=False,
                         api_visibility="private")
+        _video_tab(gr, handlers, opts)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _video_tab(gr: Any, handlers: Handlers, opts: ServeOptions) -> None:
+    """The video tab: a short clip and a style in, a playable mp4 out (limits shown on the page)."""
+    vl = opts.video
+    with gr.Tab("Video", elem_id="tab-video"):
+        gr.Markdown(f"Upload a short clip (up to {vl.max_seconds:g} s and {vl.max_bytes / 2**20:.0f} MB; frames "
+                    f"stylised at up to {vl.max_side} px) and a style image. The previous frame's features follow "
+                    "the motion, which lowers the flicker.")
+        with gr.Row(equal_height=False):
+            clip = gr.Video(label="Clip", sources=["upload"], elem_id="video-in", height=280)
+            v_style = gr.Image(label="Style", type="filepath", sources=["upload"], elem_id="video-style", height=280)
+            v_out = gr.Video(label="Result", interactive=False, elem_id="video-out", height=280)
+        with gr.Row():
+            v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
+            v_size = gr.Slider(64, vl.max_side, value=min(256, vl.max_side), step=16, label="Frame size (px)",
+                               elem_id="video-size")
+            v_cons = gr.Slider(0.0, 0.95, value=0.6, step=0.05, label="Temporal consistency", elem_id="video-cons")
+        v_btn = gr.Button("Stylise the clip", variant="primary", elem_id="video-run")
+        v_status = gr.HTML(status_html("info", "Ready."), elem_id="video-status")
+
+        def on_video(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
+            path, status = handlers.video(*values, progress=lambda f, d: progress(f, desc=d))
+            return path, status
+
+        v_btn.click(on_video, [clip, v_style, v_alpha, v_size, v_cons], [v_out, v_status], api_name="video",
+                    preprocess=False, concurrency_id="semstyle", show_progress_on=[v_out, v_status])
 
 
 def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False) -> Any:

@@ -212,7 +212,7 @@ class Engine:
             raise UserError(f"the uploaded {what} '{up.name}' is gone; upload it again") from None
         limit = self.limits.max_upload_bytes
         if n > limit:
-            raise UserError(f"{what} '{up.name}' is {_mb(n)}, over the upload limit of {_mb(limit)}")
+            raise UserError(f"{what} '{up.name}' is {human_bytes(n)}, over the upload limit of {human_bytes(limit)}")
 
     def load(self, up: Upload | None, what: str, size: int) -> Image.Image:
         """Check an upload's byte size and pixel count, decode it, resize its longest side to ``size``."""
@@ -291,13 +291,19 @@ class Engine:
 
     # ------------------------------------------------------------------ outputs
     def _save(self, im: Image.Image, req: WebRequest) -> Path:
+        stem = "_".join(Path(u.name).stem[:40] for u in (req.content, req.style) if u is not None) or "result"
+        path = self.new_output(f"semstyle_{stem}.png")
+        im.save(path, format="PNG")
+        return path
+
+    def new_output(self, name: str) -> Path:
+        """A fresh path for a result named ``name`` in the server's own output folder (never a client's path);
+        only the last ``KEEP_OUTPUTS`` results are kept."""
         with self._lock:
             self._count += 1
             n = self._count
-        stem = "_".join(Path(u.name).stem[:40] for u in (req.content, req.style) if u is not None) or "result"
-        path = self._outdir / f"{n:05d}" / f"semstyle_{stem}.png"
+        path = self._outdir / f"{n:05d}" / Path(name).name
         path.parent.mkdir(parents=True, exist_ok=True)
-        im.save(path, format="PNG")
         with self._lock:
             self._outputs.append(path)
             while len(self._outputs) > KEEP_OUTPUTS:
@@ -336,9 +342,10 @@ def _progress_of(say: Progress, rounds: int) -> Callable[[ProgressEvent], None]:
     return on
 
 
-def _mb(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """A byte count for messages: "1.5 MB" or "800 KB"."""
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
-__all__ = ["Engine", "Limits", "Upload", "UserError", "WebRequest", "WebResult", "user_message",
+__all__ = ["Engine", "Limits", "human_bytes", "Upload", "UserError", "WebRequest", "WebResult", "user_message",
            "SEMANTIC_CHOICES", "DECODER_CHOICES"]
