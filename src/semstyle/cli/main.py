@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   semstyle stylize photo.jpg painting.jpg --semantic auto --save-labels labels/ -o out.png
   semstyle stylize in.jpg tar.jpg --semantic labels --content-labels in.png --style-labels tar.png -o out.png
   semstyle segment photo.jpg painting.jpg -o seg/
+  semstyle video clip.mp4 starry_night.jpg -o out.mp4
 """
 
 
