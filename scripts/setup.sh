@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-EXTRAS=${EXTRAS:-dev,segformer,web,export,train,bench,graphcut,video}  # video = PyAV + OpenCV; graphcut = PyMaxflow (co-segmentation smoothing); train = tensorboard; bench = matplotlib; segformer = transformers (--semantic segformer; its tests run offline); web = gradio; export = onnx + onnxruntime
+EXTRAS=${EXTRAS:-dev,segformer,web,export,train,bench,graphcut,video,distributed}  # distributed = Ray Data (--engine ray); video = PyAV + OpenCV; graphcut = PyMaxflow (co-segmentation smoothing); train = tensorboard; bench = matplotlib; segformer = transformers (--semantic segformer; its tests run offline); web = gradio; export = onnx + onnxruntime
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("semstyle.losses", "semstyle.metrics", "semstyle.viz"),
     ("semstyle.networks",),
     ("semstyle.pipelines",),
-    ("semstyle.training", "semstyle.evaluation", "semstyle.export"),
+    ("semstyle.training", "semstyle.evaluation", "semstyle.export", "semstyle.batch"),
     ("semstyle.web",),
     ("semstyle.cli", "semstyle.__main__", "semstyle"),
 )

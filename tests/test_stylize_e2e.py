@@ -212,14 +212,17 @@ def test_cli_folder_mode_writes_every_pair(images, tmp_path: Path, capsys: pytes
     got = capsys.readouterr()
     assert rc == 0, got.err
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["scene__cool.png", "scene__warm.png", "wide__cool.png", "wide__warm.png"]
+    assert names == ["report.csv", "scene__cool.png", "scene__warm.png", "wide__cool.png", "wide__warm.png"]
     assert Image.open(out / "wide__warm.png").size == (64, 29)
     assert "wrote 4 of 4 images" in got.out
     assert "Traceback" not in got.err
 
-    # a second run refuses to overwrite before doing any work
+    # a second run finds every output there and stylises nothing (a batch resumes; --overwrite redoes it)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     rc = main(["stylize", str(contents), str(styles), "-o", str(out)])
-    assert rc == 2 and "already exists" in capsys.readouterr().err
+    again = capsys.readouterr().out
+    assert rc == 0 and "wrote 0 of 4 images" in again and "(4 already there)" in again
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == before
 
 
 def test_docstring_example_runs() -> None:

@@ -16,6 +16,7 @@ UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 MODELS: tuple[str, ...] = ("vgg19", "fast")
 FUSIONS: tuple[str, ...] = ("adain", "attention")
+ENGINES: tuple[str, ...] = ("local", "ray")  # batch engines (semstyle.batch): one process, or a Ray cluster
 MIN_SIDE = 16  # px: the smallest image side semstyle stylises (the encoder downsamples by 8)
 MAX_SIDE = 16384  # px: the largest --size
 

@@ -6,31 +6,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
 from tqdm import tqdm
 
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
-from semstyle.io.files import OUTPUT_FORMATS, list_images
+from semstyle.io.files import OUTPUT_FORMATS
 from semstyle.io.images import check_output_path
 from semstyle.io.labels import parse_label, read_names
 from semstyle.types import ProgressEvent
 
+if TYPE_CHECKING:
+    from semstyle.batch.distributed import RayOptions
+    from semstyle.batch.jobs import BatchJob, BatchOptions, ReportRow
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Job:
-    """One output image: a content, its styles (interpolated) and where it goes."""
-
-    content: Path
-    styles: list[Path]
-    output: Path
 
 
 def config_from_args(args: argparse.Namespace) -> StylizeConfig:
@@ -39,14 +31,9 @@ def config_from_args(args: argparse.Namespace) -> StylizeConfig:
 
 
 def _expand(path: Path, what: str) -> list[Path]:
-    if not path.exists():
-        raise InputError(f"{what} '{path}' does not exist")
-    if path.is_dir():
-        found = list_images(path)
-        if not found:
-            raise InputError(f"{what} folder '{path}' holds no images ({', '.join(sorted(OUTPUT_FORMATS))})")
-        return found
-    return [path]
+    from semstyle.batch.jobs import expand_inputs
+
+    return expand_inputs(path, what)
 
 
 def _label_styles(specs: list[str], names_file: str | None) -> list[tuple[int, Path]]:
@@ -70,38 +57,29 @@ def _label_styles(specs: list[str], names_file: str | None) -> list[tuple[int, P
     return out
 
 
-def plan_jobs(args: argparse.Namespace, label_styles: list[tuple[int, Path]]) -> list[Job]:
-    """Every (content, styles, output) triple, with every output path checked up front."""
-    content = Path(args.content)
-    style_args = [Path(s) for s in args.styles]
-    if not style_args and not label_styles:
+def plan_jobs(args: argparse.Namespace, label_styles: list[tuple[int, Path]]) -> tuple[list[BatchJob], bool]:
+    """Every job (content, styles, output) and whether this is a batch (CONTENT or a STYLE names several
+    images: a folder or a glob). A single image's output is checked up front; a batch's existing
+    outputs are skipped (a rerun resumes) unless --overwrite."""
+    from semstyle.batch.jobs import BatchJob, is_many, plan
+
+    if not args.styles and not label_styles:
         raise InputError("give at least one STYLE image (or --style LABEL=PATH)")
-    contents = _expand(content, "content")
-    for _, p in label_styles:
+    contents = _expand(Path(args.content), "content")
+    extra = [p for _, p in label_styles]
+    for p in extra:
         _expand(p, "style")
+    styles = [q for s in args.styles for q in _expand(Path(s), "style")]
     out = Path(args.output)
-    batch = content.is_dir() or any(s.is_dir() for s in style_args)
-    if batch:
-        if out.suffix.lower() in OUTPUT_FORMATS:
-            raise InputError(f"CONTENT or STYLE is a folder, so -o must be a folder, not the file '{out}'")
-        styles = [q for s in style_args for q in _expand(s, "style")]
-        jobs = [Job(c, [s], out / f"{c.stem}__{s.stem}.png") for s in styles for c in contents]  # style-major
-    else:
-        styles = [q for s in style_args for q in _expand(s, "style")]
-        if out.is_dir():
-            stem = "+".join(s.stem for s in styles) or "regions"
-            out = out / f"{content.stem}__{stem}.png"
-        jobs = [Job(contents[0], styles, out)]
-    for job in jobs:
-        check_output_path(job.output, args.overwrite)
-    return jobs
+    if is_many(args.content) or any(is_many(s) for s in args.styles):
+        return plan(contents, styles, out, region_styles=extra), True
+    if out.is_dir():
+        out = out / f"{contents[0].stem}__{'+'.join(s.stem for s in styles) or 'regions'}.png"
+    check_output_path(out, args.overwrite)
+    return [BatchJob(contents[0], (*styles, *extra), out)], False
 
 
-def cmd_stylize(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    label_styles = _label_styles(args.label_styles, args.names)
-    jobs = plan_jobs(args, label_styles)
-    n_pos = len(jobs[0].styles)  # positional styles (interpolated); --style LABEL=PATH ones come after
+def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> None:
     if args.semantic == "labels" and (not args.content_labels or (n_pos and not args.style_labels)):
         raise InputError("--semantic labels needs --content-labels and --style-labels (one per STYLE)")
     if args.style_labels and len(args.style_labels) not in (1, n_pos):
@@ -118,123 +96,97 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         if p and not Path(p).is_file():
             problem = "is a folder, not an image file" if Path(p).is_dir() else "does not exist"
             raise InputError(f"label map '{p}' {problem}")
+    if args.style_weights is not None and not label_styles and len(args.style_weights) != n_pos:
+        raise InputError(f"got {len(args.style_weights)} style weights for {n_pos} styles; give one weight per style")
 
+
+def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> BatchOptions:
+    """What every job shares: regions, per-style label maps and weights (the ``--style LABEL=PATH``
+    images come after the positional styles and take no part in the interpolation)."""
+    from semstyle.batch.jobs import BatchOptions
+
+    style_labels = None
+    if args.semantic == "labels":  # one map per positional style; styles named for a label need none
+        given = [Path(p) for p in args.style_labels or []]
+        style_labels = tuple(given * n_pos if len(given) == 1 else given) + (None,) * len(label_styles)
+    weights = args.style_weights
+    if label_styles and n_pos:
+        weights = tuple(weights or [1.0] * n_pos) + (0.0,) * len(label_styles)
+    return BatchOptions(
+        overwrite=args.overwrite, mask=Path(args.mask) if args.mask else None,
+        content_labels=Path(args.content_labels) if args.content_labels else None,
+        region_styles={lab: n_pos + i for i, (lab, _) in enumerate(label_styles)} or None,
+        style_labels=style_labels, style_weights=weights,
+        labels_dir=Path(args.save_labels) if args.save_labels else None,
+    )
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    label_styles = _label_styles(args.label_styles, args.names)
+    jobs, many = plan_jobs(args, label_styles)
+    n_pos = len(jobs[0].styles) - len(label_styles)  # positional styles (interpolated)
+    _check_flags(args, label_styles, n_pos)
+    ray = _ray_options(args, many)
+    options = _options(args, label_styles, n_pos)
+    if many:
+        return _stylize_batch(jobs, cfg, options, args.engine, ray)
+
+    from semstyle.batch.jobs import JobRunner
     from semstyle.io.images import load_image, save_image
     from semstyle.pipelines.stylize import Stylizer
-    from semstyle.viz import overlay, side_by_side
 
-    if cfg.style_weights is not None and not label_styles and len(cfg.style_weights) != n_pos:
-        raise InputError(f"got {len(cfg.style_weights)} style weights for {n_pos} styles; give one weight per style")
-    if len(jobs) == 1:  # a bad image fails in milliseconds, before the networks load
-        load_image(jobs[0].content, cfg.max_pixels, "content image")
-        for s in [*jobs[0].styles, *(p for _, p in label_styles)]:
-            load_image(s, cfg.max_pixels, "style image")
+    job = jobs[0]
+    load_image(job.content, cfg.max_pixels, "content image")  # a bad image fails in milliseconds,
+    for s in job.styles:  # before the networks load
+        load_image(s, cfg.max_pixels, "style image")
+    steps = _StepBar(enabled=True)  # its tiles / refinement rounds
+    image = JobRunner(Stylizer(cfg), options).stylize(job, callback=steps)
+    steps.close()
+    save_image(image, job.output, overwrite=args.overwrite)
+    print(job.output)
+    return 0
 
-    stylizer = Stylizer(cfg)
-    failures = 0
+
+def _ray_options(args: argparse.Namespace, many: bool) -> RayOptions | None:
+    ray_flags = {"--ray-address": args.ray_address, "--cpus-per-worker": args.cpus_per_worker,
+                 "--gpus-per-worker": args.gpus_per_worker or None}
+    if args.engine != "ray":
+        given = [flag for flag, v in ray_flags.items() if v is not None]
+        if given:
+            raise InputError(f"{given[0]} is a setting of the Ray engine; add --engine ray")
+        return None
+    if not many:
+        raise InputError("--engine ray stylises a folder or a glob of images; for one image leave it out")
+    from semstyle.batch.distributed import RayOptions, import_ray
+
+    import_ray()  # a missing extra fails now, with the command to install it
+    return RayOptions(address=args.ray_address, workers=args.workers, batch_size=args.batch_size,
+                      cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker or 0.0)
+
+
+def _stylize_batch(jobs: list[BatchJob], cfg: StylizeConfig, options: BatchOptions, engine: str,
+                   ray: RayOptions | None) -> int:
+    """A folder or glob: every job runs, failures are reported per image and in the report file,
+    and the exit status is 1 when any failed."""
+    from semstyle.batch.api import run_batch
+
     bar = _progress(len(jobs))
-    steps = _StepBar(enabled=len(jobs) == 1)  # one picture: its tiles / rounds (folders: the image bar)
-    io = _IOWorker(jobs, cfg, args.overwrite, report=lambda msg: bar.write(msg, file=sys.stderr))  # background I/O
-    for n, job in enumerate(jobs):
-        styles: list[Path] = list(job.styles) + [p for _, p in label_styles]
-        region_styles = {lab: len(job.styles) + i for i, (lab, _) in enumerate(label_styles)} or None
-        style_labels = None
-        if args.semantic == "labels":  # one map per positional style; styles named for a label need none
-            given = list(args.style_labels or [])
-            style_labels = (given * len(job.styles) if len(given) == 1 else given) + [None] * len(label_styles)
-        weights = cfg.style_weights
-        if label_styles and job.styles:  # unnamed regions take the positional styles only
-            weights = tuple(weights or [1.0] * len(job.styles)) + (0.0,) * len(label_styles)
-        try:
-            content_img = io.content(n)
-            res = stylizer.stylize(
-                content_img, [io.style(s) for s in styles], mask=args.mask, region_styles=region_styles,
-                content_labels=args.content_labels, style_labels=style_labels,
-                style_weights=weights, callback=steps,
-            )
-            steps.close()
-            io.save(res.image, job, styles[0].name)
-            if args.save_labels and res.content_labels is not None:
-                pics = [overlay(content_img.resize(res.image.size), res.content_labels, res.from_colors)]
-                pics += [overlay(im, lab, res.from_colors)
-                         for im, lab in zip(res.styles, res.style_labels, strict=True) if lab is not None]
-                save_image(side_by_side(pics), Path(args.save_labels) / f"{job.output.stem}_labels.png", overwrite=True)
-        except InputError as e:
-            if len(jobs) == 1:
-                raise
-            failures += 1
-            bar.write(f"semstyle: error: {job.content.name} × {styles[0].name}: {e}", file=sys.stderr)  # above the bar
-        failures += io.wait(keep=2 if len(jobs) > 1 else 0)  # a single image's write finishes (or fails) here
+
+    def on_row(row: ReportRow) -> None:
+        if row.status == "error":  # above the bar
+            bar.write(f"semstyle: error: {Path(row.input).name} × {Path(row.style).name}: {row.message}",
+                      file=sys.stderr)
         bar.update(1)
-        if len(jobs) == 1:
-            print(job.output)
-    failures += io.close()
-    bar.close()
-    if len(jobs) > 1:
-        print(f"wrote {len(jobs) - failures} of {len(jobs)} images to {jobs[0].output.parent}")
-    return 2 if failures else 0
 
-
-class _IOWorker:
-    """Overlaps image I/O with compute in folder mode: a thread pool decodes (and resizes) the next
-    ``ahead`` contents while the current one is stylised, and writes outputs in the background
-    (at most ``ahead`` pending). Style images are decoded once and kept (the Stylizer caches their
-    encodings). Errors surface per image: in ``content`` (raised) and in ``wait`` (reported, counted)."""
-
-    def __init__(self, jobs: list[Job], cfg: StylizeConfig, overwrite: bool, report: Callable[[str], None],
-                 ahead: int = 2) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.jobs, self.cfg, self.overwrite, self.report, self.ahead = jobs, cfg, overwrite, report, ahead
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semstyle-io")
-        self.loads: dict[int, Future] = {}
-        self.saves: list[tuple[str, Future]] = []
-        self.styles: dict[Path, object] = {}
-
-    def _load(self, path: Path, size: int, what: str):  # a PIL image
-        from semstyle.io.images import load_image, resize_longest
-
-        return resize_longest(load_image(path, self.cfg.max_pixels, what), size)
-
-    def content(self, i: int):  # a PIL image
-        for j in range(i, min(i + 1 + self.ahead, len(self.jobs))):
-            if j not in self.loads:
-                self.loads[j] = self.pool.submit(self._load, self.jobs[j].content, self.cfg.size, "content image")
-        return self.loads.pop(i).result()
-
-    def style(self, path: Path):  # a PIL image
-        if path not in self.styles:
-            if len(self.styles) >= max(1, self.cfg.style_cache):
-                self.styles.pop(next(iter(self.styles)))
-            self.styles[path] = self._load(path, self.cfg.style_size, "style image")
-        return self.styles[path]
-
-    def save(self, image: Image.Image, job: Job, style_name: str) -> None:
-        from semstyle.io.images import save_image
-
-        name = f"{job.content.name} × {style_name}"
-        self.saves.append((name, self.pool.submit(save_image, image, job.output, overwrite=self.overwrite)))
-
-    def wait(self, keep: int = 0) -> int:
-        """Finish writes until at most ``keep`` are pending; report each failed one; return how many failed."""
-        failed = 0
-        while len(self.saves) > keep:
-            name, fut = self.saves.pop(0)
-            try:
-                fut.result()
-            except (InputError, OSError) as e:
-                if len(self.jobs) == 1:
-                    raise
-                failed += 1
-                self.report(f"semstyle: error: {name}: cannot write the output: {e}")
-        return failed
-
-    def close(self) -> int:
-        failed = self.wait(0)
-        for fut in self.loads.values():
-            fut.cancel()
-        self.pool.shutdown(wait=True)
-        return failed
+    try:
+        result = run_batch(jobs, config=cfg, options=options, engine=engine, ray=ray, callback=on_row)
+    finally:
+        bar.close()
+    skipped = f" ({result.skipped} already there)" if result.skipped else ""
+    print(f"wrote {result.written} of {len(jobs)} images to {jobs[0].output.parent}{skipped}; "
+          f"report: {result.report}")
+    return 1 if result.failed else 0
 
 
 def _progress(total: int) -> tqdm:

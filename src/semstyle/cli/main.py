@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from semstyle.config import FUSIONS, MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+from semstyle.config import ENGINES, FUSIONS, MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
 from semstyle.version import __version__
 
 EXAMPLES = """examples:
@@ -124,6 +124,17 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_batch_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("batches (CONTENT or STYLE a folder or a glob; OUTDIR/report.csv lists every job)")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local = this process; ray = actors on a Ray cluster (semstyle[distributed]) (default local)")
+    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT or auto); default: start a local one")
+    g.add_argument("--workers", type=int, default=1, help="ray: actors, each loads the networks once (default 1)")
+    g.add_argument("--batch-size", type=int, default=4, help="ray: images per task (default 4)")
+    g.add_argument("--cpus-per-worker", type=float, help="ray: CPUs per actor (default: the cluster's, shared out)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor, e.g. 1 or 0.5 (default 0)")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse (and its subcommands' parsers) with the CLI's one-line error format."""
 
@@ -144,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "stylize", help="stylise images", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("content", metavar="CONTENT", help="content image or folder of images")
+    p.add_argument("content", metavar="CONTENT", help="content image, folder of images or quoted glob ('shots/*.jpg')")
     p.add_argument(
         "styles", metavar="STYLE", nargs="*", help="style image(s) or folder; several files are interpolated"
     )
@@ -162,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-labels", nargs="+", default=None, help="label map(s) of the style(s)")
     p.add_argument("--names", help="names file mapping labels to names (JSON or 'label name' lines)")
     p.add_argument("--save-labels", metavar="DIR", help="write colourised label maps of content and style here")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (a batch otherwise skips them, so a rerun resumes)")
+    _add_batch_flags(p)
     _add_config_flags(p)
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_stylize")

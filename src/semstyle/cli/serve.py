@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
 from collections.abc import Callable
+from types import FrameType
 
 from semstyle.errors import InputError
 
@@ -69,7 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         video=video)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the app", args.host)
-    demo = build_demo(engine, opts)
+    try:
+        demo = build_demo(engine, opts)
+    except BaseException:
+        engine.close()  # its output folder in the temporary directory
+        raise
     try:
         launch(demo, engine, opts, block=False)
     except OSError as e:
@@ -79,9 +86,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {why}; choose another --port") from None
     shown = "localhost" if args.host == "127.0.0.1" else args.host
     print(f"semstyle: serving on http://{shown}:{args.port} (Ctrl-C stops)", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a service manager: clean up as for Ctrl-C
     try:
         demo.block_thread()  # until Ctrl-C
     finally:
         demo.close()
         engine.close()
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as Ctrl-C, so the server closes and the temporary uploads and results are deleted."""
+    raise KeyboardInterrupt

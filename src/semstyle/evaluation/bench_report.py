@@ -180,6 +180,11 @@ def _this_build(runs: Path, prof: dict) -> str:
     return ("**This build** — " + "; ".join(parts) + f". The stages took {minutes:.0f} min{load}.") if parts else ""
 
 
+# the marker in BENCHMARKS.md after which sections written from other benchmarks' output (e.g.
+# bench_web_load.py) follow: a rebuild rewrites the page above it and keeps the rest as it is
+KEPT = "<!-- Sections below this line come from other benchmarks; rebuilding this page keeps them. -->"
+
+
 def write_markdown(runs: Path, docs: Path, quick: bool = False) -> Path:
     """Write docs/BENCHMARKS.md and its figures; returns the Markdown path."""
     docs.mkdir(parents=True, exist_ok=True)
@@ -216,5 +221,7 @@ def write_markdown(runs: Path, docs: Path, quick: bool = False) -> Path:
     body += _timing_section(runs, docs, figs)
     body += _showcase_section(runs, docs, figs)
     md = docs / "BENCHMARKS.md"
-    md.write_text("\n".join(head + body).rstrip() + "\n")
+    old = md.read_text() if md.exists() else ""
+    kept = old[old.index(KEPT):].rstrip() if KEPT in old else ""  # other benchmarks' sections
+    md.write_text("\n".join(head + body).rstrip() + "\n" + (f"\n{kept}\n" if kept else ""))
     return md

@@ -9,6 +9,7 @@ are refused before they are decoded.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -71,8 +72,12 @@ def open_image(path: str | os.PathLike, max_pixels: int, what: str = "image") ->
             im.load()
     except InputError:
         raise
-    except Image.DecompressionBombError as e:
-        raise InputError(f"{label} is too large to decode safely ({e})") from e
+    except Image.DecompressionBombError as e:  # PIL refuses the header before our own check sees it
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or max_pixels)
+        claimed = f"has {int(found[1]):,} pixels, " if found else "has "
+        raise InputError(f"{label} {claimed}over the limit of {min(max_pixels, pil_limit):,}; "
+                         "it is too large to decode safely") from e
     except UnidentifiedImageError as e:
         raise InputError(f"{label} is not an image file PIL can read") from e
     except PermissionError as e:

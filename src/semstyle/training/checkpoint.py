@@ -4,7 +4,8 @@ Layout: ``RUN/checkpoints/step_000100/{decoder,discriminator,optim_g,optim_d}.sa
 ``state.json`` (step, config, optimiser hyper-parameters, RNG state, metrics), plus
 ``RUN/checkpoints/latest`` naming the newest complete checkpoint. A checkpoint is written into a
 temporary folder and renamed into place; ``latest`` is replaced atomically afterwards, so a
-crash at any moment leaves the previous checkpoint loadable.
+crash at any moment leaves the previous checkpoint loadable; the temporary files a killed writer
+leaves behind are removed by the next save (one writer per run folder: rank 0).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -63,6 +65,11 @@ def save_checkpoint(
     """Write checkpoint ``step`` atomically and prune all but the newest ``keep_last``."""
     root = run / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for junk in [*root.glob(".step_*"), *root.glob(".latest.*")]:  # left by a writer killed mid-write (kill -9)
+        if junk.is_dir():
+            shutil.rmtree(junk, ignore_errors=True)
+        else:
+            junk.unlink(missing_ok=True)
     final = root / f"step_{step:07d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:07d}."))
     try:
@@ -128,11 +135,19 @@ def load_checkpoint(
     return state
 
 
+def _row_step(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):  # a line torn by a crash mid-append
+        return math.inf
+
+
 def trim_metrics(run: Path, step: int) -> None:
-    """Drop the lines of ``run/metrics.jsonl`` logged after ``step`` (a resumed run rewrites them)."""
+    """Drop the lines of ``run/metrics.jsonl`` logged after ``step`` (a resumed run rewrites them), and any
+    line that is not a complete row."""
     path = run / "metrics.jsonl"
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        keep = [ln for ln in path.read_text().splitlines() if ln and _row_step(ln) <= step]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in keep))
         os.replace(tmp, path)

@@ -163,6 +163,8 @@ class Trainer:
             raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
         state = load_checkpoint(ckpt, self._modules(), self._optims())
         self.step = int(state["step"])  # the torch RNG was restored too; sampling depends only on (seed, step, rank)
+        if self.scaler is not None and state.get("grad_scaler"):  # CUDA: the loss scale it had reached
+            self.scaler.load_state_dict(state["grad_scaler"])
         if self.d.rank == 0:  # drop log lines written after the checkpoint
             trim_metrics(self.run, self.step)
         log.info("resumed from %s at step %d", ckpt, self.step)
@@ -170,9 +172,12 @@ class Trainer:
     def save(self) -> Path | None:
         if self.d.rank != 0:
             return None
-        return save_checkpoint(
-            self.run, self.step, self._modules(), self._optims(), {"config": self.cfg.to_json()}, self.cfg.keep_last
-        )
+        if self.writer is not None:  # the scalars up to this step are on disk before a resume could start after it
+            self.writer.flush()
+        extra = {"config": self.cfg.to_json()}
+        if self.scaler is not None:
+            extra["grad_scaler"] = self.scaler.state_dict()
+        return save_checkpoint(self.run, self.step, self._modules(), self._optims(), extra, self.cfg.keep_last)
 
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
         if self.scaler is not None:

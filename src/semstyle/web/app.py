@@ -10,6 +10,7 @@ import html
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from PIL import Image
@@ -26,6 +27,7 @@ from semstyle.web.engine import (
     WebRequest,
     user_message,
 )
+from semstyle.web.guard import BusyMessage, Confinement, busy_message
 from semstyle.web.video import VideoLimits, run_video
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,24 @@ def status_html(kind: str, text: str) -> str:
 
 
 class Handlers:
-    """The page's actions as plain functions of the form's raw values (Gradio file payloads or paths)."""
+    """The page's actions as plain functions of the form's raw values (Gradio file payloads or paths).
 
-    def __init__(self, engine: Engine, video_limits: VideoLimits | None = None) -> None:
+    With ``confine`` (as the server runs) every upload must lie in its folder, whatever path the
+    payload names; without it (a library caller's own paths) any readable path is taken.
+    """
+
+    def __init__(self, engine: Engine, video_limits: VideoLimits | None = None,
+                 confine: Confinement | None = None) -> None:
         self.engine = engine
         self.video_limits = video_limits or VideoLimits()
+        self.confine = confine
+
+    def _checked(self, req: WebRequest) -> WebRequest:
+        if self.confine is not None:
+            for up, what in ((req.content, "content image"), (req.style, "style image"),
+                             (req.content_labels, "content label map"), (req.style_labels, "style label map")):
+                self.confine.check(up, what)
+        return req
 
     @staticmethod
     def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
@@ -90,7 +105,7 @@ class Handlers:
         """Stylise; every failure comes back as a message, never as an exception."""
         names: dict[str, str] = {}
         try:
-            req = self.request(*form)
+            req = self._checked(self.request(*form))
             names = _names(req)
             out = self.engine.run(req, progress)
             return RunView(str(out.path), out.content_overlay, out.style_overlay, status_html("ok", out.summary))
@@ -101,7 +116,11 @@ class Handlers:
               progress: Progress | None = None) -> tuple[str | None, str]:
         """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
         try:
-            out = run_video(self.engine, self.video_limits, Upload.of(clip), Upload.of(style),
+            clip_up, style_up = Upload.of(clip), Upload.of(style)
+            if self.confine is not None:
+                self.confine.check(clip_up, "video")
+                self.confine.check(style_up, "style image")
+            out = run_video(self.engine, self.video_limits, clip_up, style_up,
                             alpha=float(alpha if alpha is not None else 1.0), size=int(size or 256),
                             consistency=float(consistency if consistency is not None else 0.6), progress=progress)
             return str(out), status_html("ok", f"Done: {out.name}")
@@ -113,7 +132,7 @@ class Handlers:
         """The automatic co-segmentation of both images, without stylising."""
         names: dict[str, str] = {}
         try:
-            req = self.request(*form)
+            req = self._checked(self.request(*form))
             names = _names(req)
             c, s, k = self.engine.segment(req, progress)
             note = f"automatic segmentation: {k} regions shared by both images"
@@ -153,10 +172,12 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
     """The Gradio Blocks page over ``engine`` (queue configured, not launched)."""
     disable_analytics()
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
     opts = options or ServeOptions()
     lim = engine.limits
-    handlers = Handlers(engine, opts.video)
+    # the folder Gradio keeps uploads (and the bundled examples it serves) in: the only one read from
+    handlers = Handlers(engine, opts.video, Confinement(Path(get_upload_folder())))
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"## {TITLE}\nUpload a content photo and a style image (or pick a bundled example), choose the options "
@@ -264,11 +285,13 @@ def _video_tab(gr: Any, handlers: Handlers, opts: ServeOptions) -> None:
 def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False) -> Any:
     """Start serving ``demo``; return at once (``demo.block_thread()`` waits), or with ``block`` until Ctrl-C."""
     import gradio as gr
+    from starlette.middleware import Middleware
 
     return demo.launch(
         server_name=options.host, server_port=options.port, max_file_size=engine.limits.max_upload_bytes,
         show_error=False, ssr_mode=False, prevent_thread_lock=not block, quiet=True, share=False,
         mcp_server=False, theme=gr.themes.Default(), css=CSS, footer_links=["settings"],
+        app_kwargs={"middleware": [Middleware(BusyMessage, message=busy_message(options.queue_size))]},
     )
 
 

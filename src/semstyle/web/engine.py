@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -74,9 +75,9 @@ class Upload:
             path = value.get("path")
             if not path:
                 return None
-            return cls(Path(path), str(value.get("orig_name") or Path(path).name))
+            return cls(Path(path), display_name(str(value.get("orig_name") or Path(path).name)))
         if isinstance(value, (str, os.PathLike)):
-            return cls(Path(value), Path(value).name)
+            return cls(Path(value), display_name(Path(value).name))
         raise UserError(f"unexpected upload of type {type(value).__name__}")
 
 
@@ -123,6 +124,23 @@ def user_message(exc: BaseException, names: dict[str, str] | None = None) -> str
     for path, name in (names or {}).items():
         text = text.replace(path, name)
     return text.replace("--max-pixels", "the server's --max-pixels")
+
+
+_UNSAFE_IN_NAMES = re.compile(r"[^\w\- ]+")  # what a result's file name keeps of a client's name
+
+
+def display_name(name: str) -> str:
+    """A client's file name as messages show it: one line of printable characters, at most 120."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in name).strip()
+    return (shown[:117] + "...") if len(shown) > 120 else shown or "upload"
+
+
+def safe_stem(name: str, default: str = "result") -> str:
+    """A client's file name reduced to a harmless stem for a file the server writes: letters, digits,
+    ``-``, ``_`` and spaces only (no separators, dots or control characters), at most 40 of them."""
+    stem = _UNSAFE_IN_NAMES.sub("_", Path(name.replace("\\", "/")).stem)  # a Windows path's folders go too
+    stem = stem.strip("_ ")[:40].strip("_ ")
+    return stem or default
 
 
 def _networks(choice: str) -> tuple[str, str]:
@@ -291,7 +309,7 @@ class Engine:
 
     # ------------------------------------------------------------------ outputs
     def _save(self, im: Image.Image, req: WebRequest) -> Path:
-        stem = "_".join(Path(u.name).stem[:40] for u in (req.content, req.style) if u is not None) or "result"
+        stem = "_".join(safe_stem(u.name, "upload") for u in (req.content, req.style) if u is not None) or "result"
         path = self.new_output(f"semstyle_{stem}.png")
         im.save(path, format="PNG")
         return path
@@ -347,5 +365,5 @@ def human_bytes(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
-__all__ = ["Engine", "Limits", "human_bytes", "Upload", "UserError", "WebRequest", "WebResult", "user_message",
-           "SEMANTIC_CHOICES", "DECODER_CHOICES"]
+__all__ = ["Engine", "Limits", "display_name", "human_bytes", "safe_stem", "Upload", "UserError", "WebRequest",
+           "WebResult", "user_message", "SEMANTIC_CHOICES", "DECODER_CHOICES"]

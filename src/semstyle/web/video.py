@@ -7,7 +7,7 @@ from pathlib import Path
 
 from semstyle.io import video as V
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY, check_consistency, stylize_video
-from semstyle.web.engine import Engine, Progress, Upload, UserError, human_bytes
+from semstyle.web.engine import Engine, Progress, Upload, UserError, human_bytes, safe_stem
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
     style_img = engine.load(style, "style image", engine.style_size)
     st = engine.stylizer("pretrained")
     total = info.frames or round(limits.max_seconds * float(info.fps))
-    out = engine.new_output(f"semstyle_{Path(video.name).stem[:40] or 'video'}.mp4")
+    out = engine.new_output(f"semstyle_{safe_stem(video.name, 'video')}.mp4")
 
     def step(i: int, _: object) -> None:
         if i > limits.max_seconds * float(info.fps):  # the container did not say how long it is
