@@ -105,8 +105,9 @@ def test_too_many_pixels_gives_the_message(handlers: Handlers, images, tmp_path:
     big = tmp_path / "big.png"
     Image.new("RGB", (600, 400), "white").save(big)  # 240,000 px, a small file
     view = handlers.run(*form({"path": str(big), "orig_name": "holiday.png"}, images.style_a))
-    assert_message(view.status, "content image", "holiday.png", "240,000 pixels", "over the limit of 200,000")
-    assert str(tmp_path) not in view.status and view.result is None
+    assert_message(view.status, "content image", "holiday.png", "240,000 pixels", "over the limit of 200,000",
+                   "downscale it before uploading (the limit is the server's)")
+    assert str(tmp_path) not in view.status and view.result is None and "--max-pixels" not in view.status
 
 
 def test_oversize_upload_gives_the_message(handlers: Handlers, images, tmp_path: Path) -> None:

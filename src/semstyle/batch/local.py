@@ -75,7 +75,8 @@ def run_local(jobs: Sequence[BatchJob], stylizer: Stylizer, options: BatchOption
             try:
                 fut.result()
             except Exception as e:
-                on_row(ReportRow.of(job, "error", f"cannot write the output: {describe(e)}", time.perf_counter() - t0))
+                why = (e.strerror or str(e)) if isinstance(e, OSError) else describe(e)
+                on_row(ReportRow.of(job, "error", f"cannot write the output: {why}", time.perf_counter() - t0))
             else:
                 on_row(ReportRow.of(job, "ok", "", time.perf_counter() - t0))
 

@@ -25,7 +25,7 @@ class Report:
     path: Path  # where the CSV goes (its folder is created)
     interval: float = 2.0  # rewrite the file at most this often while rows arrive
     rows: list[ReportRow] = field(default_factory=list)
-    _written: float = 0.0
+    _written: float = field(default=0.0, init=False, repr=False)  # when the file was last rewritten
 
     def add(self, row: ReportRow) -> None:
         self.rows.append(row)

@@ -123,7 +123,7 @@ def user_message(exc: BaseException, names: dict[str, str] | None = None) -> str
         text = f"internal error ({type(exc).__name__}{': ' + first[:200] if first else ''}); see the server log"
     for path, name in (names or {}).items():
         text = text.replace(path, name)
-    return text.replace("--max-pixels", "the server's --max-pixels")
+    return text.replace("or raise the limit with --max-pixels", "before uploading (the limit is the server's)")
 
 
 _UNSAFE_IN_NAMES = re.compile(r"[^\w\- ]+")  # what a result's file name keeps of a client's name
