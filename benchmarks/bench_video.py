@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "video"
 SEQUENCES = ("ambush_3", "mountain_2", "cats")
 SETTINGS: dict[str, tuple[float, float]] = {  # name → (consistency, texture)
-    "per-frame": (0.0, 0.0), "features (default)": (0.6, 0.0), "texture 0.3": (0.6, 0.3), "texture 0.6": (0.6, 0.6),
+    "per-frame": (0.0, 0.0), "features 0.6": (0.6, 0.0), "features (default)": (0.8, 0.0),
+    "texture 0.2": (0.8, 0.2), "texture 0.5": (0.8, 0.5),
 }
 
 
@@ -197,7 +198,7 @@ def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> 
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "video_warp.png", dpi=80)
     both = [Image.fromarray(np.concatenate([a, b], axis=1)) for a, b in
-            zip(pictures["per-frame"], pictures["texture 0.6"])]
+            zip(pictures["per-frame"], pictures["features (default)"])]
     both = [f.resize((f.width // 2, f.height // 2), Image.Resampling.LANCZOS) for f in both]
     pal = both[0].quantize(64)  # one palette for every frame: a small file
     q = [f.quantize(palette=pal, dither=Image.Dither.NONE) for f in both]

@@ -285,3 +285,23 @@ def test_the_page_has_a_video_tab() -> None:
         assert {"tab-image", "tab-video", "video-in", "video-out", "video-run"} <= ids
     finally:
         engine.close()
+
+
+def test_texture_carry_keeps_the_current_texture_contrast() -> None:
+    import cv2
+
+    from semstyle.pipelines.video import carry_texture
+
+    rng = np.random.default_rng(3)
+    cur = np.clip(rng.normal(128, 40, (64, 80, 3)), 0, 255).astype(np.uint8)
+    prev = np.clip(rng.normal(128, 40, (64, 80, 3)), 0, 255).astype(np.uint8)  # an unrelated texture
+
+    def texture_std(im: np.ndarray) -> np.ndarray:
+        f = im.astype(np.float32)
+        return (f - cv2.GaussianBlur(f, (0, 0), 2.0)).reshape(-1, 3).std(0)
+
+    still, ok = np.zeros((64, 80, 2), np.float32), np.ones((64, 80), bool)
+    out = carry_texture(cur, prev, still, ok, 0.5)
+    assert np.allclose(texture_std(out), texture_std(cur), rtol=0.05)  # a plain 50/50 mix would be ~0.71×
+    assert np.abs(out.astype(int) - cur.astype(int)).mean() > 5  # and the previous texture did come in
+    assert np.array_equal(carry_texture(cur, prev, still, ~ok, 0.5), cur)  # nothing carried where unreliable

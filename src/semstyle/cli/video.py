@@ -11,7 +11,7 @@ from semstyle.errors import InputError
 
 EXAMPLES = """examples:
   semstyle video clip.mp4 starry_night.jpg -o out.mp4
-  semstyle video frames/ wave.jpg -o styled/ --consistency 0.6 --size 384
+  semstyle video frames/ wave.jpg -o styled/ --consistency 0.9 --size 384
   semstyle video clip.mov a.jpg b.jpg --style-weights 0.7,0.3 --semantic auto -o out.webm
 """
 

@@ -40,7 +40,7 @@ from semstyle.types import StylizeRequest, StylizeResult, as_request
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONSISTENCY = 0.6  # feature carry: less flicker at no cost in style (benchmarks/bench_video.py, docs/VIDEO.md)
+DEFAULT_CONSISTENCY = 0.8  # feature carry: 0.65× the flicker at +4.5 % style (benchmarks/bench_video.py, docs/VIDEO.md)
 DEFAULT_TEXTURE = 0.0  # texture carry: off by default, its style cost is over the 10 % budget (docs/VIDEO.md)
 
 
@@ -107,15 +107,20 @@ def carry_texture(current: np.ndarray, previous: np.ndarray, flow_px: np.ndarray
     """The output-stage carry that keeps the texture: the previous result, warped along the flow, gives
     the high frequencies (its texture, moved with the content) with weight w where the flow is reliable;
     the low frequencies (colour, light) stay the current frame's. Blending whole pixels instead would
-    average two unaligned textures and wash them out. (H, W, 3) uint8 → uint8."""
+    average two unaligned textures and wash them out. The mixed texture is rescaled per channel to the
+    current texture's contrast (std): two partly aligned textures average to a flatter one, and
+    carried frame after frame (each warp resampling it) that loss compounds — restoring it cut the
+    style cost of w = 0.3 from +61 % to +18 % (docs/VIDEO.md). (H, W, 3) uint8 → uint8."""
     cv2 = motion._cv2()
     cur = current.astype(np.float32)
     prev = motion.warp(previous.astype(np.float32), flow_px, cubic=True)
     low_c = cv2.GaussianBlur(cur, (0, 0), sigma)
     low_p = cv2.GaussianBlur(prev, (0, 0), sigma)
     m = (w * ok.astype(np.float32))[..., None]
-    high = (1 - m) * (cur - low_c) + m * (prev - low_p)
-    out: np.ndarray = np.clip(low_c + high + 0.5, 0, 255).astype(np.uint8)
+    texture = cur - low_c
+    high = (1 - m) * texture + m * (prev - low_p)
+    contrast = texture.reshape(-1, 3).std(0) / np.maximum(high.reshape(-1, 3).std(0), 1e-6)  # (3,)
+    out: np.ndarray = np.clip(low_c + high * contrast + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

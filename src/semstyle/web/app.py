@@ -17,6 +17,7 @@ from PIL import Image
 
 from semstyle import assets
 from semstyle.config import FUSIONS
+from semstyle.pipelines.video import DEFAULT_CONSISTENCY
 from semstyle.web.engine import (
     DECODER_CHOICES,
     SEMANTIC_CHOICES,
@@ -112,8 +113,8 @@ class Handlers:
         except Exception as e:  # noqa: BLE001 - the page shows a message for everything
             return RunView(None, None, None, status_html("error", self._message(e, names)))
 
-    def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = 256, consistency: float = 0.6, *,
-              progress: Progress | None = None) -> tuple[str | None, str]:
+    def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = 256,
+              consistency: float = DEFAULT_CONSISTENCY, *, progress: Progress | None = None) -> tuple[str | None, str]:
         """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
         try:
             clip_up, style_up = Upload.of(clip), Upload.of(style)
@@ -122,7 +123,8 @@ class Handlers:
                 self.confine.check(style_up, "style image")
             out = run_video(self.engine, self.video_limits, clip_up, style_up,
                             alpha=float(alpha if alpha is not None else 1.0), size=int(size or 256),
-                            consistency=float(consistency if consistency is not None else 0.6), progress=progress)
+                            consistency=float(consistency if consistency is not None else DEFAULT_CONSISTENCY),
+                            progress=progress)
             return str(out), status_html("ok", f"Done: {out.name}")
         except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
             log.info("video request failed: %s", e, exc_info=not isinstance(e, (UserError, ValueError)))
@@ -270,7 +272,8 @@ def _video_tab(gr: Any, handlers: Handlers, opts: ServeOptions) -> None:
             v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
             v_size = gr.Slider(64, vl.max_side, value=min(256, vl.max_side), step=16, label="Frame size (px)",
                                elem_id="video-size")
-            v_cons = gr.Slider(0.0, 0.95, value=0.6, step=0.05, label="Temporal consistency", elem_id="video-cons")
+            v_cons = gr.Slider(0.0, 0.95, value=DEFAULT_CONSISTENCY, step=0.05, label="Temporal consistency",
+                               elem_id="video-cons")
         v_btn = gr.Button("Stylise the clip", variant="primary", elem_id="video-run")
         v_status = gr.HTML(status_html("info", "Ready."), elem_id="video-status")
 
