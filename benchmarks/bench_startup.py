@@ -70,6 +70,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--precision", default="auto", help="semstyle's --precision (auto = bf16 where native)")
     args = ap.parse_args()
     from semstyle import assets
 
@@ -79,7 +80,7 @@ def main() -> int:
         canonical = [PY, str(REPO / "benchmarks" / "canonical_adain.py"), content, style, f"{tmp}/c.png",
                      "--size", str(args.size)]
         ours = [SEMSTYLE, "stylize", content, style, "-o", f"{tmp}/s.png", "--size", str(args.size),
-                "--style-size", str(args.size), "--overwrite"]
+                "--style-size", str(args.size), "--precision", args.precision, "--overwrite"]
         run(ours)  # warm the file cache and remember the weights' digests once, as any second run would
         run(canonical)
         times: dict[str, list[float]] = {"canonical": [], "semstyle": []}
@@ -89,7 +90,8 @@ def main() -> int:
         proc = subprocess.run([PY, "-c", BREAKDOWN, content, style], check=True, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "2"})
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"whole process at {args.size} px, median of {args.rounds} interleaved runs (load {os.getloadavg()[0]:.2f}):")
+    print(f"whole process at {args.size} px, semstyle --precision {args.precision}, median of {args.rounds} "
+          f"interleaved runs (load {os.getloadavg()[0]:.2f}):")
     for k, v in times.items():
         print(f"  {k:10s} {med[k]:6.2f} s   ({', '.join(f'{x:.2f}' for x in v)})")
     print(f"  ratio semstyle / canonical: {med['semstyle'] / med['canonical']:.2f}x")

@@ -44,16 +44,27 @@ SETTINGS: dict[str, tuple[float, float]] = {  # name → (consistency, texture)
 
 
 def speed(frames: int = 8, size: int = 512) -> None:
-    """Frames per second of the default settings at ``size`` on ambush_3 (after one warm-up frame)."""
+    """Frames per second of the default settings at ``size`` on ambush_3 (after one warm-up frame), with
+    the default precision (bf16 where the CPU has it natively) and with fp32."""
+    import os
+
+    import torch
+
+    from semstyle.networks import native_bf16
+
     files = sorted((DATA / "ambush_3").glob("*.jpg"), key=lambda p: natural_key(p.name))[:frames]
     clip = [load_image(f) for f in files]
+    bf16 = native_bf16(torch.device("cpu"))
+    print(f"{torch.get_num_threads()} threads, native bf16: {bf16}, load average {os.getloadavg()[0]:.2f}")
     for model in ("vgg19", "fast"):
-        st = Stylizer(size=size, style_size=size, model=model)
-        it = stylize_frames(st, clip, assets.style_images()[1])
-        next(it)  # the style's encoding and the first frame
-        t0 = time.perf_counter()
-        n = sum(1 for _ in it)
-        print(f"{model}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px ({clip[0].size} input frames)")
+        for precision in ("auto", "fp32"):
+            st = Stylizer(size=size, style_size=size, model=model, precision=precision)
+            it = stylize_frames(st, clip, assets.style_images()[1])
+            next(it)  # the style's encoding and the first frame
+            t0 = time.perf_counter()
+            n = sum(1 for _ in it)
+            print(f"{model}, precision {precision}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px "
+                  f"({clip[0].size} input frames)")
 
 
 def memory(n: int, size: int = 128) -> None:

@@ -80,8 +80,8 @@ def plan_jobs(args: argparse.Namespace, label_styles: list[tuple[int, Path]]) ->
 
 
 def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> None:
-    if args.semantic == "labels" and (not args.content_labels or (n_pos and not args.style_labels)):
-        raise InputError("--semantic labels needs --content-labels and --style-labels (one per STYLE)")
+    """What only the command line can get wrong: flags that go together, and the label-map files. The
+    request's own rules (weights, label maps per style, regions) are the library's ``check_request``."""
     if args.style_labels and len(args.style_labels) not in (1, n_pos):
         raise InputError(f"got {len(args.style_labels)} --style-labels for {n_pos} STYLE images; give one per STYLE")
     if (args.content_labels or args.style_labels) and args.semantic != "labels":
@@ -96,8 +96,6 @@ def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]],
         if p and not Path(p).is_file():
             problem = "is a folder, not an image file" if Path(p).is_dir() else "does not exist"
             raise InputError(f"label map '{p}' {problem}")
-    if args.style_weights is not None and not label_styles and len(args.style_weights) != n_pos:
-        raise InputError(f"got {len(args.style_weights)} style weights for {n_pos} styles; give one weight per style")
 
 
 def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> BatchOptions:
@@ -129,6 +127,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_flags(args, label_styles, n_pos)
     ray = _ray_options(args, many)
     options = _options(args, label_styles, n_pos)
+    from semstyle.pipelines.stylize import check_request
+    from semstyle.types import StylizeRequest
+
+    # the library's request rules, once, before any network loads (every job of a batch is alike)
+    check_request(StylizeRequest(jobs[0].content, jobs[0].styles, options.style_weights, options.mask,
+                                 options.region_styles, options.content_labels, options.style_labels), cfg)
     if many:
         return _stylize_batch(jobs, cfg, options, args.engine, ray)
 
