@@ -166,3 +166,17 @@ def test_the_checks_see_a_planted_upward_import(tmp_path: Path, monkeypatch: pyt
     got = [(m, local) for m, _, local in imports(f)]
     assert ("semstyle.cli", False) in got or ("semstyle.cli.main", False) in got
     assert any(m.startswith("semstyle.pipelines") and local for m, local in got)
+
+
+def test_building_the_cli_parser_imports_no_heavy_module() -> None:
+    """`semstyle --help` and every subcommand's --help stay quick: the parser (all subcommands) is built
+    without importing torch, numpy, gradio, Ray, OpenCV, PyAV or transformers (the handlers import them
+    when a command runs)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "numpy", "gradio", "ray", "cv2", "av", "transformers")
+    code = ("import sys; from semstyle.cli.main import build_parser; build_parser(); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout

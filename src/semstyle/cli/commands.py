@@ -13,8 +13,7 @@ from tqdm import tqdm
 
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
-from semstyle.io.files import OUTPUT_FORMATS
-from semstyle.io.images import check_output_path
+from semstyle.io.files import OUTPUT_FORMATS, check_output_path
 from semstyle.io.labels import parse_label, read_names
 from semstyle.types import ProgressEvent
 

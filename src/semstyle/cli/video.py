@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from semstyle.cli.commands import config_from_args
+from semstyle.config import VIDEO_CONSISTENCY as DEFAULT_CONSISTENCY
+from semstyle.config import VIDEO_TEXTURE as DEFAULT_TEXTURE
 from semstyle.errors import InputError
 
 EXAMPLES = """examples:
@@ -17,7 +18,6 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from semstyle.pipelines.video import DEFAULT_CONSISTENCY, DEFAULT_TEXTURE
 
     p.add_argument("input", metavar="INPUT", help="video file (mp4, mov, mkv, webm, avi, gif) or folder of frames")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are interpolated")
@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from semstyle.cli.commands import config_from_args  # (it imports torch: not at parse time)
     # 1. cheap checks before the networks load: options, output, styles, the clip itself
     cfg = config_from_args(args)
     from semstyle.io import video as V

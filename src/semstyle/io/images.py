@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semstyle.errors import InputError
-from semstyle.io.files import OUTPUT_FORMATS
+from semstyle.io.files import OUTPUT_FORMATS, check_output_path  # re-exported: it was defined here
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -172,20 +172,6 @@ def resize_longest(im: Image.Image, size: int) -> Image.Image:
     scale = size / max(w, h)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return im.resize(new, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
-
-
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Validate an output file path before any work is done."""
-    p = Path(path)
-    if p.suffix.lower() not in OUTPUT_FORMATS:
-        raise InputError(
-            f"unknown output extension '{p.suffix}' for '{p}'; use one of {', '.join(sorted(OUTPUT_FORMATS))}"
-        )
-    if p.is_dir():
-        raise InputError(f"output '{p}' is a folder")
-    if p.exists() and not overwrite:
-        raise InputError(f"output '{p}' already exists; pass --overwrite to replace it")
-    return p
 
 
 def save_image(im: Image.Image, path: str | os.PathLike, overwrite: bool = False) -> Path:

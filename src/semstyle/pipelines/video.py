@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from semstyle import motion
-from semstyle.config import StylizeConfig
+from semstyle.config import VIDEO_CONSISTENCY, VIDEO_TEXTURE, StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io import video as V
 from semstyle.io.images import ImageInput, load_image, resize_longest
@@ -40,8 +40,8 @@ from semstyle.types import StylizeRequest, StylizeResult, as_request
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONSISTENCY = 0.8  # feature carry: 0.65× the flicker at +4.5 % style (benchmarks/bench_video.py, docs/VIDEO.md)
-DEFAULT_TEXTURE = 0.0  # texture carry: off by default, its style cost is over the 10 % budget (docs/VIDEO.md)
+DEFAULT_CONSISTENCY = VIDEO_CONSISTENCY  # feature carry (the values live in config.py, which the CLI's parser reads)
+DEFAULT_TEXTURE = VIDEO_TEXTURE  # texture carry: off
 
 
 def check_consistency(w: float, name: str = "consistency") -> None:
