@@ -7,19 +7,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from semstyle.batch.api import run_batch
+from semstyle.batch.distributed import RayOptions, import_ray
+from semstyle.batch.jobs import BatchJob, BatchOptions, JobRunner, ReportRow, expand_inputs, is_many, plan
 from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path
+from semstyle.io.images import load_image, resize_longest, save_image
 from semstyle.io.labels import parse_label, read_names
-from semstyle.types import ProgressEvent
-
-if TYPE_CHECKING:
-    from semstyle.batch.distributed import RayOptions
-    from semstyle.batch.jobs import BatchJob, BatchOptions, ReportRow
+from semstyle.pipelines import stylize as pipeline
+from semstyle.pipelines.stylize import check_request
+from semstyle.types import ProgressEvent, StylizeRequest
+from semstyle.viz import overlay, side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,6 @@ def config_from_args(args: argparse.Namespace) -> StylizeConfig:
 
 
 def _expand(path: Path, what: str) -> list[Path]:
-    from semstyle.batch.jobs import expand_inputs
-
     return expand_inputs(path, what)
 
 
@@ -60,8 +60,6 @@ def plan_jobs(args: argparse.Namespace, label_styles: list[tuple[int, Path]]) ->
     """Every job (content, styles, output) and whether this is a batch (CONTENT or a STYLE names several
     images: a folder or a glob). A single image's output is checked up front; a batch's existing
     outputs are skipped (a rerun resumes) unless --overwrite."""
-    from semstyle.batch.jobs import BatchJob, is_many, plan
-
     if not args.styles and not label_styles:
         raise InputError("give at least one STYLE image (or --style LABEL=PATH)")
     contents = _expand(Path(args.content), "content")
@@ -100,8 +98,6 @@ def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]],
 def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> BatchOptions:
     """What every job shares: regions, per-style label maps and weights (the ``--style LABEL=PATH``
     images come after the positional styles and take no part in the interpolation)."""
-    from semstyle.batch.jobs import BatchOptions
-
     style_labels = None
     if args.semantic == "labels":  # one map per positional style; styles named for a label need none
         given = [Path(p) for p in args.style_labels or []]
@@ -126,25 +122,18 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_flags(args, label_styles, n_pos)
     ray = _ray_options(args, many)
     options = _options(args, label_styles, n_pos)
-    from semstyle.pipelines.stylize import check_request
-    from semstyle.types import StylizeRequest
-
     # the library's request rules, once, before any network loads (every job of a batch is alike)
     check_request(StylizeRequest(jobs[0].content, jobs[0].styles, options.style_weights, options.mask,
                                  options.region_styles, options.content_labels, options.style_labels), cfg)
     if many:
         return _stylize_batch(jobs, cfg, options, args.engine, ray)
 
-    from semstyle.batch.jobs import JobRunner
-    from semstyle.io.images import load_image, save_image
-    from semstyle.pipelines.stylize import Stylizer
-
     job = jobs[0]
     load_image(job.content, cfg.max_pixels, "content image")  # a bad image fails in milliseconds,
     for s in job.styles:  # before the networks load
         load_image(s, cfg.max_pixels, "style image")
     steps = _StepBar(enabled=True)  # its tiles / refinement rounds
-    image = JobRunner(Stylizer(cfg), options).stylize(job, callback=steps)
+    image = JobRunner(pipeline.Stylizer(cfg), options).stylize(job, callback=steps)
     steps.close()
     save_image(image, job.output, overwrite=args.overwrite)
     print(job.output)
@@ -161,8 +150,6 @@ def _ray_options(args: argparse.Namespace, many: bool) -> RayOptions | None:
         return None
     if not many:
         raise InputError("--engine ray stylises a folder or a glob of images; for one image leave it out")
-    from semstyle.batch.distributed import RayOptions, import_ray
-
     import_ray()  # a missing extra fails now, with the command to install it
     return RayOptions(address=args.ray_address, workers=args.workers, batch_size=args.batch_size,
                       cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker or 0.0)
@@ -172,8 +159,6 @@ def _stylize_batch(jobs: list[BatchJob], cfg: StylizeConfig, options: BatchOptio
                    ray: RayOptions | None) -> int:
     """A folder or glob: every job runs, failures are reported per image and in the report file,
     and the exit status is 1 when any failed."""
-    from semstyle.batch.api import run_batch
-
     bar = _progress(len(jobs))
 
     def on_row(row: ReportRow) -> None:
@@ -223,10 +208,6 @@ class _StepBar:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from semstyle.io.images import load_image, resize_longest, save_image
-    from semstyle.pipelines.stylize import Stylizer
-    from semstyle.viz import overlay, side_by_side
-
     paths = [Path(p) for p in args.images]
     for p in paths:
         _expand(p, "image")
@@ -238,7 +219,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         check_output_path(t, args.overwrite)
     cfg = StylizeConfig(size=args.size, device=args.device, max_pixels=args.max_pixels, regions=args.regions,
                         seed=args.seed)
-    st = Stylizer(cfg)
+    st = pipeline.Stylizer(cfg)
     imgs = [resize_longest(load_image(p, cfg.max_pixels, "image"), cfg.size) for p in paths]
     c_lab, s_labs = st.cosegment(imgs[0], imgs[1:])
     pics = [overlay(im, lab) for im, lab in zip(imgs, [c_lab, *s_labs], strict=True)]

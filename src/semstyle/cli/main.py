@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from semstyle.cli.parsers import eval as eval_cli
+from semstyle.cli.parsers import export as export_cli
+from semstyle.cli.parsers import optimize, serve, train
+from semstyle.cli.parsers import video as video_cli
 from semstyle.config import ENGINES, FUSIONS, MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+from semstyle.errors import SemstyleError
 from semstyle.version import __version__
 
 EXAMPLES = """examples:
@@ -192,8 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
 
-    from semstyle.cli import video as video_cli
-
     p = sub.add_parser("video", help="stylise a video or a folder of frames, with temporal consistency",
                        epilog=video_cli.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     video_cli.add_arguments(p)
@@ -201,11 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.video:cmd_video")
 
-    # further subcommands register themselves: each module has add_parser(sub, add_common)
-    from semstyle.cli import eval as eval_cli
-    from semstyle.cli import export as export_cli
-    from semstyle.cli import optimize, serve, train
-
+    # further subcommands register themselves: each parsers module has add_parser(sub, add_common)
     train.add_parser(sub, _add_common)
     train.add_distill_parser(sub, _add_common)
     export_cli.add_parser(sub, _add_common)
@@ -228,11 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from semstyle.errors import SemstyleError
-
     try:
-        import importlib
-
         module, func = args.handler.split(":")
         return int(getattr(importlib.import_module(module), func)(args) or 0)
     except (SemstyleError, ValueError) as e:

@@ -6,37 +6,16 @@ import argparse
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 
+from semstyle.config import StylizeConfig
 from semstyle.errors import InputError
+from semstyle.web import app as web_app
+from semstyle.web.app import ServeOptions, disable_analytics, launch
+from semstyle.web.engine import Engine, Limits
+from semstyle.web.video import VideoLimits
 
 log = logging.getLogger(__name__)
-
-
-def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="run the web app (upload, pick, preview, download) on localhost",
-        description="Serve the web page. Requests wait in a queue and at most --concurrency run at once, "
-                    "so memory stays bounded however many arrive.",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=40_000_000,
-                   help="largest uploaded image in pixels, checked before decoding (default %(default)s)")
-    p.add_argument("--max-size", type=int, default=1024,
-                   help="largest output size, longest side in px (default %(default)s)")
-    p.add_argument("--max-video-seconds", type=float, default=10.0,
-                   help="longest clip in the video tab, s (default %(default)s)")
-    p.add_argument("--max-video-size", type=int, default=384,
-                   help="largest frame side of the video tab's results, px (default %(default)s)")
-    p.add_argument("--concurrency", type=int, default=1, help="requests stylised at once (default %(default)s)")
-    p.add_argument("--queue-size", type=int, default=64, help="requests allowed to wait (default %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
-    add_common(p)
-    p.set_defaults(handler="semstyle.cli.serve:cmd_serve")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -48,18 +27,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"--queue-size must be at least 1, got {args.queue_size}")
     if args.max_upload_mb <= 0:
         raise InputError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    from semstyle.web.app import disable_analytics
-
     disable_analytics()  # before Gradio (and the Hub library it imports) is first imported
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise InputError("the web app needs Gradio: pip install 'semstyle[web]' (or run scripts/setup.sh)") from None
-    from semstyle.config import StylizeConfig
-    from semstyle.web.app import ServeOptions, build_demo, launch
-    from semstyle.web.engine import Engine, Limits
-    from semstyle.web.video import VideoLimits
-
     try:
         limits = Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                         max_size=args.max_size)
@@ -73,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the app", args.host)
     try:
-        demo = build_demo(engine, opts)
+        demo = web_app.build_demo(engine, opts)
     except BaseException:
         engine.close()  # its output folder in the temporary directory
         raise

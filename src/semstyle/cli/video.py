@@ -6,39 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from semstyle.config import VIDEO_CONSISTENCY as DEFAULT_CONSISTENCY
-from semstyle.config import VIDEO_TEXTURE as DEFAULT_TEXTURE
+from semstyle.cli.commands import config_from_args
 from semstyle.errors import InputError
-
-EXAMPLES = """examples:
-  semstyle video clip.mp4 starry_night.jpg -o out.mp4
-  semstyle video frames/ wave.jpg -o styled/ --consistency 0.9 --size 384
-  semstyle video clip.mov a.jpg b.jpg --style-weights 0.7,0.3 --semantic auto -o out.webm
-"""
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-
-    p.add_argument("input", metavar="INPUT", help="video file (mp4, mov, mkv, webm, avi, gif) or folder of frames")
-    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are interpolated")
-    p.add_argument("-o", "--output", required=True,
-                   help="video file (mp4, webm, gif) or a folder (one PNG per frame, named after the input's)")
-    p.add_argument("--consistency", type=float, default=DEFAULT_CONSISTENCY,
-                   help="weight of the previous frame's features carried along the flow, in [0, 1); 0 = per-frame "
-                        "(default %(default)s)")
-    p.add_argument("--texture", type=float, default=DEFAULT_TEXTURE,
-                   help="weight of the previous result's texture carried along the flow, in [0, 1): much less "
-                        "flicker, weaker style (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+from semstyle.io import video as V
+from semstyle.pipelines import stylize as pipeline
+from semstyle.pipelines.video import check_consistency, check_video_options, stylize_video
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from semstyle.cli.commands import config_from_args  # (it imports torch: not at parse time)
     # 1. cheap checks before the networks load: options, output, styles, the clip itself
     cfg = config_from_args(args)
-    from semstyle.io import video as V
-    from semstyle.pipelines.video import check_consistency, check_video_options
-
     check_consistency(args.consistency)
     check_consistency(args.texture, "texture")
     check_video_options(cfg)
@@ -54,10 +31,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     # 2. the stream: decode → stylise → encode, one frame at a time, into a temporary output
     from tqdm import tqdm
 
-    from semstyle.pipelines.stylize import Stylizer
-    from semstyle.pipelines.video import stylize_video
-
-    stylizer = Stylizer(cfg)
+    stylizer = pipeline.Stylizer(cfg)
     bar = tqdm(total=info.frames or None, unit="frame", file=sys.stderr, dynamic_ncols=True)
 
     def step(done: int, _: object) -> None:
@@ -72,4 +46,4 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["EXAMPLES", "add_arguments", "cmd_video"]
+__all__ = ["cmd_video"]
