@@ -132,7 +132,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     load_image(job.content, cfg.max_pixels, "content image")  # a bad image fails in milliseconds,
     for s in job.styles:  # before the networks load
         load_image(s, cfg.max_pixels, "style image")
-    steps = _StepBar(enabled=True)  # its tiles / refinement rounds
+    steps = _StepBar()  # its tiles / refinement rounds
     image = JobRunner(pipeline.Stylizer(cfg), options).stylize(job, callback=steps)
     steps.close()
     save_image(image, job.output, overwrite=args.overwrite)
@@ -185,13 +185,12 @@ class _StepBar:
     """The pipeline's progress events of one picture as a bar (tiles of a large image, refinement rounds);
     nothing is shown for one-step stages."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self.bar: tqdm | None = None
         self.stage = ""
 
     def __call__(self, ev: ProgressEvent) -> None:
-        if not self.enabled or ev.total <= 1:
+        if ev.total <= 1:
             return
         if self.bar is None or ev.stage != self.stage:
             self.close()
