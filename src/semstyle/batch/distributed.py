@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from semstyle.batch.jobs import BatchJob, BatchOptions, JobRunner, ReportRow
 from semstyle.batch.report import COLUMNS
@@ -65,8 +66,6 @@ class StylizeWorker:
     """The callable class ``map_batches`` runs on each actor: networks built once, then one row per job."""
 
     def __init__(self, config: StylizeConfig, options: BatchOptions, threads: int) -> None:
-        import torch
-
         torch.set_num_threads(max(1, threads))
         self.runner = JobRunner(Stylizer(config), options)
         log.info("worker %d ready (%d threads)", os.getpid(), threads)
