@@ -13,8 +13,11 @@ import torch
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.discriminator import FeatureDiscriminator, MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
+
+Judge = MultiScaleDiscriminator | FeatureDiscriminator  # image-space or feature-space discriminator
+DiscInput = torch.Tensor | dict[str, torch.Tensor]  # what a Judge takes: images, or {tap: VGG features}
 
 
 @dataclass
@@ -91,12 +94,29 @@ class GeneratorObjective(nn.Module):
         out: torch.Tensor,  # (N, 3, H, W) decoded images in [0, 1] (unclamped is fine)
         target: torch.Tensor,  # (N, 512, H/8, W/8) AdaIN target features
         style_feats: dict[str, torch.Tensor] | StyleTargets,  # VGG features of the style images per tap, or targets
-        disc: MultiScaleDiscriminator | None = None,
+        disc: Judge | None = None,
         style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
         content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
         regions: RegionTargets | None = None,  # region-wise targets (N = 1): adds the "style_region" term
     ) -> dict[str, torch.Tensor]:
-        feats = self.encoder(out, self.taps)
+        return self.evaluate(out, target, style_feats, disc, style_vec, content_feat, regions)[0]
+
+    def evaluate(
+        self,
+        out: torch.Tensor,
+        target: torch.Tensor,
+        style_feats: dict[str, torch.Tensor] | StyleTargets,
+        disc: Judge | None = None,
+        style_vec: torch.Tensor | None = None,
+        content_feat: torch.Tensor | None = None,
+        regions: RegionTargets | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``forward``'s terms and the output's VGG features {tap: (N, C, h, w)} they were computed from (a
+        feature-space discriminator's fake side: no second VGG pass)."""
+        taps = self.taps
+        if disc is not None and disc.space == "feature":
+            taps = tuple(dict.fromkeys((*taps, *disc.cfg.taps)))  # type: ignore[union-attr]
+        feats = self.encoder(out, taps)
         layers = self.w.style_layers
         o_style = [feats[k] for k in layers]
         t = style_feats if isinstance(style_feats, StyleTargets) else StyleTargets.from_feats(style_feats, layers)
@@ -113,31 +133,49 @@ class GeneratorObjective(nn.Module):
                 o_style, regions.masks, [regions.means[k] for k in layers], [regions.stds[k] for k in layers],
                 regions.shares)
         if disc is not None and style_vec is not None and self.w.adv > 0:
-            terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
+            terms["adv"] = FN.lsgan_g_loss(disc(feats if disc.space == "feature" else out, style_vec))
         terms["total"] = torch.stack([getattr(self.w, k) * v for k, v in terms.items()]).sum()
-        return terms
+        return terms, feats
 
 
 def discriminator_loss(
-    disc: nn.Module,  # a MultiScaleDiscriminator, possibly DDP-wrapped: (images, conditions) → score maps
-    real: torch.Tensor,  # (N, 3, H, W) style crops
-    fake: torch.Tensor,  # (N, 3, H, W) generated images (detached)
+    disc: nn.Module,  # a Judge, possibly DDP-wrapped: (images or features, conditions) → score maps
+    real: DiscInput,  # (N, 3, H, W) style crops, or their VGG features for a feature-space judge
+    fake: DiscInput,  # (N, 3, H, W) generated images (detached), or their features
     style_vec: torch.Tensor,  # (N, 1920) condition of each style crop
     mismatch_vec: torch.Tensor | None = None,  # (N, 1920) conditions of *other* styles
-    noise: torch.Tensor | None = None,  # (N, 3, H, W) random noise images, judged under ``style_vec``
+    noise: DiscInput | None = None,  # (N, 3, H, W) random noise images (or features), judged under ``style_vec``
     noise_weight: float = 0.0,
 ) -> torch.Tensor:
     """LSGAN D loss; a real style crop under another style's condition counts as fake
     (the matching-aware trick), which teaches D to check the style, not only realism; so do
     noise images when ``noise_weight`` > 0 (a judge that liked noise would let refinement climb
     towards it)."""
-    loss = FN.lsgan_d_loss(disc(real, style_vec), disc(fake, style_vec))
+    return discriminator_terms(disc, real, fake, style_vec, mismatch_vec, noise, noise_weight)[0]
+
+
+def discriminator_terms(
+    disc: nn.Module, real: DiscInput, fake: DiscInput, style_vec: torch.Tensor,
+    mismatch_vec: torch.Tensor | None = None, noise: DiscInput | None = None, noise_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``discriminator_loss`` and the mean scores of the same pass ({"real", "fake", "mismatch", "noise"}: before
+    this update), so logging them costs no extra forward."""
+    real_s, fake_s = disc(real, style_vec), disc(fake, style_vec)
+    loss = FN.lsgan_d_loss(real_s, fake_s)
+    scores = {"real": _mean_score(real_s), "fake": _mean_score(fake_s)}
     if mismatch_vec is not None:
         wrong = disc(real, mismatch_vec)  # LSGAN "fake" term only: ½E[D²], half weight
         loss = loss + 0.5 * _fake_term(wrong)
+        scores["mismatch"] = _mean_score(wrong)
     if noise is not None and noise_weight > 0:
-        loss = loss + noise_weight * _fake_term(disc(noise, style_vec))
-    return loss
+        noise_s = disc(noise, style_vec)
+        loss = loss + noise_weight * _fake_term(noise_s)
+        scores["noise"] = _mean_score(noise_s)
+    return loss, scores
+
+
+def _mean_score(scores: list[torch.Tensor]) -> float:
+    return float(torch.stack([s.detach().float().mean() for s in scores]).mean())
 
 
 def _fake_term(scores: list[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from semstyle.training import trainer as trainer_module  # looked up per call (tests stand in a fake)
-from semstyle.training.config import TrainConfig
+from semstyle.training.config import TrainConfig, apply_overrides, read_mapping
 from semstyle.training.distill import DistillConfig, Distiller
 
 # flags both training commands share; each maps onto the config field of the same name
@@ -14,7 +14,8 @@ SHARED_KEYS: tuple[str, ...] = ("content_dir", "style_dir", "out", "exclude_styl
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    data = read_mapping(args.config) if args.config else {}
+    cfg = TrainConfig.from_dict(apply_overrides(data, args.set or []))
     keys = (*SHARED_KEYS, "lr_d", "d_steps", "semantic", "image_every")
     cfg = cfg.updated(**{k: getattr(args, k) for k in keys})
     trainer = trainer_module.Trainer(cfg, resume=args.resume)

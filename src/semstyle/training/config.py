@@ -33,6 +33,35 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def apply_overrides(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """``data`` with ``KEY=VALUE`` pairs applied (``weights.adv=0``: a dot reaches into a nested mapping; the
+    value is read as YAML, so ``true``, ``0.05`` and ``[relu3_1, relu4_1]`` mean what they say)."""
+    import yaml
+
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set needs KEY=VALUE (e.g. weights.adv=0), got {pair!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for name in parents:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {key}: '{name}' is not a mapping")
+        node[leaf] = value
+    return out
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     content_dir: str = ""  # folder(s) of content photos, comma-separated
@@ -62,7 +91,11 @@ class TrainConfig:
     decoder_init: str = "pretrained"  # decoder weights to start from
     encoder: str = "pretrained"  # encoder weights
     discriminator_init: str = ""  # optional discriminator weights to start from
-    num_scales: int = 2  # discriminator scales
+    num_scales: int = 2  # discriminator scales (image space)
+    discriminator: str = "image"  # "image": PatchGAN on the pixels; "feature": heads on the VGG features (d_taps)
+    d_taps: tuple[str, ...] = ("relu3_1", "relu4_1")  # "feature": the VGG taps judged, one head each
+    content_cache: bool = False  # content relu4_1 as windows of each photo's cached whole-image encoding
+    channels_last: bool = False  # decoder and encoder in channels_last memory format
     precision: str = "fp32"  # fp32 | bf16 (CPU autocast); CUDA always uses fp16 autocast + GradScaler
     log_every: int = 10  # steps between scalar logs
     image_every: int = 100  # steps between TensorBoard image grids
@@ -89,8 +122,16 @@ class TrainConfig:
             if "style_layers" in w:
                 w["style_layers"] = tuple(w["style_layers"])
             d["weights"] = LossWeights(**w)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
+        for key in ("betas", "d_taps"):
+            if key in d:
+                d[key] = tuple(d[key])
+        defaults = cls()
+        for key, value in d.items():
+            want = type(getattr(defaults, key))
+            ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))
+                  or want is float and isinstance(value, int) and not isinstance(value, bool))
+            if want in (int, float, bool, str) and not ok:
+                raise InputError(f"training config {key} must be a {want.__name__}, got {value!r}")
         return cls(**d)
 
     @classmethod
@@ -124,6 +165,16 @@ class TrainConfig:
             raise InputError(f"d_noise must be >= 0, got {self.d_noise}")
         if not self.train_generator and self.d_steps < 1:
             raise InputError("a judge stage (train_generator false) needs d_steps >= 1")
+        if self.discriminator not in ("image", "feature"):
+            raise InputError(f"discriminator must be image or feature, got {self.discriminator!r}")
+        taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+        if self.discriminator == "feature" and (not self.d_taps or any(t not in taps for t in self.d_taps)):
+            raise InputError(f"d_taps must be among {list(taps)}, got {list(self.d_taps)}")
+        if self.discriminator == "feature" and self.discriminator_init == "finetuned":
+            raise InputError("the shipped discriminator judges images; a feature discriminator starts fresh "
+                             "(discriminator_init: '') or from a feature run's discriminator.safetensors")
+        if self.content_cache and self.semantic != "none":
+            raise InputError("content_cache needs semantic none (co-segmentation works on pixel crops)")
         if self.precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not self.content_dir or not self.style_dir:

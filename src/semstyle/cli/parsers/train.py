@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--d-steps", type=int, help="discriminator updates per generator update")
     p.add_argument("--semantic", choices=("none", "auto"))
     p.add_argument("--image-every", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set weights.adv=0 --set discriminator=feature (repeatable)")
     add_common(p)
     p.set_defaults(handler="semstyle.cli.train:cmd_train")
 
