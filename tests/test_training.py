@@ -364,7 +364,8 @@ def test_cli_train_unknown_config_key(tmp_path: Path, capsys: pytest.CaptureFixt
     _one_line_error(capsys, code, "stpes")
 
 
-def test_cli_flags_override_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def use_fake_trainer(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
+    """Stand a trainer that only records its config in for the real one; returns the configs it saw."""
     seen: list[TrainConfig] = []
 
     class Fake:
@@ -379,6 +380,11 @@ def test_cli_flags_override_the_config_file(data: Path, tmp_path: Path, monkeypa
             pass
 
     monkeypatch.setattr("semstyle.training.trainer.Trainer", Fake)
+    return seen
+
+
+def test_cli_flags_override_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = use_fake_trainer(monkeypatch)
     text = f"content_dir: {data / 'content'}\nstyle_dir: {data / 'style'}\nsteps: 5\nsize: 64\n"
     (tmp_path / "c.yaml").write_text(text)
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--steps", "9", "--out", str(tmp_path / "r")]) == 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
-from test_training import SIZE, _cfg, _one_line_error, make_data
+from test_training import SIZE, _cfg, _one_line_error, make_data, one_thread, use_fake_trainer
 from test_training_recipe import RECIPE
 
 from semstyle import functional as FN
@@ -23,15 +23,8 @@ from semstyle.training.config import TrainConfig, apply_overrides
 from semstyle.training.data import step_generator
 from semstyle.training.trainer import Trainer
 
+__all__ = ["one_thread"]  # test_training's autouse fixture: one thread for these tiny tensors
 FEATURE: dict[str, Any] = {"discriminator": "feature", "style_targets": "whole", "style_size": 48}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -218,20 +211,7 @@ def test_overrides_reach_nested_fields_and_read_values_as_yaml() -> None:
 
 
 def test_cli_set_overrides_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[TrainConfig] = []
-
-    class Fake:
-        def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
-            seen.append(cfg)
-            self.step, self.run, self.d = cfg.steps, Path(cfg.out), type("D", (), {"rank": 0})()
-
-        def fit(self, progress: bool = True) -> list:
-            return []
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr("semstyle.training.trainer.Trainer", Fake)
+    seen = use_fake_trainer(monkeypatch)
     (tmp_path / "c.yaml").write_text(f"content_dir: {data / 'content'}\nstyle_dir: {data / 'style'}\n"
                                      "weights:\n  adv: 0.05\n")
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--set", "weights.adv=0.2", "--set",
