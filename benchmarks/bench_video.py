@@ -37,10 +37,12 @@ from semstyle.viz import grid
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "video"
 SEQUENCES = ("ambush_3", "mountain_2", "cats")
-SETTINGS: dict[str, tuple[float, float]] = {  # name → (consistency, texture)
-    "per-frame": (0.0, 0.0), "features 0.6": (0.6, 0.0), "features (default)": (0.8, 0.0),
-    "texture 0.2": (0.8, 0.2), "texture 0.5": (0.8, 0.5),
+SETTINGS: dict[str, tuple[float, float, float, int]] = {  # name → (consistency, texture, hidden, hidden layer)
+    "per-frame": (0.0, 0.0, 0.0, 9), "features only": (0.8, 0.0, 0.0, 9), "texture 0.2": (0.8, 0.2, 0.0, 9),
+    "hidden 0.5": (0.8, 0.0, 0.5, 9), "hidden 0.7 (default)": (0.8, 0.0, 0.7, 9), "hidden 0.8": (0.8, 0.0, 0.8, 9),
+    "hidden 0.7 at layer 3": (0.8, 0.0, 0.7, 3), "hidden 0.7 at layer 15": (0.8, 0.0, 0.7, 15),
 }
+DEFAULT_SETTING = "hidden 0.7 (default)"
 
 
 def speed(frames: int = 8, size: int = 512) -> None:
@@ -129,9 +131,10 @@ def score(st: Stylizer, ins: list[np.ndarray], outs: list[np.ndarray], style: Im
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--frames", type=int, default=12, help="frames per sequence")
+    ap.add_argument("--frames", type=int, default=24, help="frames per sequence")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated parts of setting names to run (per-frame always)")
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="only the resident memory while streaming a synthetic clip of N frames through a file")
@@ -155,9 +158,12 @@ def main() -> None:
     for clip, frames in clips.items():
         ins = [np.asarray(f) for f in frames]
         base: tuple[float, ...] | None = None
-        for name, (w, tex) in SETTINGS.items():
+        for name, (w, tex, hid, layer) in SETTINGS.items():
+            if args.only and name != "per-frame" and not any(o in name for o in args.only.split(",")):
+                continue
             t0 = time.perf_counter()
-            outs = [np.asarray(im) for im in stylize_frames(st, frames, style_path, consistency=w, texture=tex)]
+            outs = [np.asarray(im) for im in stylize_frames(st, frames, style_path, consistency=w, texture=tex,
+                                                            hidden=hid, hidden_layer=layer)]
             fps = len(outs) / (time.perf_counter() - t0)
             sc = score(st, ins, outs, style)
             base = base or sc
@@ -174,7 +180,10 @@ def main() -> None:
              "| setting | warping error vs per-frame | style distance | content loss |", "|---|---:|---:|---:|"]
     for name in SETTINGS:
         r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
-        means.append(f"| {name} | {np.mean([x[2] for x in r]):.2f}× | {100 * np.mean([x[3] for x in r]):+.1f} % | "
+        if not r:
+            continue
+        r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
+        means.append(f"| {name} | {np.mean([x[2] for x in r]):.3f}× | {100 * np.mean([x[3] for x in r]):+.1f} % | "
                      f"{100 * np.mean([x[4] for x in r]):+.1f} % |")
     text = "\n".join(table + means)
     print("\n" + text)
@@ -188,7 +197,7 @@ def main() -> None:
 def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> None:
     """docs/video_frames.png (the pan, three frames per setting), docs/video_warp.png (error over time),
     docs/video_pan.gif (per-frame next to the default)."""
-    names = list(pictures)
+    names = [n for n in ("per-frame", "features only", "texture 0.2", DEFAULT_SETTING) if n in pictures]
     rows = [[Image.fromarray(pictures[n][t]) for t in (1, 4, 7) if t < len(pictures[n])] for n in names]
     save_image(grid(rows, cell=160, titles=["frame 2", "frame 5", "frame 8"]).quantize(256), ROOT / "docs" /
                "video_frames.png", overwrite=True)
@@ -209,7 +218,7 @@ def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> 
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "video_warp.png", dpi=80)
     both = [Image.fromarray(np.concatenate([a, b], axis=1)) for a, b in
-            zip(pictures["per-frame"], pictures["features (default)"])]
+            zip(pictures["per-frame"], pictures[DEFAULT_SETTING])]
     both = [f.resize((f.width // 2, f.height // 2), Image.Resampling.LANCZOS) for f in both]
     pal = both[0].quantize(64)  # one palette for every frame: a small file
     q = [f.quantize(palette=pal, dither=Image.Dither.NONE) for f in both]

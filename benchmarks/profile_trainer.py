@@ -39,17 +39,23 @@ VARIANTS: dict[str, dict[str, object]] = {
     "whole targets, feature D, fp32": {"style_targets": "whole", "discriminator": "feature"},
     "whole targets, feature D, content cache, fp32": {"style_targets": "whole", "discriminator": "feature",
                                                       "content_cache": True},
+    "whole targets, feature D, bf16": {"style_targets": "whole", "discriminator": "feature", "precision": "bf16"},
+    "whole targets, feature D, content cache, bf16": {"style_targets": "whole", "discriminator": "feature",
+                                                      "content_cache": True, "precision": "bf16"},
 }
 STYLES = 16  # style images in the profile's bank (a step's cost does not depend on how many there are)
+CONTENTS = 48  # content photos in the profile's bank (the same; fewer make the content cache's fill short)
 
 
-def style_subset(out: Path) -> Path:
-    """A folder of links to the first ``STYLES`` training styles (held-out ones excluded)."""
+def subset(out: Path, kind: str) -> Path:
+    """A folder of links to the first ``STYLES`` training styles (held-out ones excluded) or the first
+    ``CONTENTS`` BSDS500 training photos."""
     held = set((REPO / "configs" / "heldout_styles.txt").read_text().split())
-    folder = out / "styles"
+    folder = out / kind
     folder.mkdir(exist_ok=True)
-    picked = [p for p in sorted((DATA / "style").rglob("*.jpg")) if str(p.relative_to(DATA / "style")) not in held]
-    for i, p in enumerate(picked[:STYLES]):
+    root = DATA / "style" if kind == "styles" else DATA / "content" / "BSDS500" / "train"
+    picked = [p for p in sorted(root.rglob("*.jpg")) if str(p.relative_to(root)) not in held]
+    for i, p in enumerate(picked[: STYLES if kind == "styles" else CONTENTS]):
         link = folder / f"{i:02d}_{p.name}"
         if not link.exists():
             link.symlink_to(p)
@@ -58,7 +64,7 @@ def style_subset(out: Path) -> Path:
 
 def profile(name: str, changes: dict[str, object], args: argparse.Namespace, out: Path) -> dict[str, float]:
     cfg = TrainConfig(
-        content_dir=f"{DATA}/content/BSDS500/train", style_dir=str(style_subset(out)),
+        content_dir=str(subset(out, "contents")), style_dir=str(subset(out, "styles")),
         out=str(out / name.replace(" ", "_")),
         steps=args.warmup + args.steps, size=args.size, batch=args.batch, lr=1e-4, log_every=10_000,
         ckpt_every=10_000, image_every=0, weights=LossWeights(tv=0.0), **changes,  # type: ignore[arg-type]

@@ -36,10 +36,17 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=4, help="take every N-th held-out style (27 / 4 → 7)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                    help="train: BSDS500 train contents × training styles instead (a diagnostic: does a fine-tune "
+                         "that loses on held-out pairs win on what it trained on?)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    contents = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
+    contents = sorted((DATA / "content" / "BSDS500" / args.split.replace("heldout", "test")).glob("*.jpg"))
+    contents = contents[: args.contents]
     styles = heldout()[:: args.every]
+    if args.split == "train":
+        held = set(heldout())
+        styles = [p for p in sorted((DATA / "style").rglob("*.jpg")) if p not in held][:: 4 * args.every][: len(styles)]
     disc = MultiScaleDiscriminator()
     load_into(disc, "finetuned", "discriminator")
     disc.eval()
@@ -49,7 +56,7 @@ def main() -> int:
         rows = [evaluate(st, disc, c, s, args.size)[0] for c in contents for s in styles]
         medians[src] = {k: statistics.median(r[k] for r in rows) for k in KEYS}
     ref = medians["pretrained"]
-    print(f"{len(contents)} contents × {len(styles)} held-out styles at {args.size} px; "
+    print(f"{len(contents)} contents × {len(styles)} {args.split} styles at {args.size} px; "
           "median (change vs pretrained)\n")
     print("| decoder | " + " | ".join(KEYS) + " |\n|---|" + "---:|" * len(KEYS))
     for src, m in medians.items():

@@ -120,7 +120,37 @@ def test_crops_grow_for_the_last_part(data: Path, tmp_path: Path) -> None:
     tr.close()
 
 
+def test_content_and_style_bank_sizes_set_the_longest_side_but_keep_a_full_crop(data: Path, tmp_path: Path) -> None:
+    tr = Trainer(_cfg(data, tmp_path / "cs", 2, content_size=48, style_bank_size=48, late_size=40))
+    assert [im.shape[:2] for im in tr.contents.images] == [(42, 48), (48, 42)]  # stored 64×56 and 56×64
+    # stored 72×60 and 60×80: long side 48 would leave the second's short side at 36, under the 40 px crop
+    assert [im.shape[:2] for im in tr.styles.images] == [(40, 48), (53, 40)]
+    tr.close()
+
+
+def test_style_augment_adds_hue_turned_quarter_turned_variants(data: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from semstyle.training.data import style_variant
+
+    tr = Trainer(_cfg(data, tmp_path / "aug", 2, style_augment=3))
+    assert len(tr.styles) == 2 * 4
+    orig = tr.styles.images[0]
+    assert tr.styles.images[0] is orig or np.array_equal(tr.styles.images[0], orig)
+    v1, v2 = tr.styles.images[1], tr.styles.images[2]
+    assert v1.shape == orig.shape[1::-1] + (3,) and v2.shape == orig.shape  # a quarter turn, then a half turn
+    luma = np.array([0.299, 0.587, 0.114])
+    # the hue turns keep the luminance (up to clipping and rounding) and change the colour
+    assert abs(float((np.rot90(v2, 2) @ luma).mean() - (orig @ luma).mean())) < 2.0
+    assert np.abs(np.rot90(v2, 2).astype(float) - orig).mean() > 5.0
+    assert np.array_equal(style_variant(orig, 4, 4), orig)  # a whole turn is the original
+    tr.close()
+
+
 @pytest.mark.parametrize(("changes", "match"), [
+    ({"content_size": 16}, "content_size must be 0 or from the crop side"),
+    ({"style_augment": 17}, "style_augment must be from 0 to 16"),
+    ({"style_bank_size": 16}, "style_bank_size must be 0 or from the crop side"),
     ({"schedule": "step"}, "constant or cosine"), ({"ema": 1.0}, r"ema must be in \[0, 1\)"),
     ({"style_targets": "all"}, "crop or whole"), ({"late_size": 36}, "multiple of 8"),
     ({"warmup": -1}, "warmup must be >= 0"), ({"late_from": 1.5}, r"late_from must be in \[0, 1\]")])

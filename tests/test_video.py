@@ -88,9 +88,14 @@ def test_consistency_lowers_the_warping_error_of_a_pan(stylizer, frames: list[Im
     np.testing.assert_array_equal(per[0], cons[0])  # nothing to carry into the first frame
     tex = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.6, texture=0.6,
                                                    size=W)]
-    e_per, e_cons, e_tex = (mean_warping_error(o, ins) for o in (per, cons, tex))
-    assert e_cons < 0.9 * e_per, (e_cons, e_per)  # feature carry: a little
+    feat = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.6, hidden=0.0,
+                                                    size=W)]
+    e_per, e_cons, e_feat, e_tex = (mean_warping_error(o, ins) for o in (per, cons, feat, tex))
+    assert e_feat < 0.9 * e_per, (e_feat, e_per)  # feature carry alone: a little
+    assert e_cons < 0.8 * e_feat, (e_cons, e_feat)  # with the decoder-activation carry (the default): more
     assert e_tex < 0.5 * e_per, (e_tex, e_per)  # texture carry: a lot
+    # consistency 0 is per-frame: every frame as the still-image path stylises it alone
+    np.testing.assert_array_equal(per[3], np.asarray(stylizer.stylize(frames[3], style_path(), size=W).image))
 
 
 def test_flow_of_a_known_pan_and_its_reliability(frames: list[Image.Image]) -> None:
@@ -199,6 +204,7 @@ def _bad_inputs(tmp: Path, clip: Path) -> dict[str, tuple[list[object], str]]:
         "consistency": ([clip, style_path(), "-o", tmp / "o.mp4", "--consistency", "1.5"],
                         "consistency must be in [0, 1)"),
         "texture": ([clip, style_path(), "-o", tmp / "o.mp4", "--texture", "-0.1"], "texture must be in [0, 1)"),
+        "hidden": ([clip, style_path(), "-o", tmp / "o.mp4", "--hidden", "1"], "hidden must be in [0, 1)"),
         "labels": ([clip, style_path(), "-o", tmp / "o.mp4", "--semantic", "labels"], "supports semantic none or auto"),
         "refine": ([clip, style_path(), "-o", tmp / "o.mp4", "--refine", "2"], "drop --refine for video"),
         "missing style": ([clip, tmp / "nope.jpg", "-o", tmp / "o.mp4"], "nope.jpg' does not exist"),
@@ -206,7 +212,7 @@ def _bad_inputs(tmp: Path, clip: Path) -> dict[str, tuple[list[object], str]]:
 
 
 BAD = ["not a video", "truncated", "zero frames", "missing", "wrong type", "too many pixels", "unknown output",
-       "existing output", "consistency", "texture", "labels", "refine", "missing style"]
+       "existing output", "consistency", "texture", "hidden", "labels", "refine", "missing style"]
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -305,3 +311,37 @@ def test_texture_carry_keeps_the_current_texture_contrast() -> None:
     assert np.allclose(texture_std(out), texture_std(cur), rtol=0.05)  # a plain 50/50 mix would be ~0.71×
     assert np.abs(out.astype(int) - cur.astype(int)).mean() > 5  # and the previous texture did come in
     assert np.array_equal(carry_texture(cur, prev, still, ~ok, 0.5), cur)  # nothing carried where unreliable
+
+
+def test_hidden_carry_mixes_the_warped_activation_and_keeps_its_contrast() -> None:
+    """The decoder-activation carry on a stand-in decoder: where the flow is reliable the previous activation
+    comes in with weight w, rescaled per channel to the current activation's contrast; elsewhere nothing."""
+    import torch
+    from torch import nn
+
+    from semstyle.pipelines.video import _Carry, _hidden_carry
+
+    class Stub(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.Sequential(*[nn.Identity() for _ in range(4)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layers(x)
+
+    g = torch.Generator().manual_seed(0)
+    cur, prev = torch.randn(1, 3, 16, 20, generator=g), torch.randn(1, 3, 16, 20, generator=g)  # unrelated
+    still = np.zeros((16, 20, 2), np.float32)
+    ok = np.ones((16, 20), bool)
+    dec = Stub()
+    carry = _Carry(hidden=prev.clone())
+    with _hidden_carry(dec, carry, still, ok, 0.5, layer=2):
+        out = dec(cur)
+    assert torch.allclose(out.std((2, 3)), cur.std((2, 3)), rtol=1e-4)  # a plain 50/50 mix would be ~0.71×
+    corr = float(torch.corrcoef(torch.stack([out.flatten(), prev.flatten()]))[0, 1])
+    assert corr > 0.5  # the previous activation did come in
+    assert carry.hidden is not None and torch.equal(carry.hidden, out)  # and is what the next frame gets
+    carry = _Carry(hidden=prev.clone())
+    with _hidden_carry(dec, carry, still, ~ok, 0.5, layer=2):
+        assert torch.allclose(dec(cur), cur, atol=1e-5)  # nothing carried where the flow is unreliable
+    assert not dec.layers[2]._forward_hooks  # the hook is gone after the frame

@@ -18,6 +18,7 @@ MODELS: tuple[str, ...] = ("vgg19", "fast")
 FUSIONS: tuple[str, ...] = ("adain", "attention")
 VIDEO_CONSISTENCY = 0.8  # video feature carry: 0.65× the flicker at +4.5 % style (benchmarks/bench_video.py)
 VIDEO_TEXTURE = 0.0  # video texture carry: off, its style cost is over the 10 % budget (docs/VIDEO.md)
+VIDEO_HIDDEN = 0.7  # video decoder-activation carry: with the feature carry 0.50× the flicker at +9 % style
 ENGINES: tuple[str, ...] = ("local", "ray")  # batch engines (semstyle.batch): one process, or a Ray cluster
 MIN_SIDE = 16  # px: the smallest image side semstyle stylises (the encoder downsamples by 8)
 MAX_SIDE = 16384  # px: the largest --size

@@ -18,6 +18,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_consistency(args.consistency)
     check_consistency(args.texture, "texture")
+    check_consistency(args.hidden, "hidden")
     check_video_options(cfg)
     out = V.check_output(args.output, args.overwrite)
     styles = [Path(s) for s in args.styles]
@@ -39,7 +40,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     try:
         stylize_video(stylizer, info.path, styles, out, overwrite=args.overwrite, consistency=args.consistency,
-                      texture=args.texture, callback=step)
+                      texture=args.texture, hidden=args.hidden, callback=step)
     finally:
         bar.close()
     print(out)

@@ -79,6 +79,9 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the decoder's weights (0 = off; e.g. 0.999)
     style_targets: str = "crop"  # "crop": style terms vs the style crop; "whole": vs the whole style image
     style_size: int = 512  # "whole": the style image's longest side for its targets (inference's --style-size)
+    style_augment: int = 0  # extra variants per style image (hue turned, picture turned 90°; data.style_variant)
+    style_bank_size: int = 0  # style images' longest side in the bank (crops are cut from it; 0 = as stored, ≤ 768)
+    content_size: int = 0  # content photos' longest side in the bank (inference's --size; 0 = as stored, ≤ 768)
     late_size: int = 0  # crops grow to this side for the last part of training (0 = never)
     late_from: float = 0.75  # share of the steps after which crops are late_size
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks
@@ -159,6 +162,14 @@ class TrainConfig:
         if self.late_size and (self.late_size % 8 or not self.size <= self.late_size <= 2048):
             raise InputError(f"late_size must be 0 or a multiple of 8 from size ({self.size}) to 2048, "
                              f"got {self.late_size}")
+        if not 0 <= self.style_augment <= 16:
+            raise InputError(f"style_augment must be from 0 to 16, got {self.style_augment}")
+        if self.style_bank_size and not max(self.size, self.late_size) <= self.style_bank_size <= 4096:
+            raise InputError(f"style_bank_size must be 0 or from the crop side ({max(self.size, self.late_size)}) "
+                             f"to 4096, got {self.style_bank_size}")
+        if self.content_size and not max(self.size, self.late_size) <= self.content_size <= 4096:
+            raise InputError(f"content_size must be 0 or from the crop side ({max(self.size, self.late_size)}) "
+                             f"to 4096, got {self.content_size}")
         if not 0.0 <= self.late_from <= 1.0:
             raise InputError(f"late_from must be in [0, 1], got {self.late_from}")
         if self.d_noise < 0:

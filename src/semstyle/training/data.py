@@ -68,6 +68,15 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self.images)
 
+    def augment(self, n: int) -> None:
+        """Add ``n`` variants of every image (``style_variant``), so a small style set covers more of the
+        colour and orientation statistics that unseen styles bring; variant k of image i sits at i·(n+1)+k."""
+        if n <= 0:
+            return
+        self.images = [style_variant(im, k, n + 1) for im in self.images for k in range(n + 1)]
+        self.paths = [p for p in self.paths for _ in range(n + 1)]
+
+
     def crops(self, g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:
         """``n`` random crops (N, 3, size, size) in [0, 1] with random flips; also the image indices."""
         idx = torch.randint(len(self.images), (n,), generator=g).tolist()
@@ -91,3 +100,16 @@ class ImageBank:
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """The generator for one step's sampling: a pure function of (seed, step, rank)."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + rank)
+
+
+def style_variant(img: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Variant ``k`` of ``n`` of the (H, W, 3) uint8 ``img``: its hue turned by 360·k/n degrees (a rotation of
+    the chroma plane in YIQ, so luminance is kept) and the picture turned by k quarter turns; k = 0 is ``img``."""
+    if k % n == 0:
+        return img
+    yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+    a = 2 * np.pi * k / n
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]], np.float32)
+    m = np.linalg.inv(yiq) @ rot @ yiq  # (3, 3) RGB → RGB
+    out = np.clip(img.astype(np.float32) @ m.T + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.rot90(out, k % 4))

@@ -79,7 +79,7 @@ class WholeStyleTargets:
                     m = F.interpolate(m.float(), size=(max(h, size) // st, max(w, size) // st), mode="bilinear",
                                       align_corners=False)
                 out[t].append(m[..., y // st : (y + size) // st, x // st : (x + size) // st])
-        return {t: torch.cat(v).float() for t, v in out.items()}
+        return {t: torch.cat([x.float() for x in v]) for t, v in out.items()}
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -126,7 +126,7 @@ class ContentFeatureBank:
             f = self._feats(i, flip)
             feats.append(f[..., y // 8 : (y + size) // 8, x // 8 : (x + size) // 8])
             pixels.append(self._image(i, flip)[..., y : y + size, x : x + size])
-        return torch.cat(feats).float(), torch.cat(pixels)
+        return torch.cat([f.float() for f in feats]), torch.cat(pixels)
 
     def __len__(self) -> int:
         return len(self._cache)

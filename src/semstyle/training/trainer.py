@@ -119,8 +119,9 @@ class Trainer:
 
         exclude = read_list(cfg.exclude_styles) if cfg.exclude_styles else None
         crop_max = max(cfg.size, cfg.late_size)
-        self.contents = ImageBank(collect(cfg.content_dir), crop_max)
-        self.styles = ImageBank(collect(cfg.style_dir, exclude), crop_max)
+        self.contents = ImageBank(collect(cfg.content_dir), crop_max, cfg.content_size or 768)
+        self.styles = ImageBank(collect(cfg.style_dir, exclude), crop_max, cfg.style_bank_size or 768)
+        self.styles.augment(cfg.style_augment)
         self.ema = EMA(decoder, cfg.ema) if cfg.ema > 0 else None  # evaluated and shipped instead of the live one
         map_taps = cfg.d_taps if cfg.discriminator == "feature" else ()  # D's real side: cached feature windows
         self.whole = (WholeStyleTargets(self.styles.images, self.encoder, cfg.style_size, dev, cfg.weights.style_layers,

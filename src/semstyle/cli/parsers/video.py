@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from semstyle.config import VIDEO_CONSISTENCY as DEFAULT_CONSISTENCY
+from semstyle.config import VIDEO_HIDDEN as DEFAULT_HIDDEN
 from semstyle.config import VIDEO_TEXTURE as DEFAULT_TEXTURE
 
 EXAMPLES = """examples:
@@ -21,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="video file (mp4, webm, gif) or a folder (one PNG per frame, named after the input's)")
     p.add_argument("--consistency", type=float, default=DEFAULT_CONSISTENCY,
-                   help="weight of the previous frame's features carried along the flow, in [0, 1); 0 = per-frame "
+                   help="weight of the previous frame's features carried along the flow, in [0, 1); 0 = per-frame, "
+                        "nothing carried "
                         "(default %(default)s)")
+    p.add_argument("--hidden", type=float, default=DEFAULT_HIDDEN,
+                   help="weight of the previous frame's decoder activation (stride 4) carried along the flow, in "
+                        "[0, 1); --consistency 0 turns it off too (default %(default)s)")
     p.add_argument("--texture", type=float, default=DEFAULT_TEXTURE,
                    help="weight of the previous result's texture carried along the flow, in [0, 1): much less "
                         "flicker, weaker style (default %(default)s)")
