@@ -137,8 +137,9 @@ def test_region_style_targets_are_the_same_label_statistics(stylizer) -> None:
     left = torch.zeros(1, 1, *f.shape[-2:])
     left[..., : f.shape[-1] // 2] = 1  # style label 2 is the left half
     m, sd = FN.masked_mean_std(f, left)
-    torch.testing.assert_close(t.means["relu2_1"][0, 1], m[0, 0])
-    torch.testing.assert_close(t.stds["relu2_1"][0, 1], sd[0, 0])
+    # the same statistics by two fp32 reduction orders (AVX-512/AMX kernels differ in the last bits: 8e-6 seen)
+    torch.testing.assert_close(t.means["relu2_1"][0, 1], m[0, 0], rtol=3e-5, atol=1e-5)
+    torch.testing.assert_close(t.stds["relu2_1"][0, 1], sd[0, 0], rtol=3e-5, atol=1e-5)
     assert region_style_targets(c_lab, s_lab + 10, feats, STYLE_LAYERS) is None  # no shared label
     # the objective's region term is zero for the style's own statistics and positive otherwise
     obj = GeneratorObjective(stylizer.networks.encoder, LossWeights())
