@@ -41,8 +41,8 @@ def main() -> int:
                          "that loses on held-out pairs win on what it trained on?)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    contents = sorted((DATA / "content" / "BSDS500" / args.split.replace("heldout", "test")).glob("*.jpg"))
-    contents = contents[: args.contents]
+    bsds = {"heldout": "test", "train": "train"}[args.split]
+    contents = sorted((DATA / "content" / "BSDS500" / bsds).glob("*.jpg"))[: args.contents]
     styles = heldout()[:: args.every]
     if args.split == "train":
         held = set(heldout())

@@ -164,12 +164,11 @@ class TrainConfig:
                              f"got {self.late_size}")
         if not 0 <= self.style_augment <= 16:
             raise InputError(f"style_augment must be from 0 to 16, got {self.style_augment}")
-        if self.style_bank_size and not max(self.size, self.late_size) <= self.style_bank_size <= 4096:
-            raise InputError(f"style_bank_size must be 0 or from the crop side ({max(self.size, self.late_size)}) "
-                             f"to 4096, got {self.style_bank_size}")
-        if self.content_size and not max(self.size, self.late_size) <= self.content_size <= 4096:
-            raise InputError(f"content_size must be 0 or from the crop side ({max(self.size, self.late_size)}) "
-                             f"to 4096, got {self.content_size}")
+        crop = max(self.size, self.late_size)
+        for name in ("style_bank_size", "content_size"):
+            side = getattr(self, name)
+            if side and not crop <= side <= 4096:
+                raise InputError(f"{name} must be 0 or from the crop side ({crop}) to 4096, got {side}")
         if not 0.0 <= self.late_from <= 1.0:
             raise InputError(f"late_from must be in [0, 1], got {self.late_from}")
         if self.d_noise < 0:
