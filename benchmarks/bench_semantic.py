@@ -231,12 +231,13 @@ def main() -> None:
     ap.add_argument("--region-weight", type=float, default=None,
                     help="λ of the refinement's style_region term (default: LossWeights')")
     ap.add_argument("--coseg", default="", help="co-segmentation options: method=nmf,graph=1.5")
+    ap.add_argument("--decoder", default="pretrained", help="decoder weights (e.g. a decoder fine-tuned on attention)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     st = Stylizer(size=args.size, style_size=args.size, feather=args.feather, min_region=args.min_region,
-                  unmatched=args.unmatched, regions=args.regions)
+                  unmatched=args.unmatched, regions=args.regions, decoder=args.decoder)
     if args.region_weight is not None:  # a trial knob: the refiner builds its LossWeights with this λ_region
         import functools
 

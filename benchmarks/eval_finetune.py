@@ -46,12 +46,12 @@ def feats(st: Stylizer, img: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def evaluate(
-    st: Stylizer, disc: MultiScaleDiscriminator, content: Path, style: Path, size: int
+    st: Stylizer, disc: MultiScaleDiscriminator, content: Path, style: Path, size: int, **options: object
 ) -> tuple[dict[str, float], object]:
     c_img = resize_longest(load_image(content), size)
     s_img = resize_longest(load_image(style), size)
     t0 = time.perf_counter()
-    out = st.stylize(c_img, s_img).image
+    out = st.stylize(c_img, s_img, **options).image  # options: per-call overrides (alpha)
     secs = time.perf_counter() - t0
     o, c, s = to_tensor(out), to_tensor(c_img), to_tensor(s_img)
     fo, fc, fs = feats(st, o), feats(st, c), feats(st, s)

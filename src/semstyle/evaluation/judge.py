@@ -23,12 +23,13 @@ class JudgeRow:
     others: float  # mean score of the other styles' crops under its condition
 
 
-def style_crops(paths: Sequence[Path], side: int = 128, n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``n`` fixed side×side crops of each style resized to 512 px (training's scale): {stem: (n, 3, side, side)}."""
+def style_crops(paths: Sequence[Path], side: int = 128, n: int = 4, seed: int = 0,
+                scale: int = 512) -> dict[str, torch.Tensor]:
+    """``n`` fixed side×side crops of each style resized to ``scale`` px (training's): {stem: (n, 3, side, side)}."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for p in paths:
-        x = to_tensor(resize_longest(load_image(p), 512))
+        x = to_tensor(resize_longest(load_image(p), scale))
         h, w = x.shape[-2:]
         ys = torch.randint(0, h - side + 1, (n,), generator=g).tolist()
         xs = torch.randint(0, w - side + 1, (n,), generator=g).tolist()
@@ -51,4 +52,45 @@ def judge(disc: MultiScaleDiscriminator, encoder: nn.Module, crops: dict[str, to
     return rows
 
 
-__all__ = ["JudgeRow", "judge", "style_crops"]
+def auc(pos: Sequence[float], neg: Sequence[float]) -> float:
+    """Area under the ROC curve: P(a positive scores above a negative), ties counted half (Mann-Whitney)."""
+    if not pos or not neg:
+        raise ValueError(f"auc needs positives and negatives, got {len(pos)} and {len(neg)}")
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+@dataclass(frozen=True)
+class HeldoutJudge:
+    real_vs_output_auc: float  # P(a real style crop scores above a stylised output's crop, same condition)
+    real_vs_output_acc: float  # share of real crops above 0.5 and output crops below (LSGAN's 1 / 0 targets)
+    matching_auc: float  # P(a crop under its own style's condition scores above it under another style's)
+
+
+def judge_heldout(disc: MultiScaleDiscriminator, encoder: nn.Module, crops: dict[str, torch.Tensor],
+                  outputs: dict[str, torch.Tensor]) -> HeldoutJudge:
+    """The judge on styles it never trained on. ``crops``: {style: (n, 3, s, s)} real crops, each its own
+    condition (as in training); ``outputs``: {style: (m, 3, s, s)} crops of outputs stylised with it, under
+    the condition of the style's first crop. Every style of ``outputs`` must be in ``crops``."""
+    missing = sorted(set(outputs) - set(crops))
+    if missing or len(crops) < 2 or not outputs:
+        raise ValueError(f"judge_heldout needs >= 2 styles and crops for every output style; missing {missing}")
+    real, fake, own, other = [], [], [], []
+    with torch.no_grad():
+        cond = {k: style_vector(encoder(v, STYLE_LAYERS)) for k, v in crops.items()}  # (n, 1920) per style
+        names = list(crops)
+        for i, name in enumerate(names):
+            x = crops[name]
+            scores = disc.score(x, cond[name]).tolist()
+            real += scores
+            own += scores
+            wrong = cond[names[(i + 1) % len(names)]][: len(x)]  # the next style's conditions, crop for crop
+            other += disc.score(x[: len(wrong)], wrong).tolist()
+            if name in outputs:
+                out = outputs[name]
+                fake += disc.score(out, cond[name][:1].expand(len(out), -1)).tolist()
+    acc = (sum(r > 0.5 for r in real) + sum(f < 0.5 for f in fake)) / (len(real) + len(fake))
+    return HeldoutJudge(auc(real, fake), acc, auc(own, other))
+
+
+__all__ = ["HeldoutJudge", "JudgeRow", "auc", "judge", "judge_heldout", "style_crops"]

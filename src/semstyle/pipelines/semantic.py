@@ -122,13 +122,15 @@ def fuse_regions(
     regions: Regions,
     unmatched: str = "nearest",
     feather: float = 2.0,
+    attention: Attention | None = None,
 ) -> tuple[torch.Tensor, dict[int, Match]]:
     """Region-matched AdaIN of a whole feature map; returns (target features, matches).
 
     For each content region k the target statistics are Σ_i W[k, i]·stats_i(k), where W[k] is
     the style weights (or one-hot when ``region_styles`` names a style for k) and stats_i(k) is
     the style-i region matched to k (same label; else per ``unmatched``), its whole-image
-    statistics when style i has no labels, or k's own statistics ("keep").
+    statistics when style i has no labels, or k's own statistics ("keep"); with ``attention``, the
+    attention-weighted mixture of style i's regions (``region_targets``).
     """
     c_ids = [int(v) for v in np.unique(regions.content)]
     hw = (c_feat.shape[-2], c_feat.shape[-1])
@@ -138,7 +140,8 @@ def fuse_regions(
     own_mean, own_std = FN.masked_mean_std(c_feat, hard)  # (1, K, C, 1, 1)
     g_mean, g_std = FN.mean_std(c_feat)
     c_desc = descriptors(own_mean, own_std, g_mean, g_std)
-    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, styles, weights, regions, unmatched)
+    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, styles, weights, regions, unmatched,
+                                                attention)
     keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
     return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
 

@@ -90,7 +90,7 @@ class TrainConfig:
     d_noise: float = 0.0  # weight of an extra "fake" term on random noise images (a judge must not reward noise)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     seed: int = 0  # every random choice derives from (seed, step, rank)
-    semantic: str = "none"  # "auto": train through region-matched AdaIN on co-segmented pairs
+    semantic: str = "none"  # "auto": region-matched AdaIN on co-segmented pairs; "attention": region attention
     decoder_init: str = "pretrained"  # decoder weights to start from
     encoder: str = "pretrained"  # encoder weights
     discriminator_init: str = ""  # optional discriminator weights to start from
@@ -149,8 +149,10 @@ class TrainConfig:
             raise InputError("steps and batch must be >= 1 and d_steps >= 0")
         if not 16 <= self.size <= 2048 or self.size % 8:
             raise InputError(f"size must be a multiple of 8 between 16 and 2048, got {self.size}")
-        if self.semantic not in ("none", "auto"):
-            raise InputError(f"training semantic must be none or auto, got {self.semantic!r}")
+        if self.semantic not in ("none", "auto", "attention"):
+            raise InputError(f"training semantic must be none, auto or attention, got {self.semantic!r}")
+        if self.semantic != "none" and self.style_targets != "crop":
+            raise InputError(f"training semantic {self.semantic!r} fuses crops' regions; set style_targets: crop")
         if self.schedule not in ("constant", "cosine"):
             raise InputError(f"schedule must be constant or cosine, got {self.schedule!r}")
         if self.warmup < 0 or not 0.0 <= self.min_lr <= 1.0:

@@ -51,7 +51,7 @@ from semstyle.training.config import TrainConfig
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
 from semstyle.training.schedule import EMA, lr_factor, set_lr
 from semstyle.training.targets import ContentFeatureBank, WholeStyleTargets
-from semstyle.types import Regions, StyleStats, Timings
+from semstyle.types import Attention, Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
 MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
@@ -219,7 +219,8 @@ class Trainer:
             m, s = FN.mean_std(s4[i : i + 1])
             crop = StyleStats(None, s4[i : i + 1], m, s)  # a training crop: features, no image
             regions = Regions(merge_small_regions(c_lab, MIN_REGION), [merge_small_regions(s_lab, MIN_REGION)])
-            t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions)
+            attention = Attention() if self.cfg.semantic == "attention" else None  # inference's defaults
+            t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions, attention=attention)
             out.append(t)
         return torch.cat(out)
 

@@ -1,0 +1,71 @@
+"""Training through semantic fusion (issues 14/15): ``semantic: attention`` fuses each crop pair by region-level
+attention, as inference's ``--fusion attention`` does; fuse_regions takes the attention; bad settings are refused."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_training import _cfg, make_data, one_thread
+
+from semstyle import functional as FN
+from semstyle.errors import InputError
+from semstyle.pipelines.semantic import fuse_regions
+from semstyle.training.trainer import Trainer
+from semstyle.types import Attention, Regions, StyleStats
+
+__all__ = ["one_thread"]  # test_training's autouse fixture: one thread for these tiny tensors
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_data(tmp_path_factory.mktemp("semantic_data"), ((64, 56), (56, 64), (72, 60), (60, 80)))
+
+
+def _scene() -> tuple[torch.Tensor, StyleStats, Regions]:
+    g = torch.Generator().manual_seed(3)
+    c_feat, s_feat = torch.rand(1, 16, 12, 16, generator=g) * 3, torch.rand(1, 16, 10, 10, generator=g) * 2
+    c_lab = np.repeat(np.repeat(np.array([[0, 0, 1, 1], [2, 2, 1, 1]]), 48, 0), 32, 1)  # 96×128
+    s_lab = np.repeat(np.repeat(np.array([[1, 0], [2, 2]]), 40, 0), 40, 1)  # 80×80, the same three labels
+    m, s = FN.mean_std(s_feat)
+    return c_feat, StyleStats(None, s_feat, m, s), Regions(c_lab, [s_lab])
+
+
+def test_fuse_regions_with_hard_attention_is_region_adain_and_soft_attention_mixes() -> None:
+    c_feat, style, regions = _scene()
+    plain, matches = fuse_regions(c_feat, [style], [1.0], regions)
+    hard, _ = fuse_regions(c_feat, [style], [1.0], regions, attention=Attention(0.5, math.inf))
+    soft, _ = fuse_regions(c_feat, [style], [1.0], regions, attention=Attention(0.5, 1.0))
+    assert matches == {0: 0, 1: 1, 2: 2}
+    assert torch.allclose(plain, hard, atol=1e-6)  # one-hot attention = the same-label region's statistics
+    assert (soft - plain).abs().max() > 1e-3
+
+
+def test_a_semantic_attention_run_trains_through_region_attention(data: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import semstyle.training.trainer as trainer_module
+
+    seen: list[Attention | None] = []
+    real = trainer_module.fuse_regions
+
+    def spy(*args: object, attention: Attention | None = None, **kw: object) -> tuple[torch.Tensor, dict]:
+        seen.append(attention)
+        return real(*args, attention=attention, **kw)  # type: ignore[arg-type, misc]
+
+    monkeypatch.setattr(trainer_module, "fuse_regions", spy)
+    tr = Trainer(_cfg(data, tmp_path / "att", 2, semantic="attention", size=48))
+    stats = [tr.train_step() for _ in range(2)]
+    tr.close()
+    assert len(seen) == 4 and all(a == Attention() for a in seen)  # batch 2 × 2 steps, inference's defaults
+    assert all(math.isfinite(s["g/total"]) for s in stats)
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"semantic": "regions"}, "none, auto or attention"),
+    ({"semantic": "attention", "style_targets": "whole"}, "set style_targets: crop")])
+def test_semantic_settings_are_checked(data: Path, tmp_path: Path, changes: dict[str, str], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        _cfg(data, tmp_path, 2, **changes).check()
