@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "src" / "semstyle" / "weights"
 KINDS = {  # kind → (role → shipped file, manifest key of the record, command that trained it)
     "finetune": ({"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"},
-                 "record", "semstyle train --config configs/finetune.yaml"),
+                 "record", "semstyle train --config configs/recipe_long.yaml"),
     "judge": ({"discriminator": "discriminator.safetensors"}, "judge_record",
               "semstyle train --config configs/judge.yaml (decoder fixed: train_generator false)"),
     "fast": ({"fast_encoder": "fast_encoder.safetensors", "fast_decoder": "fast_decoder.safetensors"},
