@@ -75,22 +75,20 @@ def judge_heldout(disc: MultiScaleDiscriminator, encoder: nn.Module, crops: dict
     missing = sorted(set(outputs) - set(crops))
     if missing or len(crops) < 2 or not outputs:
         raise ValueError(f"judge_heldout needs >= 2 styles and crops for every output style; missing {missing}")
-    real, fake, own, other = [], [], [], []
+    real, fake, other = [], [], []  # real crops under their own condition; outputs; crops under another's
     with torch.no_grad():
         cond = {k: style_vector(encoder(v, STYLE_LAYERS)) for k, v in crops.items()}  # (n, 1920) per style
         names = list(crops)
         for i, name in enumerate(names):
             x = crops[name]
-            scores = disc.score(x, cond[name]).tolist()
-            real += scores
-            own += scores
+            real += disc.score(x, cond[name]).tolist()
             wrong = cond[names[(i + 1) % len(names)]][: len(x)]  # the next style's conditions, crop for crop
             other += disc.score(x[: len(wrong)], wrong).tolist()
             if name in outputs:
                 out = outputs[name]
                 fake += disc.score(out, cond[name][:1].expand(len(out), -1)).tolist()
     acc = (sum(r > 0.5 for r in real) + sum(f < 0.5 for f in fake)) / (len(real) + len(fake))
-    return HeldoutJudge(auc(real, fake), acc, auc(own, other))
+    return HeldoutJudge(auc(real, fake), acc, auc(real, other))
 
 
 __all__ = ["HeldoutJudge", "JudgeRow", "auc", "judge", "judge_heldout", "style_crops"]
