@@ -200,16 +200,23 @@ def picture(results: list[PairResult], pairs: list[int], path: Path, cell: int =
     grid(rows, cell=cell, titles=titles).save(path, optimize=True)
 
 
-def coseg_options(base: Options, spec: str) -> Options:
-    """``base`` with ``key=value,…`` applied, each value cast to the field's type."""
+def key_values(cls: type, spec: str, flag: str) -> dict[str, object]:
+    """``key=value,…`` as keyword arguments of the dataclass ``cls``, each value cast to its field's default's type."""
+    defaults = cls()
     changes: dict[str, object] = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
-        if key not in {f.name for f in fields(Options)}:
-            raise SystemExit(f"--coseg: unknown option {key!r}")
-        old = getattr(base, key)
-        changes[key] = type(old)(value) if not isinstance(old, str) else value
-    return replace(base, **changes)
+        if key not in {f.name for f in fields(cls)}:
+            raise SystemExit(f"{flag}: unknown option {key!r}")
+        old = getattr(defaults, key)
+        changes[key] = (value.lower() in ("1", "true", "yes") if isinstance(old, bool)
+                        else value if isinstance(old, str) else type(old)(value))
+    return changes
+
+
+def coseg_options(base: Options, spec: str) -> Options:
+    """``base`` with ``key=value,…`` applied."""
+    return replace(base, **key_values(Options, spec, "--coseg"))
 
 
 def main() -> None:
@@ -228,8 +235,10 @@ def main() -> None:
     ap.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma list of {', '.join(METHODS)}")
     ap.add_argument("--refine", type=int, default=0,
                     help="also run semantic-GT and semantic-auto with this many region-guided refinement rounds")
-    ap.add_argument("--region-weight", type=float, default=None,
-                    help="λ of the refinement's style_region term (default: LossWeights')")
+    ap.add_argument("--refine-weights", default="",
+                    help="trial λ of the refinement's objective, e.g. style_region=100,style_gram=0")
+    ap.add_argument("--refine-modes", default="GT,auto", help="the labels refined: GT, auto or both")
+    ap.add_argument("--refine-opts", default="", help="trial RefineConfig fields, e.g. per_region=1,lr=0.05")
     ap.add_argument("--coseg", default="", help="co-segmentation options: method=nmf,graph=1.5")
     ap.add_argument("--decoder", default="pretrained", help="decoder weights (e.g. a decoder fine-tuned on attention)")
     args = ap.parse_args()
@@ -238,13 +247,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     st = Stylizer(size=args.size, style_size=args.size, feather=args.feather, min_region=args.min_region,
                   unmatched=args.unmatched, regions=args.regions, decoder=args.decoder)
-    if args.region_weight is not None:  # a trial knob: the refiner builds its LossWeights with this λ_region
+    if args.refine_weights or args.refine_opts:  # trial knobs: what the refiner builds its objective and loop from
         import functools
 
-        import semstyle.pipelines.stylize as stylize_module
-        from semstyle.losses import LossWeights
+        import semstyle.pipelines.stylize as sm
 
-        stylize_module.LossWeights = functools.partial(LossWeights, style_region=args.region_weight)  # type: ignore
+        if args.refine_weights:  # the objective with regions (what the benchmark refines) and the one without
+            changes = key_values(sm.LossWeights, args.refine_weights, "--refine-weights")
+            sm.REGION_LOSS_WEIGHTS = replace(sm.REGION_LOSS_WEIGHTS, **changes)  # type: ignore[misc]
+            sm.LossWeights = functools.partial(sm.LossWeights, **changes)  # type: ignore[misc]
+        if args.refine_opts:
+            sm.RefineConfig = functools.partial(  # type: ignore[misc]
+                sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts"))
     if args.coseg:
         st.networks.coseg = coseg_options(st.networks.coseg, args.coseg)
     names = list(dict.fromkeys([*BASE_METHODS, *filter(None, args.methods.split(","))]))
@@ -253,7 +267,8 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     methods = {m: METHODS[m] for m in names}
     if args.refine:
-        for mode, name in (("labels", "GT"), ("auto", "auto")):  # refine_target 1: every round runs
+        modes = [(m, n) for m, n in (("labels", "GT"), ("auto", "auto")) if n in args.refine_modes.split(",")]
+        for mode, name in modes:  # refine_target 1: every round runs
             methods[f"semantic-{name}-refine{args.refine}"] = {"semantic": mode, "refine": args.refine,
                                                               "refine_target": 1.0}
     results = []
@@ -270,6 +285,8 @@ def main() -> None:
     table, head = summarise(results, args.seg_only, list(methods))
     if args.coseg:
         print(f"co-segmentation: {args.coseg}")
+    if args.refine_weights or args.refine_opts:
+        print(f"refinement: weights {args.refine_weights or 'default'}, options {args.refine_opts or 'default'}")
     print(f"\n{len(results)} pairs at {args.size} px in {time.perf_counter() - t0:.0f} s\n")
     print(table)
     if args.per_pair and not args.seg_only:

@@ -158,3 +158,66 @@ def test_region_guided_refinement_never_ends_worse(stylizer) -> None:
     assert rep.objectives[rep.best_round] == min(rep.objectives)
     plain = stylizer.stylize(c, s, refine=2, refine_target=1.0)  # no regions: a different objective
     assert plain.refine is not None and plain.refine.objectives[0] != pytest.approx(rep.objectives[0])
+
+
+def test_feature_masks_cover_the_padded_grid_and_sum_to_one() -> None:
+    from semstyle.pipelines.refine import _feature_masks
+
+    masks = torch.zeros(1, 2, 20, 30)
+    masks[:, 0, :, :13] = 1  # region 0 the left 13 px, region 1 the rest
+    masks[:, 1, :, 13:] = 1
+    m = _feature_masks(masks, torch.zeros(1, 512, 3, 4))  # the 20×30 output padded to 24×32: a 3×4 grid
+    assert m.shape == (1, 2, 3, 4)
+    torch.testing.assert_close(m.sum(dim=1), torch.ones(1, 3, 4))
+    assert torch.all(m[0, 0, :, 0] == 1) and torch.all(m[0, 1, :, 2:] == 1)  # pure cells, the padding included
+    assert torch.all((m[0, 0, :, 1] > 0) & (m[0, 0, :, 1] < 1))  # the cell the border crosses is shared
+
+
+@pytest.mark.parametrize("per_region", [False, True])
+def test_region_guided_refinement_per_region_or_channel(stylizer, monkeypatch, per_region: bool) -> None:
+    # the per-region adjustment (one scale/shift per region and channel) and the per-channel one both never end
+    # worse; with a single region they are the same parametrisation, so the same rounds
+    import functools
+
+    import semstyle.pipelines.stylize as stylize_mod
+    from semstyle.pipelines.refine import RefineConfig
+
+    monkeypatch.setattr(stylize_mod, "RefineConfig", functools.partial(RefineConfig, per_region=per_region))
+    c, s, c_lab, s_lab = _scene()
+    kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
+    rep = stylizer.stylize(c, s, refine=2, refine_target=1.0, **kw).refine
+    assert rep is not None and min(rep.objectives) == rep.objectives[rep.best_round] <= rep.objectives[0]
+    one = {"semantic": "labels", "content_labels": LabelMap(np.ones_like(c_lab)), "style_labels": [LabelMap(s_lab)]}
+    single = stylizer.stylize(c, s, refine=1, refine_target=1.0, **one).refine
+    monkeypatch.setattr(stylize_mod, "RefineConfig", functools.partial(RefineConfig, per_region=not per_region))
+    other = stylizer.stylize(c, s, refine=1, refine_target=1.0, **one).refine
+    assert single is not None and other is not None
+    np.testing.assert_allclose(single.objectives, other.objectives, rtol=2e-3)  # bf16 networks where the CPU has it
+
+
+def test_region_refinement_objective_holds_the_content_photo(stylizer, monkeypatch) -> None:
+    # with regions, refinement's objective is REGION_LOSS_WEIGHTS' (region term instead of the global style terms,
+    # content_orig against the content's own relu4_1, handed in by the tiling path); without, the global objective
+    import semstyle.pipelines.stylize as stylize_mod
+    from semstyle.io.images import to_tensor
+    from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS
+
+    calls: list[tuple[LossWeights, torch.Tensor | None, object]] = []
+    real = stylize_mod.refine
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((args[3].w, kwargs.get("content"), kwargs.get("regions")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stylize_mod, "refine", spy)
+    c, s, c_lab, s_lab = _scene()
+    kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
+    stylizer.stylize(c, s, refine=1, refine_target=1.0, **kw)
+    stylizer.stylize(c, s, refine=1, refine_target=1.0)
+    (w_reg, content, regions), (w_plain, _, no_regions) = calls
+    assert w_reg == REGION_LOSS_WEIGHTS and w_reg.content_orig > 0 and w_reg.style_gram == w_reg.style_meanstd == 0
+    assert regions is not None and no_regions is None and w_plain == LossWeights()
+    with torch.no_grad():
+        own = stylizer.encode(FN.pad_to_multiple(to_tensor(c))[0])["relu4_1"]
+    assert content is not None and content.shape == own.shape == (1, 512, SIZE // 8, SIZE // 8)
+    torch.testing.assert_close(content.float(), own.float(), rtol=0.02, atol=0.02)

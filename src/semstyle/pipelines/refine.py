@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from semstyle import functional as FN
-from semstyle.losses import GeneratorObjective, RegionTargets
+from semstyle.losses import GeneratorObjective, LossWeights, RegionTargets
 from semstyle.models.discriminator import MultiScaleDiscriminator
 from semstyle.segmentation import regions as R
 from semstyle.types import RefineReport
@@ -35,6 +36,14 @@ class RefineConfig:
     target: float = 0.5  # stop once the discriminator's mean score reaches this (1 = "real, this style")
     steps_per_round: int = 4  # Adam steps on the fusion per round
     lr: float = 0.02  # Adam learning rate of the per-channel scale/shift
+    per_region: bool = True  # with regions: one scale/shift per region and channel (else one per channel)
+
+
+# The objective of region-guided refinement (docs/semantic_benchmark.md): the region term replaces the global style
+# terms (which pull every region back towards the style's global statistics) and a content term to the content's own
+# features holds the content. On DPST pairs 1-30 at 512 px, 2 rounds with GT labels: the global objective cut the
+# region distance by 49 % at +13.6 % content, these weights (with per-region adjustment) by 53 % at +1.7 %.
+REGION_LOSS_WEIGHTS = LossWeights(content_orig=10.0, style_gram=0.0, style_meanstd=0.0)
 
 
 def region_style_targets(
@@ -82,6 +91,7 @@ def refine(
     cfg: RefineConfig,
     progress: Callable[[int], None] | None = None,  # called with each finished round's number
     regions: RegionTargets | None = None,  # region-wise style targets (region-guided refinement)
+    content: torch.Tensor | None = None,  # (1, 512, h, w) the content's own relu4_1 (the content_orig term)
 ) -> tuple[torch.Tensor, RefineReport]:
     """Return the best decoded image (1, 3, H, W) in [0, 1] and a per-round report."""
     h, w = crop
@@ -90,34 +100,45 @@ def refine(
     def evaluate(feat: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         with torch.no_grad():
             img = decode(feat)[..., :h, :w]
-            obj = float(objective(img, anchor_c, style_feats, disc, style_vec, regions=regions)["total"])
+            obj = float(objective(img, anchor_c, style_feats, disc, style_vec, content_c, regions)["total"])
             score = float(disc.score(img.clamp(0, 1), style_vec).mean())
         return img, obj, score
 
-    anchor_c = anchor
+    anchor_c, content_c = anchor, content
     if (h, w) != tuple(s * 8 for s in target.shape[-2:]):
-        # the objective sees the cropped image; compare it with the anchor of the same crop
+        # the objective sees the cropped image; compare it with the anchor (and content) of the same crop
         anchor_c = anchor[..., : -(-h // 8), : -(-w // 8)]
+        content_c = None if content is None else content[..., : -(-h // 8), : -(-w // 8)]
     best_img, best_obj, score = evaluate(target)
     report.scores.append(score)
     report.objectives.append(best_obj)
     log.info("refine round 0: score %.3f objective %.4f", score, best_obj)
 
-    scale = torch.ones(1, target.shape[1], 1, 1, device=target.device, requires_grad=True)
-    shift = torch.zeros(1, target.shape[1], 1, 1, device=target.device, requires_grad=True)
+    fmasks = _feature_masks(regions.masks, target) if cfg.per_region and regions is not None else None
+    k = 1 if fmasks is None else fmasks.shape[1]
+    scale = torch.ones(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
+    shift = torch.zeros(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
     opt = torch.optim.Adam([scale, shift], lr=cfg.lr)
     feat_std = target.std().detach()
+
+    def adjust() -> torch.Tensor:  # (1, 512, h, w): the target under the current scale/shift
+        if fmasks is None:
+            return target * scale[:, 0] + shift[:, 0] * feat_std
+        m = fmasks.unsqueeze(2)  # (1, K, 1, h, w), the masks sum to 1 at every position
+        return target * (scale * m).sum(dim=1) + (shift * m).sum(dim=1) * feat_std
+
     for r in range(1, cfg.rounds + 1):
         if score >= cfg.target:
             break
         for _ in range(cfg.steps_per_round):
             opt.zero_grad(set_to_none=True)
-            feat = target * scale + shift * feat_std
+            feat = adjust()
             img = decode(feat)[..., :h, :w]
-            loss = objective(img, anchor_c, style_feats, disc, style_vec, regions=regions)["total"]
+            loss = objective(img, anchor_c, style_feats, disc, style_vec, content_c, regions)["total"]
             loss.backward()
             opt.step()
-        feat = (target * scale + shift * feat_std).detach()
+        with torch.no_grad():
+            feat = adjust()
         img, obj, score = evaluate(feat)
         report.scores.append(score)
         report.objectives.append(obj)
@@ -127,3 +148,13 @@ def refine(
         if obj < best_obj:
             best_img, best_obj, report.best_round = img, obj, r
     return best_img.clamp(0, 1), report
+
+
+def _feature_masks(masks: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(1, K, H, W) region masks of the output → (1, K, h, w) on the (padded) feature grid of ``target``,
+    area-pooled (soft at borders), edge-padded and renormalised to sum to 1 at every position."""
+    gh, gw = target.shape[-2:]
+    h, w = masks.shape[-2:]
+    m = F.adaptive_avg_pool2d(masks.to(target), (-(-h // 8), -(-w // 8)))
+    m = F.pad(m, (0, gw - m.shape[-1], 0, gh - m.shape[-2]), mode="replicate")
+    return m / m.sum(dim=1, keepdim=True).clamp_min(1e-6)

@@ -27,7 +27,7 @@ from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
-from semstyle.pipelines.refine import RefineConfig, refine, region_style_targets
+from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS, RefineConfig, refine, region_style_targets
 from semstyle.pipelines.semantic import cosegment_images, resolve_labels
 from semstyle.pipelines.tiling import Decode, FeatureHook, Fuse, TilePlan, stylize_array, tile_plan
 from semstyle.types import (
@@ -318,15 +318,18 @@ class Stylizer:
         with torch.no_grad():
             s_feats = {k: v.float() for k, v in nets.encoder(x.to(nets.device), STYLE_LAYERS).items()}
             s_vec = style_vector(s_feats)
-        objective = GeneratorObjective(nets.encoder, LossWeights())
         cfg = RefineConfig(rounds=opts.refine, target=opts.refine_target)
         targets = None
         if regions is not None and len(regions.styles) > top and (s_lab := regions.styles[top]) is not None:
             targets = region_style_targets(regions.content, s_lab, s_feats, STYLE_LAYERS)
+        objective = GeneratorObjective(nets.encoder, LossWeights() if targets is None else REGION_LOSS_WEIGHTS)
 
-        def decode(fused: torch.Tensor, target: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+        def decode(
+            fused: torch.Tensor, target: torch.Tensor, content: torch.Tensor, crop: tuple[int, int]
+        ) -> torch.Tensor:
             img, rep = refine(fused, target, nets.decoder, objective, disc, s_feats, s_vec, crop, cfg,
-                              progress=lambda r: report(callback, "refine", r, cfg.rounds), regions=targets)
+                              progress=lambda r: report(callback, "refine", r, cfg.rounds), regions=targets,
+                              content=content)
             report_.scores[:], report_.objectives[:], report_.best_round = rep.scores, rep.objectives, rep.best_round
             return img
 

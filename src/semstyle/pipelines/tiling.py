@@ -44,9 +44,9 @@ AUTO_TILE = 768  # tile = 0 (auto): core tile side in px
 MARGIN = 96  # px of context per side around each tile (encoder ±34 px + decoder ±30 px, rounded up)
 OVERLAP = 32  # px of the cross-fade between neighbouring tiles
 
-# (fused, target) relu4_1 features of the whole padded image and the (H, W) of the image inside it →
+# (fused, target, content) relu4_1 features of the whole padded image and the (H, W) of the image inside it →
 # the decoded (1, 3, H, W) image: refinement replaces the plain decode with it
-Decode = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
+Decode = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
 # the fused (after α) relu4_1 features of the whole padded image → the features to decode (video's temporal carry)
 FeatureHook = Callable[[torch.Tensor], torch.Tensor]
 
@@ -260,7 +260,7 @@ def stylize_array(
                 img = nets.decode(fused)
             else:  # refinement: one tile, its result cropped to the image; pad back to the tile
                 with torch.inference_mode(False):
-                    img = decode(fused.clone(), target.clone(), (h, w))
+                    img = decode(fused.clone(), target.clone(), feat.clone(), (h, w))
                 img = F.pad(img, (0, (cx1 - cx0) - img.shape[-1], 0, (cy1 - cy0) - img.shape[-2]))
             piece = img.detach().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()  # (ch, cw, 3)
             piece = piece[oy0 - cy0 : oy1 - cy0, ox0 - cx0 : ox1 - cx0]
