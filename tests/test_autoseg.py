@@ -195,3 +195,18 @@ def test_unknown_method_is_refused(stylizer, pair) -> None:
     c, s, _, _ = pair
     with pytest.raises(ValueError, match="method must be kmeans or nmf"):
         A.cosegment(stylizer.encode, c, [s], regions=2, options=A.Options(method="spectral"))
+
+
+def test_pca_projects_on_the_principal_axes() -> None:
+    # the eigenvectors of the scatter matrix are the SVD's right singular vectors: the same projection up to each
+    # axis' sign, the variances in decreasing order, and rows no larger than the data allow
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(900, 40, generator=g) * torch.linspace(3.0, 0.1, 40) + 5.0  # distinct variances per column
+    p = A.pca(x, 8)
+    assert p.shape == (900, 8)
+    xc = x - x.mean(0)
+    ref = xc @ torch.linalg.svd(xc, full_matrices=False)[2][:8].T
+    torch.testing.assert_close(p.abs(), ref.abs(), rtol=1e-3, atol=1e-3)
+    var = p.var(0)
+    assert torch.all(var[:-1] >= var[1:])
+    assert A.pca(x, 0) is x and A.pca(x, 40) is x  # no-ops

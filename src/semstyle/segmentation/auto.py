@@ -182,8 +182,10 @@ def pca(x: torch.Tensor, dims: int) -> torch.Tensor:
     if dims <= 0 or dims >= min(x.shape):
         return x
     xc = x - x.mean(0)
-    _, _, v = torch.linalg.svd(xc[:: max(1, len(xc) // 4000)], full_matrices=False)
-    return xc @ v[:dims].T
+    sub = xc[:: max(1, len(xc) // 4000)]
+    # the axes as eigenvectors of the (D, D) scatter matrix (the SVD's right singular vectors): 4× faster than the SVD
+    _, v = torch.linalg.eigh(sub.T @ sub)  # eigenvalues ascending
+    return xc @ v[:, -dims:].flip(1).to(xc.dtype)
 
 
 def _presence(lab: torch.Tensor, sizes: list[int], k: int) -> torch.Tensor:
@@ -272,16 +274,17 @@ def _nmf_memberships(x: torch.Tensor, k: int, seed: int, temperature: float) -> 
 
 # ----------------------------------------------------------------------------- entry point
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the (small) clustering tensors on one intra-op thread.
+def _threads(n: int) -> Iterator[int]:
+    """Run the block on ``n`` intra-op threads; yields the count before it.
 
-    They are far too small to gain from threads, and OpenMP's spinning workers make them up to
-    100× slower when other processes compete for the cores.
+    The clustering tensors run on one: they are far too small to gain from threads, and OpenMP's
+    spinning workers make them up to 100× slower when other processes compete for the cores. The
+    factorisation's (N, D) products are large enough to gain (0.66 → 0.52 s a pair at 512 px on 2 cores).
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
-        yield
+        yield before
     finally:
         torch.set_num_threads(before)
 
@@ -305,7 +308,7 @@ def cosegment(
     imgs = [content, *styles]
     with torch.inference_mode():
         described = [describe(encode, im, opt) for im in imgs]
-    with torch.inference_mode(), _one_thread():
+    with torch.inference_mode(), _threads(1) as threads:
         sizes = [len(d) for d, _ in described]
         x = pca(torch.cat([d for d, _ in described]).float(), opt.pca)
         if regions > 0:
@@ -314,7 +317,8 @@ def cosegment(
             centres = merge_orphans(x, choose_k(x, sizes, seed, opt)[1], sizes, opt.orphan_share)
         if opt.method == "nmf":  # the factors of the raw (non-negative) descriptors, as many as k-means chose
             raw = torch.cat([d for d, _ in described]).float()
-            probs = _nmf_memberships(raw, len(centres), seed, opt.temperature)
+            with _threads(threads):  # the caller's threads
+                probs = _nmf_memberships(raw, len(centres), seed, opt.temperature)
         elif opt.method == "kmeans":
             probs = memberships(x, centres, opt.temperature)
         else:
