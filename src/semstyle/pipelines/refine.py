@@ -6,9 +6,11 @@ and shift of the AdaIN target features, a few Adam steps against the generator o
 (content + style + TV + adversarial) — and decode again. The best result on the objective is
 returned, and the starting point counts, so refinement never makes the objective worse.
 
-With regions (given or automatic labels), the objective also matches the output's channel mean/std
+With regions (given or automatic labels) — region-guided refinement — the scale and shift are per
+region and channel, and the objective (``REGION_LOSS_WEIGHTS``) matches the output's channel mean/std
 at relu1_1…relu4_1 inside every content region to those of the same-labelled style region
-(``region_style_targets``, the ``style_region`` term): region-guided refinement.
+(``region_style_targets``, the ``style_region`` term) in place of the global style terms, while a
+content term holds the content photo's own relu4_1.
 """
 
 from __future__ import annotations
