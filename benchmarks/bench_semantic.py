@@ -252,10 +252,9 @@ def main() -> None:
 
         import semstyle.pipelines.stylize as sm
 
-        if args.refine_weights:  # the objective with regions (what the benchmark refines) and the one without
-            changes = key_values(sm.LossWeights, args.refine_weights, "--refine-weights")
+        if args.refine_weights:  # every refined method has regions: their objective is REGION_LOSS_WEIGHTS
+            changes = key_values(type(sm.REGION_LOSS_WEIGHTS), args.refine_weights, "--refine-weights")
             sm.REGION_LOSS_WEIGHTS = replace(sm.REGION_LOSS_WEIGHTS, **changes)  # type: ignore[misc]
-            sm.LossWeights = functools.partial(sm.LossWeights, **changes)  # type: ignore[misc]
         if args.refine_opts:
             sm.RefineConfig = functools.partial(  # type: ignore[misc]
                 sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts"))

@@ -310,13 +310,13 @@ def cosegment(
         described = [describe(encode, im, opt) for im in imgs]
     with torch.inference_mode(), _threads(1) as threads:
         sizes = [len(d) for d, _ in described]
-        x = pca(torch.cat([d for d, _ in described]).float(), opt.pca)
+        raw = torch.cat([d for d, _ in described]).float()  # (N, D) joint descriptors
+        x = pca(raw, opt.pca)
         if regions > 0:
             centres = kmeans(x, min(regions, len(x)), seed, restarts=opt.restarts)[1]
         else:
             centres = merge_orphans(x, choose_k(x, sizes, seed, opt)[1], sizes, opt.orphan_share)
         if opt.method == "nmf":  # the factors of the raw (non-negative) descriptors, as many as k-means chose
-            raw = torch.cat([d for d, _ in described]).float()
             with _threads(threads):  # the caller's threads
                 probs = _nmf_memberships(raw, len(centres), seed, opt.temperature)
         elif opt.method == "kmeans":
