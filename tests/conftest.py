@@ -110,6 +110,32 @@ def stylizer():
     return Stylizer(size=SIZE, style_size=SIZE, device="cpu")
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: reductions then run in one order, whatever the machine's cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def _stylizer_fp32():
+    from semstyle import Stylizer
+
+    return Stylizer(size=SIZE, style_size=SIZE, device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def exact(_stylizer_fp32, one_thread):
+    """The real pipeline in fp32 on one thread, for tests that compare two code paths within a grey level or
+    exactly: bf16 ("auto" on CPUs with AVX512-BF16 or AMX) rounds to 8 significant bits and its kernels differ
+    between CPUs, so such comparisons would hold on one machine and fail on another."""
+    return _stylizer_fp32
+
+
 def stop(proc: subprocess.Popen) -> None:
     """End a server started by a test: terminate, then kill if it has not exited within 20 s."""
     proc.terminate()

@@ -246,26 +246,63 @@ def _cpu_flags() -> set[str]:
     return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
 
 
-def test_precision_auto_resolves_to_bf16_exactly_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("cuda", "cuda_bf16", "avx512_bf16", "amx", "override", "want"),
+    [
+        (False, False, False, False, "", False),  # AVX2 only, or AVX-512 without BF16 (Skylake-SP … Ice Lake)
+        (False, False, True, False, "", True),  # AVX512-BF16 (Zen 4, Cooper Lake)
+        (False, False, False, True, "", True),  # AMX (Sapphire Rapids and later)
+        (False, False, True, True, "", True),
+        (True, True, False, False, "", True),  # a CUDA device with bf16: its own answer, not the CPU's
+        (True, False, True, True, "", False),
+        (False, False, True, True, "0", False),  # SEMSTYLE_BF16 forces either way
+        (False, False, True, True, "off", False),
+        (False, False, False, False, "1", True),
+        (False, False, False, False, " ON ", True),
+    ],
+)
+def test_bf16_rule(cuda: bool, cuda_bf16: bool, avx512_bf16: bool, amx: bool, override: str, want: bool) -> None:
+    got = networks_module.bf16_rule(cuda=cuda, cuda_bf16=cuda_bf16, avx512_bf16=avx512_bf16, amx_bf16=amx,
+                                    override=override)
+    assert got is want
+
+
+def test_bf16_override_must_be_on_or_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semstyle.errors import InputError
+
+    with pytest.raises(InputError, match="SEMSTYLE_BF16 must be 1/on or 0/off"):
+        networks_module.bf16_rule(cuda=False, cuda_bf16=False, avx512_bf16=True, amx_bf16=False, override="maybe")
+    for value, want in (("0", False), ("1", True)):
+        monkeypatch.setenv(networks_module.BF16_ENV, value)
+        assert networks_module.resolve_bf16("auto", torch.device("cpu")) is want
+        assert networks_module.resolve_bf16("fp32", torch.device("cpu")) is False  # explicit precisions win
+        assert networks_module.resolve_bf16("bf16", torch.device("cpu")) is True
+
+
+def test_this_cpus_flags_decide_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     flags = _cpu_flags()
     if not flags:
         pytest.skip("no /proc/cpuinfo: cannot tell independently whether this CPU has native bf16")
+    monkeypatch.delenv(networks_module.BF16_ENV, raising=False)
     native = bool(flags & {"avx512_bf16", "amx_bf16"})  # x86; read independently of the code's own probe
     assert networks_module.native_bf16(torch.device("cpu")) == native
-    for hardware in (True, False):  # and the resolution rule itself, on either kind of CPU
-        monkeypatch.setattr(networks_module, "native_bf16", lambda device, h=hardware: h)
-        assert stylize_module.Stylizer(size=64, device="cpu", precision="auto").bf16 is hardware
-        assert stylize_module.Stylizer(size=64, device="cpu", precision="fp32").bf16 is False
-        assert stylize_module.Stylizer(size=64, device="cpu", precision="bf16").bf16 is True
 
 
 def test_fp32_and_bf16_agree_within_40_db(pics) -> None:
-    # both precisions run here whatever the CPU (README: bf16 is 45 dB from fp32 at 512 px)
-    out = {}
+    # both precisions run here whatever the CPU (where it lacks bf16 instructions, oneDNN emulates them).
+    # The bound, from bf16's arithmetic: inputs and weights of each of the 18 convolutions are rounded to 8
+    # significant bits (relative error up to 2^-9, RMS ~2^-9/sqrt(3) each), products are summed in fp32; as
+    # independent errors over 18 layers that is ~sqrt(18)·0.11 % ≈ 0.5 % of the activations' scale, about
+    # 1.3 grey levels RMS in the output (PSNR ≈ 46 dB). 40 dB (RMS 2.55 grey levels) leaves a factor 2.
+    out, dtypes = {}, {}
     for prec in ("fp32", "bf16"):
         st = stylize_module.Stylizer(size=128, style_size=128, device="cpu", precision=prec)
         assert st.bf16 is (prec == "bf16")
+        seen: set[torch.dtype] = set()
+        hook = st.networks.decoder.layers[1].register_forward_hook(lambda _m, _i, o, s=seen: s.add(o.dtype))
         out[prec] = np.asarray(st.stylize(pics["content"], pics["style_a"]).image, dtype=np.float64)
+        hook.remove()
+        dtypes[prec] = seen
+    assert dtypes == {"fp32": {torch.float32}, "bf16": {torch.bfloat16}}  # each precision really ran
     mse = float(((out["fp32"] - out["bf16"]) ** 2).mean())
-    assert mse > 0  # bf16 really ran: its rounding shows in the last bits
-    assert 10 * np.log10(255**2 / mse) > 40
+    assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 40

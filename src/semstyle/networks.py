@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,14 +40,42 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def native_bf16(device: torch.device) -> bool:
-    """True when the hardware runs bf16 convolutions natively (AVX512-BF16/AMX, or CUDA)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+BF16_ENV = "SEMSTYLE_BF16"  # "1"/"on" or "0"/"off" overrides the hardware check behind precision "auto"
+
+
+def bf16_rule(*, cuda: bool, cuda_bf16: bool, avx512_bf16: bool, amx_bf16: bool, override: str = "") -> bool:
+    """Whether precision "auto" runs bf16: the override ("1"/"on", "0"/"off", "" = none) wins; else a CUDA
+    device with bf16, or a CPU with the instructions for it (AVX512-BF16 or AMX). oneDNN's own check also
+    says yes on AVX-512 CPUs *without* BF16 (Skylake-SP to Ice Lake), where bf16 is emulated and slower
+    than fp32, so the CPU's own flags decide."""
+    value = override.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
         return False
+    if value:
+        raise InputError(f"{BF16_ENV} must be 1/on or 0/off (or unset), got {override!r}")
+    return cuda_bf16 if cuda else (avx512_bf16 or amx_bf16)
+
+
+def _cpu_has(probe: str) -> bool:
+    fn = getattr(torch.cpu, probe, None)  # private probes of torch.cpu (cpuinfo): absent in old releases
+    try:
+        return bool(fn()) if callable(fn) else False
+    except RuntimeError:
+        return False
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True when precision "auto" runs bf16 on ``device``: ``bf16_rule`` of this machine and ``SEMSTYLE_BF16``."""
+    cuda = device.type == "cuda"
+    return bf16_rule(
+        cuda=cuda,
+        cuda_bf16=cuda and bool(torch.cuda.is_bf16_supported()),
+        avx512_bf16=not cuda and _cpu_has("_is_avx512_bf16_supported"),
+        amx_bf16=not cuda and _cpu_has("_is_amx_tile_supported"),
+        override=os.environ.get(BF16_ENV, ""),
+    )
 
 
 def resolve_bf16(precision: str, device: torch.device) -> bool:
@@ -146,4 +175,5 @@ class Networks:
             return self._disc
 
 
-__all__ = ["Networks", "load_decoder", "load_encoder", "native_bf16", "pick_device", "resolve_bf16"]
+__all__ = ["BF16_ENV", "Networks", "bf16_rule", "load_decoder", "load_encoder", "native_bf16", "pick_device",
+           "resolve_bf16"]
