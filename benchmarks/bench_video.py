@@ -15,6 +15,7 @@ Per setting: the **warping error** (docs/METRICS.md: mean over reliable pixels o
 
     python benchmarks/bench_video.py                     # 12 frames a sequence at 256 px; writes docs/
     python benchmarks/bench_video.py --frames 6 --no-write
+    python benchmarks/bench_video.py --large 1920x1080   # tiled vs untiled frames: peak memory, time, difference
 """
 
 from __future__ import annotations
@@ -109,6 +110,53 @@ def memory(n: int, size: int = 128) -> None:
         print(f"  after frame {i:5d}: RSS {cur} MB, peak {peak} MB")
 
 
+def large(size: str, frames: int = 3) -> None:
+    """Frames over the tiling threshold (``--size 0``), with the default carries: each of ``tile`` auto
+    (tiled) and -1 (whole frames) in its own process, for its peak resident memory; the seconds per frame
+    after the first; and the largest difference between the two clips' frames (grey levels)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        outs: dict[str, np.ndarray] = {}
+        for tile in ("0", "-1"):
+            out = Path(tmp) / f"tile{tile}.npy"
+            res = subprocess.run([sys.executable, __file__, "--large-worker", f"{w}x{h}", tile, str(frames), str(out)],
+                                 capture_output=True, text=True, check=True)
+            got = json.loads(res.stdout.strip().splitlines()[-1])
+            outs[tile] = np.load(out)
+            kind = "tiled" if tile == "0" else "whole frames"
+            print(f"{w}x{h}, tile {tile:>2s} ({kind}): peak RSS {got['peak_mb']} MB, {got['s_per_frame']:.1f} s/frame, "
+                  f"precision {got['precision']}", flush=True)
+        d = np.abs(outs["0"].astype(np.int16) - outs["-1"].astype(np.int16))
+        print(f"tiled vs whole: max {int(d.max())} grey levels, mean {float(d.mean()):.4f}")
+
+
+def _large_worker(size: str, tile: int, frames: int, out: str) -> None:
+    import json
+
+    from semstyle.io.images import load_image as load
+
+    w, h = (int(v) for v in size.split("x"))
+    photo = load(assets.content_images()[0]).convert("RGB")
+    photo = photo.resize((w + 8 * frames, round(photo.height * (w + 8 * frames) / photo.width)))
+    photo = photo.resize((photo.width, max(photo.height, h)))
+    clip = [photo.crop((8 * t, 0, 8 * t + w, h)) for t in range(frames)]  # a pan, 8 px a frame
+    st = Stylizer(size=0, style_size=512, tile=tile)
+    done, t0 = [], 0.0
+    for i, im in enumerate(stylize_frames(st, clip, assets.style_images()[1])):
+        done.append(np.asarray(im))
+        t0 = time.perf_counter() if i == 0 else t0
+    per = (time.perf_counter() - t0) / max(1, frames - 1)
+    np.save(out, np.stack(done))
+    peak = next(int(x.split()[1]) // 1024 for x in Path("/proc/self/status").read_text().splitlines()
+                if x.startswith("VmHWM:"))
+    print(json.dumps({"peak_mb": peak, "s_per_frame": per, "precision": "bf16" if st.bf16 else "fp32"}))
+
+
 def pan_frames(n: int, size: int) -> list[Image.Image]:
     """A pan over the bundled astronaut photo (public domain), 4 px a frame at ``size``."""
     photo = load_image(assets.content_images()[0]).convert("RGB")
@@ -138,7 +186,17 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="only the resident memory while streaming a synthetic clip of N frames through a file")
+    ap.add_argument("--large", default="", metavar="WxH",
+                    help="only large frames (e.g. 1920x1080): tiled vs whole, peak memory and time (--frames, at most 3)")
+    ap.add_argument("--large-worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.large_worker:
+        size, tile, n, out = args.large_worker
+        _large_worker(size, int(tile), int(n), out)
+        return
+    if args.large:
+        large(args.large, min(args.frames, 3))
+        return
     if args.speed:
         speed()
         return

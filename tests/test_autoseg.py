@@ -28,6 +28,21 @@ def scene(
     return Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)), truth
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_module():
+    """Clustering compares labels exactly (same seed, same labels; k-means and NMF sums depend on the thread
+    count): one thread for the module and, below, the fp32 encoder (bf16 features differ between CPUs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def stylizer(_stylizer_fp32):
+    return _stylizer_fp32
+
+
 @pytest.fixture(scope="module")
 def pair() -> tuple[Image.Image, Image.Image, np.ndarray, np.ndarray]:
     """A daylight photo-like scene and a differently cast, differently proportioned 'painting' of one."""

@@ -6,6 +6,7 @@ in a subprocess to prove that what a user sees really is one line.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -218,8 +219,9 @@ def _semstyle() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "semstyle"]
 
 
-def _run_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_semstyle(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def _run_process(args: list[str], cwd: Path, threads: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    return subprocess.run([*_semstyle(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("kind", ["truncated", "text"])
@@ -248,14 +250,17 @@ def test_installed_script_usage_error_and_version(case: Case) -> None:
     assert proc.returncode == 0 and "examples:" in proc.stdout and "--preserve-color" in proc.stdout
 
 
-def test_installed_script_fast_exit_keeps_the_whole_output(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+def test_installed_script_fast_exit_keeps_the_whole_output(case: Case, capsys: pytest.CaptureFixture[str],
+                                                           one_thread: None) -> None:
     """The console entry ends with os._exit after the exit handlers and a flush: the output file is
-    complete (same bytes as an in-process run), stdout is flushed and the exit status kept."""
-    proc = _run_process(["stylize", str(case.content), str(case.style_a), "-o", str(case.out / "p.png"), *SMALL],
-                        case.folder)
+    complete (same bytes as an in-process run), stdout is flushed and the exit status kept. Both runs in fp32
+    on one thread, so the same computation gives the same bytes on any CPU."""
+    exact = [*SMALL, "--precision", "fp32"]
+    proc = _run_process(["stylize", str(case.content), str(case.style_a), "-o", str(case.out / "p.png"), *exact],
+                        case.folder, threads=1)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("p.png")  # printed before the fast exit, not lost in a buffer
-    rc, _, err = run(capsys, [str(case.content), str(case.style_a), "-o", str(case.out / "q.png"), *SMALL])
+    rc, _, err = run(capsys, [str(case.content), str(case.style_a), "-o", str(case.out / "q.png"), *exact])
     assert rc == 0, err
     assert (case.out / "p.png").read_bytes() == (case.out / "q.png").read_bytes()
     assert not [p for p in case.out.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -26,6 +26,21 @@ Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
 pytestmark = pytest.mark.slow  # real weights; still part of the default suite
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_module():
+    """This module compares code paths within a grey level (interpolation weights, explicit regions, α = 0):
+    one thread for all of it, and (below) the fp32 pipeline, so no comparison depends on the CPU's kernels."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def stylizer(_stylizer_fp32):
+    return _stylizer_fp32
+
+
 def vgg_stats(st, im: Image.Image) -> Stats:
     """Channel mean/std of an image at relu1_1..relu4_1, measured in fp32 with the real encoder."""
     x, _ = FN.pad_to_multiple(to_tensor(im))

@@ -78,23 +78,29 @@ def test_region_masks_equal_the_full_resolution_one_hot_reference() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiled_run():
-    """The same content stylised untiled and in 128 px tiles; every encoder/decoder input size recorded."""
-    from semstyle import Stylizer
-
-    st = Stylizer(size=0, style_size=128, device="cpu", tile=-1)
+def tiled_run(_stylizer_fp32):
+    """The same content stylised untiled and in 128 px tiles, in fp32 on one thread (the comparisons below are
+    within a grey level); every encoder/decoder input size recorded."""
+    st = _stylizer_fp32
     content = Image.fromarray(content_array(W, H, seed=5))
     style = Image.fromarray(warm_style_array(128, 128))
-    untiled = np.asarray(st.stylize(content, style).image)
-    shapes: list[tuple[int, int]] = []
-    nets = st.networks
-    encode, decode = nets.encode, nets.decode
-    nets.encode = lambda x, taps=("relu4_1",): shapes.append(tuple(x.shape[-2:])) or encode(x, taps)  # type: ignore
-    nets.decode = lambda f: shapes.append(tuple(8 * s for s in f.shape[-2:])) or decode(f)  # type: ignore
-    events: list[ProgressEvent] = []
-    res = st.stylize(content, style, tile=TILE, callback=events.append)
-    del nets.encode, nets.decode  # the methods again
-    return st, content, style, untiled, np.asarray(res.image), shapes, events
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        untiled = np.asarray(st.stylize(content, style, size=0, tile=-1).image)
+        shapes: list[tuple[int, int]] = []
+        nets = st.networks
+        encode, decode = nets.encode, nets.decode
+        nets.encode = lambda x, taps=("relu4_1",): shapes.append(tuple(x.shape[-2:])) or encode(x, taps)  # type: ignore
+        nets.decode = lambda f: shapes.append(tuple(8 * s for s in f.shape[-2:])) or decode(f)  # type: ignore
+        events: list[ProgressEvent] = []
+        try:
+            res = st.stylize(content, style, size=0, tile=TILE, callback=events.append)
+        finally:
+            del nets.encode, nets.decode  # the methods again
+        return st, content, style, untiled, np.asarray(res.image), shapes, events
+    finally:
+        torch.set_num_threads(before)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,11 +113,11 @@ def test_tiled_matches_untiled(tiled_run) -> None:
     assert tiled.shape == untiled.shape == (H, W, 3)
     assert [(e.stage, e.step) for e in events if e.total == 4][-1] == ("decode", 4)  # four tiles ran
     # every pixel written comes from a crop whose context margin (96 px) covers the encoder's (±34 px)
-    # and decoder's (±30 px) receptive fields, and all tiles share the global statistics: the result
-    # equals the untiled one up to float rounding (measured: identical, PSNR = inf). The bound
-    # leaves room for a different oneDNN kernel choice per crop size: ≤ 1 grey level on average.
-    diff = np.abs(tiled.astype(np.float64) - untiled)
-    assert diff.mean() < 1.0 and _psnr(tiled, untiled) > 40.0
+    # and decoder's (±30 px) receptive fields, and all tiles share the global statistics (summed in float64):
+    # in fp32 the two differ by rounding (relative ~1e-6, a crop size may pick another kernel) far under the
+    # half grey level (2e-3 of the range) that the 8-bit output rounds away — a pixel on a rounding edge may flip
+    diff = np.abs(tiled.astype(np.int16) - untiled)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     # 4 tiles, each encoded twice (statistics, then stylisation) and decoded once, never the whole image
     assert len(shapes) == 4 * 3
     assert max(max(h, w) for h, w in shapes) <= TILE + tiling.MARGIN < W
@@ -145,9 +151,10 @@ def _border_gap(img: np.ndarray, untiled: np.ndarray) -> float:
 
 def test_no_seams_at_tile_borders(tiled_run) -> None:
     st, content, style, untiled, tiled, _, _ = tiled_run
-    # the colour step across a border is no larger than the steps inside tiles (measured: 0.93, as untiled) …
-    assert _border_excess(tiled) <= 1.0
-    # … and is the step the untiled image has there (measured: identical, gap 0)
+    # the colour step across a border, relative to the steps inside tiles, is the untiled image's there (each
+    # pixel within a grey level of it: a step moves by at most 2 levels in a pixel and far less on average) …
+    assert abs(_border_excess(tiled) - _border_excess(untiled)) < 0.05
+    # … and is the step the untiled image has there
     assert _border_gap(tiled, untiled) < 1.0
     # the check does see seams: naive tiling (no context margin, no cross-fade) fails it (measured gap ≈ 7.6)
     entry = st.encode_style(style)
@@ -156,36 +163,40 @@ def test_no_seams_at_tile_borders(tiled_run) -> None:
     assert _border_gap(naive, untiled) > 3.0
 
 
-def test_tiled_regions_and_colour_match_untiled() -> None:
-    from semstyle import Stylizer
-
-    st = Stylizer(size=0, style_size=96, device="cpu", tile=-1)
+def test_tiled_regions_and_colour_match_untiled(exact) -> None:
+    st = exact
     content = content_array(256, 128, seed=6)
     styles = [warm_style_array(96, 96), cool_style_array(96, 96)]
     mask = np.zeros((128, 256), np.uint8)
     mask[:, 141:] = 1  # a region border near the tile border (128) and one inside a tile
     mask[40:100, 90:170] = 2  # a region across the tile border
-    kw = {"mask": mask, "region_styles": {0: 0, 1: 1, 2: 0}, "preserve_color": True}
-    ref = st.stylize(content, styles, **kw)
+    kw = {"mask": mask, "region_styles": {0: 0, 1: 1, 2: 0}, "preserve_color": True, "size": 0, "style_size": 96}
+    ref = st.stylize(content, styles, tile=-1, **kw)
     events: list[ProgressEvent] = []
     got = st.stylize(content, styles, tile=128, callback=events.append, **kw)
     assert max(e.total for e in events) == 2 and "color" in got.timings  # two tiles, then the colour step
     assert got.matches == ref.matches and np.array_equal(got.content_labels, ref.content_labels)
     a, b = np.asarray(ref.image), np.asarray(got.image)
-    # region statistics summed over tiles equal the whole image's up to float rounding; colour
-    # preservation works on the rounded uint8 output: ≤ 1 grey level on average
-    assert np.abs(a.astype(np.float64) - b).mean() < 1.0 and _psnr(a, b) > 40.0
+    # region statistics summed over tiles equal the whole image's up to fp32 rounding, so the stylised images
+    # differ by a flipped rounding at most; colour preservation then works on the rounded uint8 output (its
+    # luminance/chroma conversion moves such a flip by at most a level more)
+    assert np.abs(a.astype(np.int16) - b).max() <= 2 and (a != b).mean() < 0.01
+
+
+@pytest.fixture(scope="module")
+def fast_fp32():
+    from semstyle import Stylizer
+
+    return Stylizer(size=0, style_size=96, device="cpu", model="fast", precision="fp32")
 
 
 @pytest.mark.parametrize("model", ["vgg19", "fast"])
 @pytest.mark.parametrize("semantic", ["none", "mask"])
-def test_one_pipeline_tiled_equals_untiled(model: str, semantic: str) -> None:
+def test_one_pipeline_tiled_equals_untiled(model: str, semantic: str, exact, fast_fp32) -> None:
     # the untiled run is the tiled algorithm with one tile: every step (statistics, region AdaIN, the
     # fast model's colour correction, colour preservation) is the same code, so tiling changes nothing
     # but float rounding (before the redesign the fast model's colour fix skipped the tiled path: 9.4 levels)
-    from semstyle import Stylizer
-
-    st = Stylizer(size=0, style_size=96, device="cpu", model=model, precision="fp32")
+    st = exact if model == "vgg19" else fast_fp32
     content = content_array(256, 128, seed=7)
     styles = [warm_style_array(96, 96), cool_style_array(96, 96)]
     kw: dict[str, object] = {}
@@ -193,8 +204,10 @@ def test_one_pipeline_tiled_equals_untiled(model: str, semantic: str) -> None:
         mask = np.zeros((128, 256), np.uint8)
         mask[:, 150:] = 1
         kw = {"mask": mask}
+    kw.update(size=0, style_size=96)
     for preserve in (False, True):
-        ref = np.asarray(st.stylize(content, styles, preserve_color=preserve, **kw).image, dtype=np.float64)
+        ref = np.asarray(st.stylize(content, styles, preserve_color=preserve, tile=-1, **kw).image, dtype=np.float64)
         got = np.asarray(st.stylize(content, styles, preserve_color=preserve, tile=128, **kw).image, dtype=np.float64)
-        assert np.abs(ref - got).mean() < 1.0, (model, semantic, preserve)
+        # fp32 on one thread: rounding flips of a level, moved by at most one more by the colour steps
+        assert np.abs(ref - got).max() <= 2 and (ref != got).any(axis=-1).mean() < 0.01, (model, semantic, preserve)
         assert np.abs(ref - content).mean() > 10  # and it is stylised at all

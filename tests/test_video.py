@@ -137,11 +137,17 @@ def test_mp4_round_trip_keeps_count_fps_size_and_audio(stylizer, clip: Path, tmp
 
 
 @pytest.mark.parametrize("ext", [".gif", ".webm"])
-def test_gif_and_webm_outputs(stylizer, clip: Path, tmp_path: Path, ext: str) -> None:
-    out = stylize_video(stylizer, clip, style_path(), tmp_path / f"out{ext}", size=48)
+def test_gif_and_webm_outputs(stylizer, clip: Path, tmp_path: Path, ext: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="semstyle.io.video"):
+        out = stylize_video(stylizer, clip, style_path(), tmp_path / f"out{ext}", size=48)
     n, _, size, audio = count(out)
     assert n == N and size == (48, 32)
-    assert audio == (None if ext == ".gif" else None)  # AAC fits neither container: dropped with a warning
+    if ext == ".gif":  # a gif has no sound: the AAC is left out, with a warning
+        assert audio is None and any(r.levelname == "WARNING" and "has no sound" in r.message for r in caplog.records)
+    else:  # AAC does not fit a webm: re-encoded as Opus, as long as the clip
+        assert audio == "opus" and "re-encoded as libopus" in caplog.text
+        with av.open(str(out)) as box, av.open(str(clip)) as src:  # as long as the source, up to a few 20 ms
+            assert abs(box.duration - src.duration) / 1e6 < 0.1  # Opus frames and the codecs' priming samples
 
 
 def test_folder_in_natural_order_folder_out_named_after_the_frames(stylizer, frames, tmp_path: Path) -> None:
@@ -314,34 +320,108 @@ def test_texture_carry_keeps_the_current_texture_contrast() -> None:
 
 
 def test_hidden_carry_mixes_the_warped_activation_and_keeps_its_contrast() -> None:
-    """The decoder-activation carry on a stand-in decoder: where the flow is reliable the previous activation
-    comes in with weight w, rescaled per channel to the current activation's contrast; elsewhere nothing."""
+    """The decoder-activation carry on its own: where the flow is reliable the previous activation comes in
+    with weight w, rescaled per channel to the current activation's contrast; elsewhere nothing."""
     import torch
-    from torch import nn
 
-    from semstyle.pipelines.video import _Carry, _hidden_carry
-
-    class Stub(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layers = nn.Sequential(*[nn.Identity() for _ in range(4)])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.layers(x)
+    from semstyle.pipelines.tiling import Tile
+    from semstyle.pipelines.video import FrameCarry
 
     g = torch.Generator().manual_seed(0)
     cur, prev = torch.randn(1, 3, 16, 20, generator=g), torch.randn(1, 3, 16, 20, generator=g)  # unrelated
-    still = np.zeros((16, 20, 2), np.float32)
-    ok = np.ones((16, 20), bool)
-    dec = Stub()
-    carry = _Carry(hidden=prev.clone())
-    with _hidden_carry(dec, carry, still, ok, 0.5, layer=2):
-        out = dec(cur)
-    assert torch.allclose(out.std((2, 3)), cur.std((2, 3)), rtol=1e-4)  # a plain 50/50 mix would be ~0.71×
-    corr = float(torch.corrcoef(torch.stack([out.flatten(), prev.flatten()]))[0, 1])
-    assert corr > 0.5  # the previous activation did come in
-    assert carry.hidden is not None and torch.equal(carry.hidden, out)  # and is what the next frame gets
-    carry = _Carry(hidden=prev.clone())
-    with _hidden_carry(dec, carry, still, ~ok, 0.5, layer=2):
-        assert torch.allclose(dec(cur), cur, atol=1e-5)  # nothing carried where the flow is unreliable
-    assert not dec.layers[2]._forward_hooks  # the hook is gone after the frame
+    whole, size = Tile(0, 64, 0, 80, 0, 64, 0, 80), (64, 80)  # a 64×80 frame: the activation at stride 4
+    still = np.zeros((64, 80, 2), np.float32)
+    for ok, carried in ((np.ones((64, 80), bool), True), (np.zeros((64, 80), bool), False)):
+        carry = FrameCarry(0.5, 0.5)
+        carry.hidden = prev.clone()
+        carry.next_frame(still, ok)
+        carry.collect(cur, whole, size)
+        out = carry.activation(whole)
+        if carried:
+            torch.testing.assert_close(out.std((2, 3)), cur.std((2, 3)), rtol=1e-4, atol=0)  # 50/50 would be ~0.71×
+            corr = float(torch.corrcoef(torch.stack([out.flatten(), prev.flatten()]))[0, 1])
+            assert corr > 0.5  # the previous activation did come in
+        else:
+            assert torch.equal(out, cur)  # nothing carried where the flow is unreliable
+        carry.next_frame(None, None)
+        assert carry.hidden is not None and torch.equal(carry.hidden, out)  # what the next frame gets
+
+
+# ----------------------------------------------------------------------------- large frames: tiled, carried
+def test_a_tiled_clip_equals_the_untiled_one_with_every_carry(exact) -> None:
+    # 288×160 frames in 96 px tiles (6 tiles, each with its 96 px of context): the feature and decoder-activation
+    # carries are applied tile by tile on whole-frame maps, the activation's contrast restored over the whole
+    # frame, so the tiled clip is the untiled one up to fp32 rounding (a grey level at most)
+    frames = pan(2, 4, (288, 160))
+    kw = {"size": 288, "consistency": 0.8, "hidden": 0.7}
+    whole = [np.asarray(im, dtype=np.int16) for im in stylize_frames(exact, frames, style_path(), tile=-1, **kw)]
+    tiled = [np.asarray(im, dtype=np.int16) for im in stylize_frames(exact, frames, style_path(), tile=96, **kw)]
+    per = np.asarray(exact.stylize(frames[1], style_path(), size=288, tile=96).image, dtype=np.int16)
+    for a, b in zip(whole, tiled):
+        assert np.abs(a - b).max() <= 1
+    assert np.abs(tiled[1] - per).mean() > 1  # the carries did act on the tiled frames
+
+
+def test_cli_large_frames_are_tiled_with_the_carries_on(frames, tmp_path: Path, capsys) -> None:
+    # frames over the tiling threshold (--size 0 keeps 1080p, over 1.5 Mpx: tiled) ended with "needs the whole
+    # image as one tile"; --tile 64 takes the same path on small frames
+    src = tmp_path / "frames"
+    src.mkdir()
+    for t, im in enumerate(frames[:3]):
+        im.save(src / f"f{t}.png")
+    out = tmp_path / "big.mp4"
+    rc, stdout, err = run(capsys, [src, style_path(), "-o", out, "--size", "0", "--tile", "64", "--style-size", "64"])
+    assert rc == 0, err
+    assert count(out)[0] == 3 and count(out)[2] == (W, H)
+
+
+# ----------------------------------------------------------------------------- what users do with clips
+def test_odd_sized_frames_lose_a_column_and_a_row_in_mp4_only(stylizer, frames, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "odd"
+    src.mkdir()
+    for t, im in enumerate(frames[:3]):
+        im.crop((0, 0, 63, 41)).save(src / f"f{t}.png")  # 63×41: yuv420p needs even sides
+    with caplog.at_level("WARNING", logger="semstyle.io.video"):
+        mp4 = stylize_video(stylizer, src, style_path(), tmp_path / "odd.mp4", size=0)
+    assert count(mp4)[0] == 3 and count(mp4)[2] == (62, 40) and "written as 62x40" in caplog.text
+    folder = stylize_video(stylizer, src, style_path(), tmp_path / "odd_out", size=0)
+    assert {Image.open(p).size for p in folder.iterdir()} == {(63, 41)}
+
+
+def test_a_failure_after_the_writer_started_leaves_nothing(frames, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "frames"
+    src.mkdir()
+    for t, im in enumerate(frames[:4]):
+        im.save(src / f"f{t}.png")
+    (src / "f2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # the third frame: after two were written
+    for target in ("out.mp4", "out_frames"):
+        rc, _, err = run(capsys, [src, style_path(), "-o", tmp_path / target, "--size", "48"])
+        last = err.strip().splitlines()[-1]  # after the progress bar's line
+        assert rc == 2 and last.startswith("semstyle: error: ") and "f2.png" in last and "Traceback" not in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no output, no temporary file
+
+
+def test_overwrite_replaces_a_clip_and_a_folder(stylizer, clip: Path, tmp_path: Path, capsys) -> None:
+    old = tmp_path / "out.mp4"
+    old.write_bytes(b"an old clip")
+    rc, _, err = run(capsys, [clip, style_path(), "-o", old, "--size", "48", "--overwrite"])
+    assert rc == 0, err
+    assert count(old)[:3] == (N, Fraction(FPS), (48, 32))
+    folder = tmp_path / "frames_out"
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(b"from an earlier run")
+    rc, _, err = run(capsys, [clip, style_path(), "-o", folder, "--size", "48", "--overwrite"])
+    assert rc == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:05d}.png" for i in range(N)]  # stale.png gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames_out", "out.mp4"]  # no temporary left
+
+
+def test_several_styles_are_blended_in_every_frame(exact, frames, tmp_path: Path) -> None:
+    styles = [style_path(), assets.style_images()[0]]
+    outs = [np.asarray(im, dtype=np.int16) for im in stylize_frames(
+        exact, frames[:3], styles, style_weights=[0.7, 0.3], consistency=0.0, size=W)]
+    alone = np.asarray(exact.stylize(frames[1], styles, style_weights=[0.7, 0.3], size=W).image, dtype=np.int16)
+    assert np.array_equal(outs[1], alone)  # per-frame: the still-image path with the same blend
+    one = np.asarray(exact.stylize(frames[1], styles[0], size=W).image, dtype=np.int16)
+    assert np.abs(outs[1] - one).mean() > 2  # the second style does count

@@ -162,6 +162,16 @@ class Networks:
             out: torch.Tensor = run(feat.contiguous(memory_format=torch.channels_last))
         return out.float()
 
+    def decode_stage(self, x: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The VGG19 decoder's ``layers[start:stop]`` on ``x`` (relu4_1 features when ``start`` = 0) → fp32:
+        a decode split at an activation (video's carry). Always eager, even when ``compile`` is on."""
+        layers = getattr(self.decoder, "layers", None)
+        if not isinstance(layers, nn.Sequential):
+            raise ValueError(f"the {self.model} model's decoder has no layer list to split")
+        with self.autocast():
+            out: torch.Tensor = layers[start:stop](x.to(self.device).contiguous(memory_format=torch.channels_last))
+        return out.float()
+
     def discriminator(self) -> MultiScaleDiscriminator:
         """The style-conditional discriminator, loaded on first use (safe to call from several threads)."""
         with self._lock:

@@ -6,7 +6,9 @@ size differs from the first frame's are resized to it (with a warning), so a cli
 Writing: a video file chosen by extension (mp4: H.264, webm: VP9, gif) or a folder of PNGs named
 after the input frames' stems; the output goes to a temporary name beside the target and is renamed
 into place by ``close()`` (``abort()`` removes it), so an interrupted run leaves nothing half-written.
-The audio stream of a video input is copied when the output container can hold its codec.
+The audio stream of a video input is copied when the output container can hold its codec, else
+re-encoded (AAC into mp4, Opus into webm); a gif has no sound. yuv420p needs even sides: an odd-sized
+clip loses its last column or row in mp4 and webm (a folder of PNGs keeps every pixel).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ log = logging.getLogger(__name__)
 VIDEO_INPUTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
 VIDEO_OUTPUTS = (".mp4", ".webm", ".gif")
 FOLDER_FPS = Fraction(24)  # frame rate given to a folder of frames
-# output container → (video codec, pixel format, audio codecs it can hold as they are)
-_CODECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    ".mp4": ("libx264", "yuv420p", ("aac", "mp3", "ac3", "opus", "alac")),
-    ".webm": ("libvpx-vp9", "yuv420p", ("opus", "vorbis")),
-    ".gif": ("gif", "rgb8", ()),  # 3-3-2 bit colour: previews (FFmpeg cannot palettise a stream here)
+# output container → (video codec, pixel format, audio codecs it can hold as they are, audio codec for the rest)
+_CODECS: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
+    ".mp4": ("libx264", "yuv420p", ("aac", "mp3", "ac3", "opus", "alac"), "aac"),
+    ".webm": ("libvpx-vp9", "yuv420p", ("opus", "vorbis"), "libopus"),
+    ".gif": ("gif", "rgb8", (), None),  # 3-3-2 bit colour: previews (FFmpeg cannot palettise a stream here)
 }
+TRANSCODE_RATES = {"libopus": 48000}  # sample rate an audio encoder needs (others keep the input's)
 
 
 def _av() -> Any:
@@ -160,6 +163,7 @@ class FrameWriter:
         self._box: Any = None
         self._in_audio: Any = None
         self._as: Any = None
+        self._transcode = False  # re-encode the audio (its codec does not fit the container) or copy it
         if not path.suffix:  # a folder of PNGs
             self._tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
             return
@@ -167,10 +171,12 @@ class FrameWriter:
         os.close(fd)
         self._tmp = Path(tmp)
         av = _av()
-        codec, pix, self._audio_ok = _CODECS[path.suffix.lower()]
+        codec, pix, self._audio_ok, self._audio_to = _CODECS[path.suffix.lower()]
         self._box = av.open(str(self._tmp), "w")
         # an even size for the yuv420p codecs
         w, h = (size[0] // 2 * 2, size[1] // 2 * 2) if pix == "yuv420p" else size
+        if (w, h) != size:
+            log.warning("%s needs even sides: the %dx%d frames are written as %dx%d", path.suffix, *size, w, h)
         self._vs = self._box.add_stream(codec, rate=fps)
         self._vs.width, self._vs.height, self._vs.pix_fmt = w, h, pix
         if codec == "libx264":
@@ -178,11 +184,22 @@ class FrameWriter:
         elif codec == "libvpx-vp9":
             self._vs.options = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"}
         if self._audio is not None:
-            if self._audio.audio in self._audio_ok:
-                self._in_audio = av.open(str(self._audio.path))
-                self._as = self._box.add_stream_from_template(self._in_audio.streams.audio[0])
-            else:
-                log.warning("audio (%s) cannot go into %s; the output has no sound", self._audio.audio, path.suffix)
+            self._add_audio(av, self._audio)
+
+    def _add_audio(self, av: Any, audio: VideoInfo) -> None:
+        """The output's audio stream: a copy of the input's, or (a codec the container cannot hold) a re-encoding."""
+        if audio.audio in self._audio_ok:
+            self._in_audio = av.open(str(audio.path))
+            self._as = self._box.add_stream_from_template(self._in_audio.streams.audio[0])
+        elif self._audio_to is not None:
+            self._in_audio = av.open(str(audio.path))
+            src = self._in_audio.streams.audio[0]
+            self._as = self._box.add_stream(self._audio_to, rate=TRANSCODE_RATES.get(self._audio_to, src.rate))
+            self._as.layout = "stereo" if src.codec_context.layout.nb_channels > 1 else "mono"
+            self._transcode = True
+            log.info("audio (%s) is re-encoded as %s for %s", audio.audio, self._audio_to, self.path.suffix)
+        else:
+            log.warning("a %s has no sound: the audio (%s) is left out", self.path.suffix, audio.audio)
 
     def write(self, frame: np.ndarray, name: str) -> None:
         """frame: (H, W, 3) uint8 at ``size``; ``name`` names the PNG in folder mode."""
@@ -202,11 +219,7 @@ class FrameWriter:
             for packet in self._vs.encode():
                 self._box.mux(packet)
             if self._as is not None:
-                for packet in self._in_audio.demux(self._in_audio.streams.audio[0]):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = self._as
-                    self._box.mux(packet)
+                self._write_audio()
                 self._in_audio.close()
             self._box.close()
             os.replace(self._tmp, self.path)
@@ -215,6 +228,22 @@ class FrameWriter:
                 shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
             os.replace(self._tmp, self.path)
         return self.path
+
+    def _write_audio(self) -> None:
+        src = self._in_audio.streams.audio[0]
+        if self._transcode:  # decode, re-encode (the encoder resamples to its own format, layout and rate)
+            for frame in self._in_audio.decode(src):
+                frame.pts = None
+                for packet in self._as.encode(frame):
+                    self._box.mux(packet)
+            for packet in self._as.encode():
+                self._box.mux(packet)
+            return
+        for packet in self._in_audio.demux(src):
+            if packet.dts is None:
+                continue
+            packet.stream = self._as
+            self._box.mux(packet)
 
     def abort(self) -> None:
         """Remove the temporary output (an interrupted or failed run)."""

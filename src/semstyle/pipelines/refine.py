@@ -124,10 +124,7 @@ def refine(
     feat_std = target.std().detach()
 
     def adjust() -> torch.Tensor:  # (1, 512, h, w): the target under the current scale/shift
-        if fmasks is None:
-            return target * scale[:, 0] + shift[:, 0] * feat_std
-        m = fmasks.unsqueeze(2)  # (1, K, 1, h, w), the masks sum to 1 at every position
-        return target * (scale * m).sum(dim=1) + (shift * m).sum(dim=1) * feat_std
+        return adjusted(target, scale, shift, feat_std, fmasks)
 
     for r in range(1, cfg.rounds + 1):
         if score >= cfg.target:
@@ -150,6 +147,17 @@ def refine(
         if obj < best_obj:
             best_img, best_obj, report.best_round = img, obj, r
     return best_img.clamp(0, 1), report
+
+
+def adjusted(target: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, unit: torch.Tensor,
+             masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Refinement's adjustment of the (1, C, h, w) ``target``: per channel, ``target · scale + shift · unit``
+    with (1, K, C, 1, 1) ``scale`` and ``shift`` — K = 1 (``masks`` None), or one per region, blended by
+    the (1, K, h, w) ``masks`` that sum to 1 at every position."""
+    if masks is None:
+        return target * scale[:, 0] + shift[:, 0] * unit
+    m = masks.unsqueeze(2)  # (1, K, 1, h, w)
+    return target * (scale * m).sum(dim=1) + (shift * m).sum(dim=1) * unit
 
 
 def _feature_masks(masks: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
 from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS, RefineConfig, refine, region_style_targets
 from semstyle.pipelines.semantic import cosegment_images, resolve_labels
-from semstyle.pipelines.tiling import Decode, FeatureHook, Fuse, TilePlan, stylize_array, tile_plan
+from semstyle.pipelines.tiling import Carry, Decode, Fuse, TilePlan, stylize_array, tile_plan
 from semstyle.types import (
     Attention,
     Callback,
@@ -222,9 +222,9 @@ class Stylizer:
     __call__ = stylize
 
     def run(self, req: StylizeRequest, opts: StylizeConfig | None = None, callback: Callback | None = None,
-            features: FeatureHook | None = None) -> StylizeResult:
+            carry: Carry | None = None) -> StylizeResult:
         """Stylise one request under ``opts`` (default: the config); the networks' fields must be the config's.
-        ``features`` (untiled runs) transforms the fused relu4_1 features before decoding (video's carry)."""
+        ``carry`` is a clip's temporal carry (``pipelines.video.FrameCarry``), applied tile by tile."""
         # 1. the options (validated when built) and the request, checked once
         opts = opts or self.config
         if (opts.model, opts.decoder, opts.encoder) != (self.config.model, self.config.decoder, self.config.encoder):
@@ -248,7 +248,7 @@ class Stylizer:
         attention = Attention(opts.attention_temperature, opts.attention_prior) if opts.fusion == "attention" else None
         fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather, attention)
         out, matches = stylize_array(self.networks, np.asarray(content_img, dtype=np.uint8), fuse, plan,
-                                     decode, callback, t, features)
+                                     decode, callback, t, carry)
 
         # 5. colour: the fast model's correction, or the content's colours kept
         with t("color"):

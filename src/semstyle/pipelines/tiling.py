@@ -17,6 +17,11 @@ Only one tile's activations exist at a time; the output is accumulated in a floa
 tile row and written into a uint8 array; the colour steps (``postprocess``) then run on it in strips.
 Because the decoder's receptive field (±30 px) plus the encoder's (±34 px) stay inside the margin,
 the tiled result matches the one-tile result up to floating-point rounding.
+
+A clip's temporal carry (``Carry``, implemented by ``pipelines.video``) works tile by tile too: it mixes
+each tile's fused features with the previous frame's, and, when it carries a decoder activation, pass 2
+splits in two — every tile is decoded up to that layer and handed to the carry (which needs the whole
+frame's activation before it can restore its contrast), then every tile is decoded from there on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -47,8 +53,6 @@ OVERLAP = 32  # px of the cross-fade between neighbouring tiles
 # (fused, target, content) relu4_1 features of the whole padded image and the (H, W) of the image inside it →
 # the decoded (1, 3, H, W) image: refinement replaces the plain decode with it
 Decode = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
-# the fused (after α) relu4_1 features of the whole padded image → the features to decode (video's temporal carry)
-FeatureHook = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,55 @@ class TilePlan:
     tile: int
     margin: int = MARGIN
     overlap: int = OVERLAP
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of the padded image, in px (multiples of 8): its core [y0, y1) × [x0, x1), which it writes,
+    and its crop [cy0, cy1) × [cx0, cx1), the core plus up to ``margin`` px of context, which it computes."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+    def crop(self, stride: int) -> tuple[slice, slice]:
+        """The crop in a map of the whole padded image at ``stride`` px per cell."""
+        return slice(self.cy0 // stride, self.cy1 // stride), slice(self.cx0 // stride, self.cx1 // stride)
+
+    def core(self, stride: int) -> tuple[slice, slice]:
+        """The core in a map of the whole padded image at ``stride`` px per cell."""
+        return slice(self.y0 // stride, self.y1 // stride), slice(self.x0 // stride, self.x1 // stride)
+
+    def core_in_crop(self, stride: int) -> tuple[slice, slice]:
+        """The core inside the crop's own map at ``stride`` px per cell."""
+        return (slice((self.y0 - self.cy0) // stride, (self.y1 - self.cy0) // stride),
+                slice((self.x0 - self.cx0) // stride, (self.x1 - self.cx0) // stride))
+
+
+class Carry(Protocol):
+    """What a clip carries from frame to frame (``pipelines.video``), applied tile by tile in pass 2."""
+
+    @property
+    def split(self) -> int | None:
+        """The decoder layer whose output activation is carried (``Decoder.layers`` index); None: none."""
+        ...
+
+    def features(self, fused: torch.Tensor, tile: Tile, size: tuple[int, int]) -> torch.Tensor:
+        """The tile's fused (1, C, h, w) relu4_1 features → those to decode; ``size`` = padded (H, W)."""
+        ...
+
+    def collect(self, act: torch.Tensor, tile: Tile, size: tuple[int, int]) -> None:
+        """The tile's activation at ``split``; every tile's comes before the first ``activation``."""
+        ...
+
+    def activation(self, tile: Tile) -> torch.Tensor:
+        """The carried activation over the tile's crop, to decode from ``split`` on."""
+        ...
 
 
 def whole(size: tuple[int, int]) -> TilePlan:
@@ -156,13 +209,13 @@ class _Fusion:
         return FN.region_adain_from_stats(feat, masks, self.c_mean, self.c_std, self.s_mean, self.s_std, self.keep)
 
 
-def _grid(hp: int, wp: int, plan: TilePlan) -> list[tuple[int, int, int, int]]:
+def _grid(hp: int, wp: int, plan: TilePlan) -> list[Tile]:
+    """The tiles of a padded (hp, wp) image, row by row."""
     ys, xs = cuts(hp, plan.tile), cuts(wp, plan.tile)
-    return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
-
-
-def _crop(a: int, b: int, margin: int, length: int) -> tuple[int, int]:
-    return max(0, a - margin), min(length, b + margin)
+    m = plan.margin
+    return [Tile(ys[i], ys[i + 1], xs[j], xs[j + 1], max(0, ys[i] - m), min(hp, ys[i + 1] + m),
+                 max(0, xs[j] - m), min(wp, xs[j + 1] + m))
+            for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
 
 
 @dataclass(frozen=True)
@@ -186,7 +239,7 @@ def stylize_array(
     decode: Decode | None = None,  # one tile only: replaces decode (refinement)
     callback: Callback | None = None,
     timings: Timings | None = None,  # gets "encode" (pass 1), "decode" (pass 2) or "refine"
-    features: FeatureHook | None = None,  # one tile only: transforms the fused features before decoding
+    carry: Carry | None = None,  # a clip's temporal carry, tile by tile
 ) -> tuple[np.ndarray, dict[int, Match]]:
     """Stylise ``content`` tile by tile (see the module docstring); returns the (H, W, 3) uint8 result
     and, in semantic mode, which style region each content region took."""
@@ -195,84 +248,114 @@ def stylize_array(
     hp, wp = padded.shape[:2]
     plan = plan or whole((w, h))
     tiles = _grid(hp, wp, plan)
-    if (decode is not None or features is not None) and len(tiles) > 1:
-        raise ValueError("a custom decode (refinement) or feature hook (video) needs the whole image as one tile")
+    if decode is not None and len(tiles) > 1:
+        raise ValueError("a custom decode (refinement) needs the whole image as one tile")
     if len(tiles) > 1:
         log.info("tiling %dx%d into %d tiles of ≤ %d px (+%d px context)", w, h, len(tiles), plan.tile, plan.margin)
 
-    # 1. masks at feature resolution: one all-ones "region" for the global statistics, the hard and soft labels
-    regions = fuse.regions
-    ids: list[int] = []
-    masks: dict[str, torch.Tensor] = {"global": torch.ones(1, 1, hp // 8, wp // 8)}
-    if regions is not None:
-        ids = [int(v) for v in np.unique(regions.content)]
-        labels, _ = FN.pad_to_multiple(regions.content, mode="symmetric")
-        masks["hard"] = feature_masks(labels, ids, 0.0)
-        masks["soft"] = feature_masks(labels, ids, fuse.feather) if fuse.feather > 0 else masks["hard"]
-
     t = timings if timings is not None else Timings()
+    masks, ids = _masks(fuse.regions, hp, wp, fuse.feather)
     with torch.inference_mode(), t("encode"):
-        # 2. pass 1: whole-image content statistics, summed over the tiles' cores
-        moments, kept = _Moments(), None
-        for i, (y0, y1, x0, x1) in enumerate(tiles):
-            (cy0, cy1), (cx0, cx1) = _crop(y0, y1, plan.margin, hp), _crop(x0, x1, plan.margin, wp)
-            feat = _encode(nets, padded, cy0, cy1, cx0, cx1)
-            kept = feat if len(tiles) == 1 else None
-            core = feat[:, :, (y0 - cy0) // 8 : (y1 - cy0) // 8, (x0 - cx0) // 8 : (x1 - cx0) // 8].cpu()
-            fy, fx = slice(y0 // 8, y1 // 8), slice(x0 // 8, x1 // 8)
-            for name, m in masks.items():
-                if name != "soft" or m is not masks.get("hard"):
-                    moments.add(name, core, m[:, :, fy, fx])
-            report(callback, "encode", i + 1, len(tiles))
-
+        moments, kept = _statistics(nets, padded, tiles, masks, callback)  # pass 1
     with torch.inference_mode(), t("refine" if decode is not None else "decode"):
-        # 3. the transform every tile gets
-        g_mean, g_std = moments.stats("global", unbiased=True)  # (1, 1, C, 1, 1)
-        matches: dict[int, Match] = {}
-        dev = nets.device
-        if regions is None:
-            s_mean, s_std = FN.blend_stats([e.mean for e in fuse.styles], [e.std for e in fuse.styles],
-                                           list(fuse.weights))
-            fusion = _Fusion(g_mean.to(dev), g_std.to(dev), s_mean.to(dev)[:, None], s_std.to(dev)[:, None])
-        else:
-            own_mean, own_std = moments.stats("hard")  # (1, K, C, 1, 1)
-            c_desc = descriptors(own_mean, own_std, g_mean[:, 0], g_std[:, 0])
-            mean, std, keep_w, matches = region_targets(
-                own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention
-            )
-            c_mean, c_std = moments.stats("soft") if "soft" in moments.sums else (own_mean, own_std)
-            fusion = _Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), masks["soft"],
-                             keep_w > 1.0 - 1e-6)
-
-        # 4. pass 2: encode, fuse, decode, cross-fade into the output
+        fusion, matches = _fusion(moments, masks, ids, fuse, nets.device)
         canvas = _Canvas(h, w, wp)
-        half = plan.overlap // 2
-        for i, (y0, y1, x0, x1) in enumerate(tiles):
-            (cy0, cy1), (cx0, cx1) = _crop(y0, y1, plan.margin, hp), _crop(x0, x1, plan.margin, wp)
-            oy0, oy1 = max(0, y0 - half), min(hp, y1 + half)
-            ox0, ox1 = max(0, x0 - half), min(wp, x1 + half)
-            feat = kept if kept is not None else _encode(nets, padded, cy0, cy1, cx0, cx1)
-            target = fusion(feat, slice(cy0 // 8, cy1 // 8), slice(cx0 // 8, cx1 // 8))
+
+        def fused_tile(tile: Tile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """(features, target, fused) of the tile's crop: encode (or reuse), fuse, mix by α, carry."""
+            feat = kept if kept is not None else _encode(nets, padded, tile)
+            target = fusion(feat, *tile.crop(8))
             fused = FN.mix(feat, target, fuse.alpha)
-            if features is not None:
-                fused = features(fused)
-            if decode is None:
-                img = nets.decode(fused)
-            else:  # refinement: one tile, its result cropped to the image; pad back to the tile
-                with torch.inference_mode(False):
-                    img = decode(fused.clone(), target.clone(), feat.clone(), (h, w))
-                img = F.pad(img, (0, (cx1 - cx0) - img.shape[-1], 0, (cy1 - cy0) - img.shape[-2]))
-            piece = img.detach().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()  # (ch, cw, 3)
-            piece = piece[oy0 - cy0 : oy1 - cy0, ox0 - cx0 : ox1 - cx0]
-            wy = ramp(oy0, oy1, y0, y1, half, hp)[:, None, None]
-            wx = ramp(ox0, ox1, x0, x1, half, wp)[None, :, None]
-            canvas.add(piece * wy * wx, oy0, oy1, ox0, ox1)
+            return feat, target, fused if carry is None else carry.features(fused, tile, (hp, wp))
+
+        split = carry.split if carry is not None else None
+        if split is not None:  # pass 2a: every tile up to the carried layer, which the carry collects
+            assert carry is not None
+            for tile in tiles:
+                carry.collect(nets.decode_stage(fused_tile(tile)[2], stop=split + 1), tile, (hp, wp))
+        for i, tile in enumerate(tiles):  # pass 2(b): decode, cross-fade into the output
+            if split is not None:
+                assert carry is not None
+                img = nets.decode_stage(carry.activation(tile), start=split + 1)
+            else:
+                feat, target, fused = fused_tile(tile)
+                img = nets.decode(fused) if decode is None else _refined(decode, feat, target, fused, tile, (h, w))
+            _blend(canvas, img, tile, plan.overlap // 2, hp, wp)
             report(callback, "decode", i + 1, len(tiles))
         return canvas.finish(), matches
 
 
-def _encode(nets: Networks, padded: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-    x = torch.from_numpy(np.array(padded[y0:y1, x0:x1])).permute(2, 0, 1)[None].float().div_(255)
+def _masks(regions: Regions | None, hp: int, wp: int, feather: float) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """Masks at feature resolution: one all-ones "region" for the global statistics, the hard and soft labels."""
+    masks: dict[str, torch.Tensor] = {"global": torch.ones(1, 1, hp // 8, wp // 8)}
+    if regions is None:
+        return masks, []
+    ids = [int(v) for v in np.unique(regions.content)]
+    labels, _ = FN.pad_to_multiple(regions.content, mode="symmetric")
+    masks["hard"] = feature_masks(labels, ids, 0.0)
+    masks["soft"] = feature_masks(labels, ids, feather) if feather > 0 else masks["hard"]
+    return masks, ids
+
+
+def _statistics(
+    nets: Networks, padded: np.ndarray, tiles: Sequence[Tile], masks: dict[str, torch.Tensor],
+    callback: Callback | None,
+) -> tuple[_Moments, torch.Tensor | None]:
+    """Pass 1: whole-image content statistics summed over the tiles' cores; one tile's features are kept."""
+    moments, kept = _Moments(), None
+    for i, tile in enumerate(tiles):
+        feat = _encode(nets, padded, tile)
+        kept = feat if len(tiles) == 1 else None
+        core = feat[(..., *tile.core_in_crop(8))].cpu()
+        for name, m in masks.items():
+            if name != "soft" or m is not masks.get("hard"):
+                moments.add(name, core, m[(..., *tile.core(8))])
+        report(callback, "encode", i + 1, len(tiles))
+    return moments, kept
+
+
+def _fusion(
+    moments: _Moments, masks: dict[str, torch.Tensor], ids: list[int], fuse: Fuse, dev: torch.device
+) -> tuple[_Fusion, dict[int, Match]]:
+    """The transform every tile gets: global AdaIN (styles blended by weight) or AdaIN per region."""
+    g_mean, g_std = moments.stats("global", unbiased=True)  # (1, 1, C, 1, 1)
+    regions = fuse.regions
+    if regions is None:
+        s_mean, s_std = FN.blend_stats([e.mean for e in fuse.styles], [e.std for e in fuse.styles], list(fuse.weights))
+        return _Fusion(g_mean.to(dev), g_std.to(dev), s_mean.to(dev)[:, None], s_std.to(dev)[:, None]), {}
+    own_mean, own_std = moments.stats("hard")  # (1, K, C, 1, 1)
+    c_desc = descriptors(own_mean, own_std, g_mean[:, 0], g_std[:, 0])
+    mean, std, keep_w, matches = region_targets(
+        own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention
+    )
+    c_mean, c_std = moments.stats("soft") if "soft" in moments.sums else (own_mean, own_std)
+    fusion = _Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), masks["soft"], keep_w > 1.0 - 1e-6)
+    return fusion, matches
+
+
+def _refined(decode: Decode, feat: torch.Tensor, target: torch.Tensor, fused: torch.Tensor, tile: Tile,
+             hw: tuple[int, int]) -> torch.Tensor:
+    """Refinement's decode of the one tile, its result cropped to the image, padded back to the tile."""
+    with torch.inference_mode(False):
+        img = decode(fused.clone(), target.clone(), feat.clone(), hw)
+    return F.pad(img, (0, (tile.cx1 - tile.cx0) - img.shape[-1], 0, (tile.cy1 - tile.cy0) - img.shape[-2]))
+
+
+def _blend(canvas: _Canvas, img: torch.Tensor, tile: Tile, half: int, hp: int, wp: int) -> None:
+    """Add the tile's decoded crop (1, 3, ch, cw) to the canvas: its core plus a ``half``-px band each side,
+    weighted by raised-cosine ramps that sum to one across neighbouring tiles."""
+    oy0, oy1 = max(0, tile.y0 - half), min(hp, tile.y1 + half)
+    ox0, ox1 = max(0, tile.x0 - half), min(wp, tile.x1 + half)
+    piece = img.detach().clamp_(0, 1)[0].permute(1, 2, 0).cpu().numpy()  # (ch, cw, 3)
+    piece = piece[oy0 - tile.cy0 : oy1 - tile.cy0, ox0 - tile.cx0 : ox1 - tile.cx0]
+    wy = ramp(oy0, oy1, tile.y0, tile.y1, half, hp)[:, None, None]
+    wx = ramp(ox0, ox1, tile.x0, tile.x1, half, wp)[None, :, None]
+    canvas.add(piece * wy * wx, oy0, oy1, ox0, ox1)
+
+
+def _encode(nets: Networks, padded: np.ndarray, tile: Tile) -> torch.Tensor:
+    crop = padded[tile.cy0 : tile.cy1, tile.cx0 : tile.cx1]
+    x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float().div_(255)
     return nets.encode(x)["relu4_1"]
 
 
@@ -304,4 +387,4 @@ class _Canvas:
         return self.out
 
 
-__all__ = ["Decode", "FeatureHook", "Fuse", "TilePlan", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]
+__all__ = ["Carry", "Decode", "Fuse", "Tile", "TilePlan", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]

@@ -20,7 +20,6 @@ their labels carried along the flow, so the regions do not flicker either.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,6 +40,7 @@ from semstyle.io import video as V
 from semstyle.io.images import ImageInput, load_image, resize_longest
 from semstyle.io.labels import LabelMap
 from semstyle.pipelines.stylize import Stylizer
+from semstyle.pipelines.tiling import Tile
 from semstyle.types import StylizeRequest, StylizeResult, as_request
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,11 @@ def check_video_options(opts: StylizeConfig) -> None:
 
 @dataclass
 class _Carry:
-    """What one frame leaves for the next."""
+    """What one frame leaves for the next, besides the networks' carry (``FrameCarry``)."""
 
     gray: np.ndarray | None = None  # (H, W) uint8 previous content frame
-    fused: torch.Tensor | None = None  # (1, C, h, w) previous features as decoded
     labels: np.ndarray | None = None  # (H, W) previous content labels (semantic auto)
     out: np.ndarray | None = None  # (H, W, 3) uint8 previous result
-    hidden: torch.Tensor | None = None  # (1, C, H', W') previous decoder activation at HIDDEN_LAYER
     style_labels: list[np.ndarray] = field(default_factory=list)
 
 
@@ -93,62 +91,108 @@ def _feature_flow(f: np.ndarray, ok: np.ndarray, hw: tuple[int, int], stride: in
     return torch.stack([gx, gy], dim=-1)[None], weight
 
 
-def _carry_hook(carry: _Carry, flow_px: np.ndarray | None, ok: np.ndarray | None, w: float
-                ) -> Callable[[torch.Tensor], torch.Tensor]:
-    def hook(fused: torch.Tensor) -> torch.Tensor:
-        out = fused
-        if carry.fused is not None and flow_px is not None and ok is not None and w > 0:
-            if carry.fused.shape == fused.shape:
-                grid, weight = _feature_flow(flow_px, ok, (fused.shape[-2], fused.shape[-1]))
-                prev = F.grid_sample(carry.fused.float(), grid.to(fused.device), mode="bilinear",
-                                     padding_mode="border", align_corners=True)
-                m = (w * weight).to(fused.device, fused.dtype)
-                out = fused + m * (prev.to(fused.dtype) - fused)
-        carry.fused = out.detach()
-        return out
-
-    return hook
-
-
-HIDDEN_LAYER = 9  # decoder.layers index whose output ``hidden`` carries: the 2nd conv at stride 4 (256 ch, ReLU)
+HIDDEN_LAYER = 9  # Decoder.layers index whose output ``hidden`` carries: the 2nd conv at stride 4 (256 ch, ReLU)
 HIDDEN_SAMPLING = "bicubic"  # warping the activation: bilinear blurs it (0.50× at +11.4 % vs +8.3 %, layer 6)
 
 
-@contextlib.contextmanager
-def _hidden_carry(decoder: nn.Module, carry: _Carry, flow_px: np.ndarray | None, ok: np.ndarray | None,
-                  w: float, layer: int = HIDDEN_LAYER) -> Iterator[None]:
-    """While the frame decodes: the previous frame's decoder activation at ``layer``, warped along the flow,
-    mixed into the current one with weight ``w`` where the flow is reliable. The layers after it render the
-    texture again from the mixed activation, so the carried texture stays sharp where a pixel blend would
-    average two unaligned ones. A decoder without that layer (the fast model) carries nothing."""
-    layers = getattr(decoder, "layers", None)
-    if w <= 0 or not isinstance(layers, nn.Sequential) or len(layers) <= layer:
-        yield
-        return
+class FrameCarry:
+    """The networks' temporal carry of a clip, tile by tile (a ``tiling.Carry``).
 
-    def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor:
-        res = out
-        if carry.hidden is not None and flow_px is not None and ok is not None and carry.hidden.shape == out.shape:
-            stride = max(1, round(flow_px.shape[1] / out.shape[-1]))
-            grid, weight = _feature_flow(flow_px, ok, (out.shape[-2], out.shape[-1]), stride)
-            prev = F.grid_sample(carry.hidden.float(), grid.to(out.device), mode=HIDDEN_SAMPLING,
-                                 padding_mode="border", align_corners=True)
-            m = (w * weight).to(out.device)
-            cur = out.float()
-            mixed = cur + m * (prev - cur)
-            # per channel, the mixed activation's contrast restored to the current one's: two partly aligned
-            # activations average to a flatter one, and carried frame after frame that loss compounds
-            c_mean, c_std = cur.mean((2, 3), keepdim=True), cur.std((2, 3), keepdim=True)
-            x_mean, x_std = mixed.mean((2, 3), keepdim=True), mixed.std((2, 3), keepdim=True)
-            res = ((mixed - x_mean) * (c_std / x_std.clamp_min(1e-6)) + c_mean).to(out.dtype)
-        carry.hidden = res.detach()
-        return res
+    Features: the previous frame's fused relu4_1 features, warped along the flow (t → t−1), mixed into the
+    current ones with weight ``features_w`` where the flow is reliable. Decoder activation (``hidden_w`` > 0):
+    the same at the output of decoder layer ``layer``, bicubic; then, per channel and over the whole frame,
+    the mixed activation's contrast is restored to the current one's (two partly aligned activations
+    average to a flatter one, and carried frame after frame that loss compounds). The layers after it render
+    the texture again from the mixed activation, so it stays sharp where a pixel blend would average two
+    unaligned ones. Each carried map covers the whole padded frame, whatever the tiling: a tile reads the
+    previous map over its crop and writes its core into the next one.
+    """
 
-    handle = layers[layer].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    def __init__(self, features_w: float, hidden_w: float, layer: int | None = HIDDEN_LAYER) -> None:
+        self.features_w, self.hidden_w = features_w, hidden_w
+        self._layer = layer if hidden_w > 0 else None
+        self.flow: np.ndarray | None = None  # (H, W, 2) this frame's pixel flow t → t−1
+        self.ok: np.ndarray | None = None  # (H, W) bool, where that flow is reliable
+        self.fused: torch.Tensor | None = None  # (1, C, Hp/8, Wp/8) the previous frame's features as decoded
+        self.hidden: torch.Tensor | None = None  # (1, C', Hp/s, Wp/s) its activation at ``layer`` as decoded
+        self._next_fused: torch.Tensor | None = None
+        self._next_hidden: torch.Tensor | None = None
+        self._stride = 0  # px per cell of the activation
+        self._sums: list[torch.Tensor] = []  # float64 count, channel sums and sums of squares of the current one
+        self._mixing = self._settled = False
+        self._grids: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def split(self) -> int | None:
+        return self._layer
+
+    def next_frame(self, flow: np.ndarray | None, ok: np.ndarray | None) -> None:
+        """Start a frame whose flow to the previous one is ``flow`` (None: the first, or after a cut)."""
+        self.fused = self._next_fused if self._next_fused is not None else self.fused
+        self.hidden = self._next_hidden if self._next_hidden is not None else self.hidden
+        self._next_fused = self._next_hidden = None
+        self.flow, self.ok = flow, ok
+        self._sums, self._mixing, self._settled, self._grids = [], False, False, {}
+
+    def _warped(self, prev: torch.Tensor, tile: Tile, size: tuple[int, int], stride: int, mode: str
+                ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The previous map over the tile's crop, warped along the flow, and the flow's reliability there."""
+        h, w = size[0] // stride, size[1] // stride
+        if self.flow is None or self.ok is None or prev.shape[-2:] != (h, w):
+            return None
+        if (key := (stride, h, w)) not in self._grids:
+            self._grids[key] = _feature_flow(self.flow, self.ok, (h, w), stride)
+        grid, weight = self._grids[key]
+        fy, fx = tile.crop(stride)
+        warped = F.grid_sample(prev.float(), grid[:, fy, fx].to(prev.device), mode=mode, padding_mode="border",
+                               align_corners=True)
+        return warped, weight[:, :, fy, fx].to(prev.device)
+
+    def features(self, fused: torch.Tensor, tile: Tile, size: tuple[int, int]) -> torch.Tensor:
+        out = fused
+        got = self._warped(self.fused, tile, size, 8, "bilinear") if self.fused is not None else None
+        if got is not None and self.features_w > 0 and got[0].shape == fused.shape:
+            prev, weight = got
+            out = fused + (self.features_w * weight).to(fused.dtype) * (prev.to(fused.dtype) - fused)
+        if self._next_fused is None:
+            self._next_fused = fused.new_zeros(1, fused.shape[1], size[0] // 8, size[1] // 8)
+        self._next_fused[(..., *tile.core(8))] = out[(..., *tile.core_in_crop(8))]
+        return out
+
+    def collect(self, act: torch.Tensor, tile: Tile, size: tuple[int, int]) -> None:
+        self._stride = s = (tile.cy1 - tile.cy0) // act.shape[-2]
+        cur = mixed = act.float()
+        got = self._warped(self.hidden, tile, size, s, HIDDEN_SAMPLING) if self.hidden is not None else None
+        if got is not None and got[0].shape == cur.shape:
+            prev, weight = got
+            mixed = cur + (self.hidden_w * weight) * (prev - cur)
+            self._mixing = True
+        core = cur[(..., *tile.core_in_crop(s))].double()
+        sums = [torch.tensor(float(core[0, 0].numel()), dtype=torch.float64), core.sum((0, 2, 3)),
+                core.square().sum((0, 2, 3))]
+        self._sums = sums if not self._sums else [a + b for a, b in zip(self._sums, sums)]
+        if self._next_hidden is None:
+            self._next_hidden = cur.new_zeros(1, cur.shape[1], size[0] // s, size[1] // s)
+        self._next_hidden[(..., *tile.core(s))] = mixed[(..., *tile.core_in_crop(s))]
+
+    def activation(self, tile: Tile) -> torch.Tensor:
+        assert self._next_hidden is not None, "collect every tile first"
+        if not self._settled:
+            self._settled = True
+            if self._mixing:
+                self._restore_contrast(self._next_hidden)
+        return self._next_hidden[(..., *tile.crop(self._stride))]
+
+    def _restore_contrast(self, mixed: torch.Tensor) -> None:
+        """In place, per channel: the mixed activation's mean and std set to the current one's (unbiased)."""
+        n, s, ss = self._sums
+        c_mean = s / n
+        c_std = ((ss - s * c_mean) / (n - 1)).clamp_min(0).sqrt()
+        m = mixed.double()
+        x_mean, x_std = m.mean((0, 2, 3)), m.std((0, 2, 3))
+        scale = c_std / x_std.clamp_min(1e-6)
+        shift = c_mean - x_mean * scale
+        mixed.mul_(scale.float()[None, :, None, None]).add_(shift.float()[None, :, None, None])
 
 
 def carry_texture(current: np.ndarray, previous: np.ndarray, flow_px: np.ndarray, ok: np.ndarray, w: float,
@@ -190,7 +234,7 @@ def stylize_frames(
 
     ``consistency`` in [0, 1): the weight of the previous frame's features carried along the flow
     (0 = per-frame: nothing at all is carried); ``hidden`` in [0, 1): the weight of the previous frame's
-    decoder activation at ``hidden_layer`` carried along the flow (``_hidden_carry``);
+    decoder activation at ``hidden_layer`` carried along the flow (``FrameCarry``);
     ``texture`` in [0, 1): the weight of the previous result's texture carried along the flow at the
     output (``carry_texture``: far less flicker, at a cost in style; docs/VIDEO.md).
     ``options`` are the per-call options of ``Stylizer.stylize`` (alpha, size,
@@ -205,6 +249,8 @@ def stylize_frames(
     opts = stylizer.options(**options)
     check_video_options(opts)
     carry = _Carry()
+    layer = hidden_layer if isinstance(getattr(stylizer.decoder, "layers", None), nn.Sequential) else None
+    nets = FrameCarry(consistency, hidden, layer) if consistency > 0 else None  # the fast model: features only
     frame_opts = opts.updated(size=0)  # frames are resized here, once, so the flow sees what is stylised
     for i, frame in enumerate(frames):
         img = resize_longest(load_image(frame, opts.max_pixels, "video frame"), opts.size)
@@ -222,8 +268,9 @@ def stylize_frames(
             run_opts = frame_opts.updated(semantic="labels")
             req = StylizeRequest(req.content, req.styles, req.style_weights, content_labels=LabelMap(labels),
                                  style_labels=tuple(LabelMap(s) for s in carry.style_labels))
-        with _hidden_carry(stylizer.decoder, carry, flow_px, ok, hidden, hidden_layer):
-            res = stylizer.run(req, run_opts, features=_carry_hook(carry, flow_px, ok, consistency))
+        if nets is not None:
+            nets.next_frame(flow_px, ok)
+        res = stylizer.run(req, run_opts, carry=nets)
         if texture > 0 and carry.out is not None and flow_px is not None and ok is not None:
             res.image = Image.fromarray(carry_texture(np.asarray(res.image), carry.out, flow_px, ok, texture))
         carry.out = np.asarray(res.image)
@@ -282,5 +329,5 @@ def stylize_video(
         raise
 
 
-__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_HIDDEN", "DEFAULT_TEXTURE", "HIDDEN_LAYER", "carry_texture",
+__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_HIDDEN", "DEFAULT_TEXTURE", "HIDDEN_LAYER", "FrameCarry", "carry_texture",
            "check_consistency", "check_video_options", "stylize_frames", "stylize_video"]
