@@ -187,7 +187,7 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="only the resident memory while streaming a synthetic clip of N frames through a file")
     ap.add_argument("--large", default="", metavar="WxH",
-                    help="only large frames (e.g. 1920x1080): tiled vs whole, peak memory and time (--frames, at most 3)")
+                    help="only large frames (e.g. 1920x1080): tiled vs whole, peak memory, time (--frames, at most 3)")
     ap.add_argument("--large-worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.large_worker:
