@@ -283,6 +283,38 @@ def test_web_video_tab_refuses_bad_requests_with_messages(web, clip: Path, tmp_p
         VideoLimits(max_seconds=0)
 
 
+def test_web_video_tab_over_http(web, clip: Path) -> None:
+    # the tab as a browser reaches it: the clip and the style uploaded to a real server, the /video endpoint
+    # queued and run, the mp4 downloaded from the server's own folder
+    import socket
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from semstyle.web.app import ServeOptions, build_demo, launch
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    opts = ServeOptions(port=port, concurrency=1, video=web.video_limits)
+    demo = build_demo(web.engine, opts)
+    launch(demo, web.engine, opts)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        video, status = client.predict(handle_file(str(clip)), handle_file(str(style_path())), 0.8, 64, 0.6,
+                                       api_name="/video")
+        assert 'id="semstyle-ok"' in status, status
+        path = Path(video["video"] if isinstance(video, dict) else video)  # downloaded by the client over HTTP
+        assert count(path)[:3] == (N, Fraction(FPS), (64, 42))
+        _, status = client.predict(handle_file(str(style_path())), handle_file(str(style_path())), 0.8, 64, 0.6,
+                                   api_name="/video")  # an image where the clip goes: a message, not a crash
+        assert 'id="semstyle-error"' in status and "not a video" in status, status
+        client.close()
+        assert httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).status_code == 200  # still serving
+    finally:
+        demo.close()
+
+
 def test_the_page_has_a_video_tab() -> None:
     from semstyle.config import StylizeConfig
     from semstyle.web.app import build_demo
