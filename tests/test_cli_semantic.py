@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cool_style_array, warm_style_array
 from PIL import Image
 
 from semstyle.cli.main import main
@@ -78,12 +79,53 @@ def test_stylize_with_label_maps_and_save_labels(images, maps, tmp_path: Path, c
 
 
 def test_stylize_semantic_labels_integer_maps(fast_cli, images, maps, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "o.png"
-    code, _, err = run(["stylize", images.content, images.style_a, "--semantic", "labels",
-                        "--content-labels", maps["content"], "--style-labels", maps["style"], "-o", out,
-                        "--unmatched", "keep", "--feather", "2"], capsys)
-    assert code == 0, err
-    assert Image.open(out).size == (SIZE, SIZE)
+    """Integer label maps, in a scene where each flag shows: the style's top half is warm stripes and its bottom half
+    cool dots (style labels 1, 2), the content's sky and ground are 1 and 2, and its grey disc is 3, a label the
+    style lacks. The run with ``--unmatched keep --feather 0`` is compared with runs that change one flag each."""
+    style = tmp_path / "warm_over_cool.png"
+    Image.fromarray(np.concatenate([warm_style_array(SIZE, SIZE // 2), cool_style_array(SIZE, SIZE // 2)])).save(style)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    r2 = (xx - 0.35 * SIZE) ** 2 + (yy - 0.55 * SIZE) ** 2  # conftest's disc: centre (0.35, 0.55), radius 0.18
+    scene = np.where(yy < 0.55 * SIZE, 1, 2).astype(np.uint8)
+    scene[r2 < (0.18 * SIZE) ** 2] = 3
+    Image.fromarray(scene).save(tmp_path / "with_disc.png")
+
+    def out(name: str, *flags: object) -> np.ndarray:
+        code, _, err = run(["stylize", images.content, style, "--semantic", "labels", "--content-labels",
+                            tmp_path / "with_disc.png", "--style-labels", maps["style"], *flags,
+                            "-o", tmp_path / f"{name}.png"], capsys)
+        assert code == 0, err
+        im = Image.open(tmp_path / f"{name}.png")
+        assert im.size == (SIZE, SIZE)
+        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255
+
+    both = out("both", "--unmatched", "keep", "--feather", "0")
+    nearest = out("nearest", "--feather", "0")  # without --unmatched keep
+    feathered = out("feathered", "--unmatched", "keep", "--feather", "4")
+
+    def red(img: np.ndarray, rows: slice) -> float:  # warm minus cool, right of the disc (x ≥ 0.53 · SIZE + 8)
+        return float((img[rows, 76:, 0] - img[rows, 76:, 2]).mean())
+
+    border = round(0.55 * SIZE)  # sky above, ground below
+    above, below = slice(border - 24, border - 4), slice(border + 4, border + 24)
+    # the ids are read as labels: sky (1) takes the warm half of the style, ground (2) the cool half. In red minus
+    # blue the halves are 0.825 (stripes: 0.85 + 0.15·p − 0.05 − 0.1·(1 − p), p = 0.5 on average) and −0.44 (dots on
+    # 34 % of the area at 0.3 − 1.0, navy at 0.05 − 0.35), 1.26 apart: a third of it proves the match; swapped
+    # labels would give a negative difference
+    assert red(both, slice(0, border - 24)) - red(both, slice(border + 24, SIZE)) > 0.4
+    # --unmatched keep: the disc keeps the content's own features, so it stays close to the content's pixels, where
+    # "nearest" paints it with a style half's colours
+    content = np.asarray(Image.open(images.content).convert("RGB"), dtype=np.float64) / 255
+    inner = r2 < (0.12 * SIZE) ** 2  # the disc away from its border
+    err = {k: np.abs(v[inner] - content[inner]).mean() for k, v in (("keep", both), ("nearest", nearest))}
+    # keep: only the decoder's reconstruction error (≲ 0.1); nearest: a style half's colours on grey 0.55, off by
+    # (0.35 + 0.1 + 0.45)/3 = 0.3 (warm) or (0.45 + 0.25 + 0.05)/3 = 0.25 (cool) per channel on average
+    assert err["keep"] < 0.5 * err["nearest"], err
+    # --feather 0: a sharp border between the warm sky and the cool ground. The bands lie 0.5–3 feature px (4–24 px)
+    # from it, where a mask blurred with σ = 4 feature px keeps 2Φ(d/σ) − 1 = 0.1–0.55 of the contrast (0.3 on
+    # average); the decoder blurs both runs alike, so 1.5× is asked of a ~3× effect
+    sharp, soft = (red(img, above) - red(img, below) for img in (both, feathered))
+    assert sharp > 1.5 * soft > 0, (sharp, soft)
 
 
 def test_unmatched_keep_and_feather_change_the_output(fast_cli, images, maps, tmp_path: Path, capsys) -> None:

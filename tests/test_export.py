@@ -100,3 +100,129 @@ def test_bad_arguments_fail_fast(argv: list[str], message: str, tmp_path: Path,
     err = capsys.readouterr().err
     assert message in err and err.startswith("semstyle: error:") and err.count("\n") == 1
 
+
+
+# ---------------------------------------------------------------- opset, batches, OnnxStylizer's errors
+@pytest.fixture
+def one_thread_both():
+    """torch and onnxruntime on one thread: each runs its reductions in one order on any machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+HALF_GREY = 0.5 / 255  # the outputs become 8-bit: agreeing within half a grey level gives the same pixels but for
+# values on a rounding edge; fp32 kernels of two runtimes differ by orders of magnitude less (≈ 1e-6 measured)
+
+
+@pytest.mark.parametrize("opset", [10, 22])
+def test_an_opset_out_of_range_is_refused_in_one_line(opset: int, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from semstyle.errors import InputError
+    from semstyle.export import export_onnx
+
+    rc = main(["export", "--format", "onnx", "-o", str(tmp_path / "m.onnx"), "--opset", str(opset)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"semstyle: error: --opset must be between 11 and 21, got {opset}\n"
+    with pytest.raises(InputError, match=f"opset must be between 11 and 21, got {opset}"):  # the library's own check
+        export_onnx(tmp_path / "m.onnx", "style", 16, opset=opset)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("opset", [11, 21])
+def test_the_opsets_at_the_ends_of_the_range_export_and_run(opset: int, tmp_path: Path) -> None:
+    import onnx
+
+    from semstyle.export import export_onnx
+
+    rep = export_onnx(tmp_path / "s.onnx", "style", 16, opset=opset)  # checked against PyTorch by onnxruntime
+    assert rep.max_abs_diff is not None and rep.max_abs_diff < 1e-3  # relu4_1 statistics are O(1)
+    assert [o.version for o in onnx.load(str(rep.path), load_external_data=False).opset_import] == [opset]
+
+
+def test_a_batch_of_two_matches_pytorch_image_by_image(graphs, one_thread_both: None) -> None:
+    """The graphs claim a dynamic batch: two contents with one style (broadcast) or one style each, and two styles
+    through the style graph, give each image what PyTorch gives it alone."""
+    from semstyle.export import OnnxStylizer
+    from semstyle.export.graphs import build_graph
+
+    ox = OnnxStylizer(graphs[0], graphs[1], threads=1)
+    a = torch.from_numpy(content_array(72, 56, seed=5)).permute(2, 0, 1).float() / 255
+    b = torch.from_numpy(content_array(72, 56, seed=6)[::-1].copy()).permute(2, 0, 1).float() / 255
+    s1 = torch.from_numpy(warm_style_array(64, 64)).permute(2, 0, 1).float() / 255
+    s2 = torch.from_numpy(content_array(64, 64, seed=7)).permute(2, 0, 1).float() / 255
+    full, stats = build_graph("full"), build_graph("style")
+    alpha = torch.tensor(0.8)
+    with torch.inference_mode():
+        ref_stats = [stats(s[None]) for s in (s1, s2)]
+        got_mean, got_std = ox.style_session.run(None, {"style": torch.stack([s1, s2]).numpy()})
+        for i, (m, s) in enumerate(ref_stats):
+            assert np.abs(got_mean[i] - m[0].numpy()).max() < 1e-3 and np.abs(got_std[i] - s[0].numpy()).max() < 1e-3
+        m1, sd1 = ref_stats[0]
+        pair = torch.stack([a, b]).numpy()
+        broadcast = ox.run(pair, m1.numpy(), sd1.numpy(), 0.8)
+        each = ox.run(pair, torch.cat([m1, ref_stats[1][0]]).numpy(), torch.cat([sd1, ref_stats[1][1]]).numpy(), 0.8)
+        assert broadcast.shape == each.shape == (2, 3, 56, 72)
+        for i, x in enumerate((a, b)):
+            alone = full(x[None], m1, sd1, alpha)[0].numpy()
+            assert np.abs(broadcast[i] - alone).max() < HALF_GREY, i
+        second = full(b[None], *ref_stats[1], alpha)[0].numpy()
+        assert np.abs(each[0] - broadcast[0]).max() < HALF_GREY and np.abs(each[1] - second).max() < HALF_GREY
+        assert np.abs(each[1] - broadcast[1]).mean() > 0.02  # the second style was used for the second image
+
+
+def _one_line(exc: pytest.ExceptionInfo[BaseException], *needles: str) -> None:
+    msg = str(exc.value)
+    assert "\n" not in msg and len(msg) < 300, msg
+    for n in needles:
+        assert n in msg, msg
+
+
+def test_onnx_stylizer_errors_are_clear_one_liners(graphs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from semstyle.errors import InputError, SemstyleError
+    from semstyle.export import OnnxStylizer
+
+    full, style = graphs[0], graphs[1]
+    (tmp_path / "junk.onnx").write_bytes(b"not a graph")
+    with pytest.raises(InputError) as e:
+        OnnxStylizer(tmp_path / "missing.onnx")
+    _one_line(e, "missing.onnx", "not found")
+    with pytest.raises(InputError) as e:
+        OnnxStylizer(tmp_path / "junk.onnx")
+    _one_line(e, "junk.onnx", "not an ONNX graph")
+    with pytest.raises(InputError) as e:
+        OnnxStylizer(style)  # the graphs the wrong way round
+    _one_line(e, "style.onnx", "'style' graph", "--part full")
+    with pytest.raises(InputError) as e:
+        OnnxStylizer(full, full)
+    _one_line(e, "model.onnx", "'full' graph", "--part style")
+
+    ox = OnnxStylizer(full, size=64)
+    content = Image.fromarray(content_array(80, 60, seed=8))
+    with pytest.raises(SemstyleError) as e:
+        ox.stylize(content, content)  # a style image, but no style graph
+    _one_line(e, "--part style")
+    ok = (np.zeros((1, 512, 1, 1), np.float32), np.ones((1, 512, 1, 1), np.float32))
+    for bad in ((ok[0][0], ok[1][0]), (ok[0][:, :256], ok[1][:, :256]), (ok[0], ok[1][:, :, :, :0])):
+        with pytest.raises(InputError) as e:
+            ox.stylize(content, bad)
+        _one_line(e, "style statistics", "(1, 512, 1, 1)")
+    with pytest.raises(InputError) as e:
+        ox.stylize(content, ok, alpha=1.5)
+    _one_line(e, "alpha must be between 0 and 1, got 1.5")
+    with pytest.raises(InputError) as e:
+        ox.stylize(Image.new("RGB", (200, 10)), ok)  # 64×3 after resizing
+    _one_line(e, "content image is 64x3 after resizing", "16 px")
+    with pytest.raises(InputError) as e:
+        ox.run(np.zeros((3, 32, 32), np.float32), *ok)
+    _one_line(e, "content must be", "(N, 3, H, W)")
+    with pytest.raises(InputError) as e:
+        ox.stylize(tmp_path / "nowhere.png", ok)
+    _one_line(e, "nowhere.png")
+    assert np.asarray(ox.stylize(content, ok)).shape == (48, 64, 3)  # and a good call still works
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(SemstyleError) as e:
+        OnnxStylizer(full)
+    _one_line(e, "pip install semstyle[export]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -193,14 +194,44 @@ def test_vgg_features_are_fp32_at_every_metric_tap() -> None:
 
 def test_measure_reports_time_and_peak_memory() -> None:
     with M.measure() as u:
-        block = np.ones(80 * 2**20 // 8)  # 80 MiB, touched
-        block[::512] = 2.0
+        block = np.ones(80 * 2**20 // 8)  # 80 MiB, every page written by np.ones
+        time.sleep(0.05)
         del block
-    assert u.seconds > 0
-    if u.exact:
-        assert 60 <= u.peak_mb <= 400
-    else:  # without /proc a lower bound only
-        assert u.peak_mb >= 0
+    assert u.seconds >= 0.05  # time.sleep sleeps at least its argument, and the clock is monotonic
+    # the block's peak resident set is at most its 80 MiB plus what the interpreter touches around it (a few
+    # MiB); the fallback (growth of the lifetime peak ru_maxrss) can only be lower. 20 MiB of slack
+    assert u.peak_mb <= 100, u
+    if not u.exact:
+        pytest.skip("this kernel cannot reset VmHWM (/proc/self/clear_refs): measure gives a lower bound only "
+                    "(its arithmetic: test_measure_falls_back_on_the_growth_of_the_lifetime_peak)")
+    # all 80 MiB are resident at once; 5 % less allows for memory returned to the OS while the block lived
+    assert u.peak_mb >= 76, u
     with M.measure() as quiet:
         pass
-    assert quiet.peak_mb < 20
+    assert quiet.exact and quiet.peak_mb < 20, quiet  # nothing allocated: the 20 MiB are the slack above
+
+
+def test_measure_falls_back_on_the_growth_of_the_lifetime_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the peak cannot be reset, ``peak_mb`` is the growth of ru_maxrss in MiB (a lower bound), and
+    ``exact`` says so; where VmHWM reads fail after a reset, the same fallback is taken at the end."""
+    maxrss = iter([300_000, 300_000 + 81_920])  # kB: the lifetime peak before and after the block
+    monkeypatch.setattr(M, "_reset_peak", lambda: False)
+    monkeypatch.setattr(M, "_maxrss_kb", lambda: next(maxrss))
+    with M.measure() as u:
+        pass
+    assert (u.exact, u.peak_mb) == (False, 80.0)
+    monkeypatch.setattr(M, "_maxrss_kb", lambda: 500_000)  # an earlier peak above the block's: no growth
+    with M.measure() as flat:
+        pass
+    assert (flat.exact, flat.peak_mb) == (False, 0.0)
+    status = {"VmRSS": 200_000, "VmHWM": None}  # reset worked, but the peak cannot be read back
+    monkeypatch.setattr(M, "_reset_peak", lambda: True)
+    monkeypatch.setattr(M, "_status_kb", lambda key: status[key])
+    monkeypatch.setattr(M, "_maxrss_kb", lambda: 200_000 + 10_240)
+    with M.measure() as late:
+        pass
+    assert (late.exact, late.peak_mb) == (False, 10.0)
+    status["VmHWM"] = 200_000 + 51_200  # and the exact path: VmHWM − VmRSS(start)
+    with M.measure() as exact:
+        pass
+    assert (exact.exact, exact.peak_mb) == (True, 50.0)

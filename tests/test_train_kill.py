@@ -1,14 +1,13 @@
 """Training survives kill -9 (issue 17, item 6).
 
 ``semstyle train`` runs in a subprocess on the tiny synthetic folders of tests/test_training.py and is
-killed with SIGKILL five times, resuming with ``--resume`` after each kill. Two kills land at a random
-moment: a seeded random delay (up to about one step) after a seeded random step's metrics row appears,
-so mid-step, mid-log or mid-checkpoint, wherever it falls (the seed fixes the plan; where exactly the
-kill falls still depends on the machine's speed). Three land inside a checkpoint write at fixed points,
-made deterministic by tests/train_kill_worker.py, which freezes the trainer there (SIGSTOP) for the
-kill: with the temporary folder half written, with the folder renamed but ``latest`` not yet updated,
-and with ``latest`` updated but old checkpoints not yet pruned. An uninterrupted run of the same config
-runs alongside. Then:
+killed with SIGKILL twice, resuming with ``--resume`` after each kill, in an order the seeded RNG
+fixes. Every kill waits for an event, never for a clock: one lands inside a checkpoint write, where
+tests/train_kill_worker.py freezes the trainer (SIGSTOP) with the folder renamed into place but
+``latest`` still naming the previous checkpoint, so the resumed run starts from that one and must
+later replace the orphan; the other lands as soon as the metrics row of a step past the last
+checkpoint appears (in the TensorBoard write or the next step, wherever the trainer then is), so the
+resumed run must drop that row. An uninterrupted run of the same config runs alongside. Then:
 
 (a) the final checkpoints are identical: every module (decoder, discriminator, EMA decoder) and both
     optimisers' tensors are bitwise equal, and so are the optimisers' scalars and the torch RNG state.
@@ -20,6 +19,10 @@ runs alongside. Then:
 (c) each resume starts from the step the last checkpoint holds, and that step is at most one
     checkpoint interval behind the last step the killed trainer had finished;
 and the checkpoint folder is left as clean as the uninterrupted run's (no stray temporary folders).
+
+What a kill at each point of a checkpoint write leaves behind (a half-written temporary folder; a
+renamed folder that ``latest`` does not name yet; ``latest`` updated, old checkpoints not pruned) is
+checked on its own, in a forked writer killed at each point, without a trainer.
 """
 
 from __future__ import annotations
@@ -42,23 +45,30 @@ import torch
 from safetensors.torch import load_file
 from test_training import SIZE, make_data
 from torch import nn
+from train_kill_worker import STAGES, install
 
-from semstyle.training.checkpoint import append_metrics, latest_checkpoint, save_checkpoint, trim_metrics
+from semstyle.training.checkpoint import (
+    append_metrics,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    trim_metrics,
+)
 from semstyle.training.config import TrainConfig
 from semstyle.training.trainer import Trainer
 
 WORKER = Path(__file__).with_name("train_kill_worker.py")
-STEPS, EVERY = 12, 2  # 12 steps, a checkpoint every 2
-KINDS = ["timed", "timed", "tmp", "renamed", "pointed"]  # one life per kill, shuffled by the seeded RNG
+STEPS, EVERY = 8, 2  # a checkpoint every 2; SEED's plan kills in checkpoint 4, then after step 5: 3 steps to spare
+KINDS = ["logged", "renamed"]  # one life per kill, shuffled by the seeded RNG
 SEED = 17
 TIMEOUT = 120.0  # seconds any one life may take before the test gives up on it
 
 
 @dataclass
 class Life:
-    kind: str  # how it ended: timed / tmp / renamed / pointed kill, or "done"
+    kind: str  # how it ended: logged / renamed kill, or "done"
     started_at: int  # the step it resumed from (0: a fresh start)
-    target: int  # timed: the step whose metrics row starts the kill timer; else the checkpoint frozen in
+    target: int  # logged: the step whose metrics row triggers the kill; renamed: the checkpoint frozen in
     finished: int = 0  # the last step with a metrics row when it was killed
 
 
@@ -177,11 +187,10 @@ def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_p
             at = _checkpoint_step(run)
             log = tmp_path / f"life{i}.log"
             assert (at > 0) == (i > 0)  # the first kill comes after the first checkpoint: every later life resumes
-            if kind == "timed":  # past step EVERY + 1 checkpoint EVERY is complete
-                life = Life(kind, at, max(EVERY + 1, at + rng.randint(1, EVERY)))
+            if kind == "logged":  # a row past a checkpoint: the checkpoint at + EVERY is complete, then one more step
+                life = Life(kind, at, at + EVERY + 1)
                 proc = _start(tmp_path / "killed.json", log, resume=at > 0)
-                _wait_for_row(proc, log, run, at, life.target)
-                time.sleep(rng.uniform(0.0, 0.6))  # about one step on this machine
+                _wait_for_row(proc, log, run, at, life.target)  # the event; the kill follows at once
                 assert proc.poll() is None, "the trainer finished before the kill"
                 _kill(proc)
             elif kind != "done":
@@ -202,15 +211,9 @@ def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_p
             life.finished = _last_row(run)
             resumed = _checkpoint_step(run)
             root = run / "checkpoints"
-            if kind == "tmp":  # killed with the new checkpoint half written: the previous one is used
-                (tmp,) = root.glob(f".step_{life.target:07d}.*")
-                assert len(list(tmp.iterdir())) == 2  # of the 5 tensor files and state.json
-                assert resumed == life.target - EVERY
-            elif kind == "renamed":  # complete but not yet named by `latest`: the previous one is used
+            if kind == "renamed":  # complete but not yet named by `latest`: the previous one is used
                 assert (root / f"step_{life.target:07d}" / "state.json").is_file()
                 assert resumed == life.target - EVERY
-            elif kind == "pointed":
-                assert resumed == life.target
             if kind != "done":  # (c) at most one checkpoint interval of work is lost
                 assert life.finished >= life.target
                 assert resumed >= life.finished - EVERY, lives
@@ -225,7 +228,7 @@ def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_p
     # (a) identical final state
     _assert_same_checkpoint(run / "checkpoints" / f"step_{STEPS:07d}", ref / "checkpoints" / f"step_{STEPS:07d}")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
-        sorted(p.name for p in (ref / "checkpoints").iterdir()) == ["latest", "step_0000010", "step_0000012"]
+        sorted(p.name for p in (ref / "checkpoints").iterdir()) == ["latest", "step_0000006", "step_0000008"]
 
     # (b) identical loss curve, in metrics.jsonl and in TensorBoard
     got, want = _rows(run), _rows(ref)
@@ -263,6 +266,68 @@ def test_the_next_save_removes_what_a_killed_writer_left(tmp_path: Path) -> None
     assert latest_checkpoint(tmp_path) == root / "step_0000001"
     save_checkpoint(tmp_path, 2, {"m": lin}, {"o": opt}, {})
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step_0000001", "step_0000002"]
+
+
+def _wait_stopped(pid: int) -> None:
+    """Block until the forked writer ``pid`` has frozen itself (SIGSTOP): an event, not a delay."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WUNTRACED | os.WNOHANG)
+        if done and os.WIFSTOPPED(status):
+            return
+        if done:
+            pytest.fail(f"the writer ended (status {status:#x}) before freezing")
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the writer did not freeze within {TIMEOUT:.0f} s")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_checkpoint_write_killed_at_each_point_leaves_a_run_that_resumes(stage: str, tmp_path: Path) -> None:
+    """A writer forked from this process saves checkpoint 6 over checkpoints 2 and 4 (keeping 2), freezes itself at
+    ``stage`` (tests/train_kill_worker.py) and is killed there with SIGKILL, so it leaves exactly what kill -9 at
+    that point leaves. The run then loads the checkpoint it must, and the next save leaves the folder clean."""
+    lin = nn.Linear(3, 2)
+    opt = torch.optim.Adam(lin.parameters())
+    weights = {}
+    for step in (2, 4, 6):
+        lin.weight.data += 1
+        weights[step] = lin.weight.detach().clone()
+        if step < 6:
+            save_checkpoint(tmp_path, step, {"m": lin}, {"o": opt}, {"note": step}, keep_last=2)
+    pid = os.fork()
+    if pid == 0:  # the writer; it never returns to pytest
+        try:
+            install(6, stage)
+            save_checkpoint(tmp_path, 6, {"m": lin}, {"o": opt}, {"note": 6}, keep_last=2)
+        finally:
+            os._exit(3)  # reached only when it did not freeze
+    _wait_stopped(pid)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+    root = tmp_path / "checkpoints"
+    at = {"tmp": 4, "renamed": 4, "pointed": 6}[stage]  # only a complete checkpoint named by `latest` counts
+    assert latest_checkpoint(tmp_path) == root / f"step_{at:07d}"
+    left = sorted(p.name for p in root.iterdir())
+    if stage == "tmp":  # half written: two files of the temporary folder
+        (tmp,) = root.glob(".step_0000006.*")
+        assert len(list(tmp.iterdir())) == 2 and left == sorted(["latest", "step_0000002", "step_0000004", tmp.name])
+    else:  # renamed: step 6 complete but not named; pointed: named, step 2 not yet pruned
+        assert left == ["latest", "step_0000002", "step_0000004", "step_0000006"]
+    fresh = nn.Linear(3, 2)
+    state = load_checkpoint(latest_checkpoint(tmp_path), {"m": fresh}, {"o": torch.optim.Adam(fresh.parameters())})
+    assert state["note"] == at and torch.equal(fresh.weight, weights[at])
+    # the resumed run's next save: over an orphan step 6 (renamed), past the junk (tmp), pruning (pointed)
+    nxt = at + 2
+    fresh.weight.data += 10
+    save_checkpoint(tmp_path, nxt, {"m": fresh}, {"o": torch.optim.Adam(fresh.parameters())}, {"note": nxt},
+                    keep_last=2)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", f"step_{at:07d}", f"step_{nxt:07d}"]
+    again = nn.Linear(3, 2)
+    state = load_checkpoint(latest_checkpoint(tmp_path), {"m": again}, {"o": torch.optim.Adam(again.parameters())})
+    assert state["note"] == nxt and torch.equal(again.weight, fresh.weight)
 
 
 def test_the_cuda_loss_scale_is_checkpointed_and_restored(tmp_path: Path) -> None:

@@ -94,8 +94,12 @@ def test_clear_line_rules() -> None:
     assert not H.clear_line("content image '/tmp/gradio/ab/c.png' is damaged", ("/tmp/",))
 
 
+RELEASE = threading.Event()  # set by the test once the client has given up: the stalling handlers then end
+STALL = 30.0  # at most this long does a handler stall: a client that waited for the server would take as long
+
+
 class _Stalling(BaseHTTPRequestHandler):
-    """Accepts a queue join, then streams heartbeats forever and never a result."""
+    """Accepts a queue join, then streams heartbeats until released (never a result)."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = b'{"event_id": "e1"}'
@@ -110,10 +114,10 @@ class _Stalling(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         try:
-            for _ in range(200):
+            end = time.monotonic() + STALL
+            while not RELEASE.wait(0.1) and time.monotonic() < end:
                 self.wfile.write(b"event: heartbeat\ndata: null\n\n")
                 self.wfile.flush()
-                time.sleep(0.1)
         except OSError:
             pass
 
@@ -123,16 +127,23 @@ class _Stalling(BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("stall", ["heartbeats", "silence"])
 def test_a_request_never_outlives_its_timeout(stall: str) -> None:
+    timeout = 1.5
+    RELEASE.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
     if stall == "silence":
-        server.RequestHandlerClass = type("Silent", (_Stalling,), {"do_GET": lambda self: time.sleep(20)})
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+        server.RequestHandlerClass = type("Silent", (_Stalling,), {"do_GET": lambda self: RELEASE.wait(STALL)})
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits one poll
     try:
         t0 = time.monotonic()
-        out = H.Request(f"http://127.0.0.1:{server.server_address[1]}", timeout=1.5).submit()
+        out = H.Request(f"http://127.0.0.1:{server.server_address[1]}", timeout=timeout).submit()
         took = time.monotonic() - t0
     finally:
+        RELEASE.set()
         server.shutdown()
         server.server_close()
-    assert out.kind == H.TIMEOUT and "within 1.5 s" in out.message, out
-    assert 1.4 < took < 3.0, took
+    assert out.kind == H.TIMEOUT and f"within {timeout:g} s" in out.message, out
+    # not before the deadline: it is set after t0, and both the stream's deadline check and the socket's read
+    # timeout (rounded up to the millisecond) only fire once it has passed; 10 ms for the clocks' rounding
+    assert took >= timeout - 0.01, took
+    # long before the server would have answered (STALL = 20 timeouts): 10 timeouts leave room for a loaded machine
+    assert took < 10 * timeout < STALL, took

@@ -6,8 +6,12 @@ import functools
 import hashlib
 import http.server
 import os
+import re
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,10 +178,24 @@ def test_local_safetensors_round_trip(decoder: Decoder, tmp_path: Path) -> None:
 
 def test_unreachable_url_says_offline_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SEMSTYLE_CACHE", str(tmp_path))
-    t0 = time.perf_counter()
-    with pytest.raises(WeightsError, match=r"could not download weights from http://127\.0\.0\.1:9/x\.pth.*offline"):
-        W.load_into(Decoder(), "http://127.0.0.1:9/x.pth", "decoder")
-    assert time.perf_counter() - t0 < 5
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):  # the refusal must come from the port itself
+        monkeypatch.delenv(var, raising=False)
+    attempts: list[float | None] = []  # the timeout of each connection attempt
+    real = urllib.request.urlopen
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: attempts.append(k.get("timeout")) or real(*a, **k))
+    dec = Decoder()
+    with socket.socket() as held:  # bound but not listening: a connection is refused at once, on any machine
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/x.pth"
+        t0 = time.perf_counter()
+        with pytest.raises(WeightsError, match=rf"could not download weights from {re.escape(url)} .*offline") as e:
+            W.load_into(dec, url, "decoder")
+        took = time.perf_counter() - t0
+    # fast by construction: one attempt, ended by the refusal itself (not retried, not waited out)
+    assert len(attempts) == 1 and attempts[0] is not None
+    cause = e.value.__cause__
+    assert isinstance(cause, urllib.error.URLError) and isinstance(cause.reason, ConnectionRefusedError), cause
+    assert took < attempts[0], took  # so it never waited for the attempt's own timeout
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no partial download left
 
 

@@ -30,6 +30,7 @@ from semstyle.errors import InputError
 from semstyle.pipelines.stylize import Stylizer
 
 log = logging.getLogger(__name__)
+ACTOR_START_S = 600  # how long the workers may take to start (load their networks) before the batch fails
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ def _connect(ray: Any, address: str | None) -> bool:
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False, "include_dashboard": False}
     if address is None:  # "local": a new cluster, even where one runs already (ray.init() would join it)
+        # our own short-lived cluster reports no usage statistics (whatever the Ray version's default), unless the
+        # user chose otherwise; its processes inherit the variable
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(address="local", **kwargs)
         return True
     kwargs.pop("include_dashboard")  # a property of the cluster, not of a client
@@ -160,11 +164,15 @@ def run_ray(jobs: Sequence[BatchJob], config: StylizeConfig, options: BatchOptio
             StylizeWorker,
             fn_constructor_kwargs={"config": config, "options": options, "threads": int(cpus)},
             batch_size=opts.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=opts.workers),
+            # one batch at a time per worker: a busy worker holds no queued batch that an idle one could take
+            compute=ray.data.ActorPoolStrategy(size=opts.workers, max_tasks_in_flight_per_actor=1),
             num_cpus=cpus,
             num_gpus=gpus or None,
             batch_format="numpy",
         )
+        # every worker is ready before the first batch goes out: by default Ray Data hands batches to whichever
+        # worker has loaded its networks first, so on a small batch the others never got any work
+        ds.context.wait_for_min_actors_s = ACTOR_START_S
         for r in ds.iter_rows():
             on_row(ReportRow(str(r["input"]), str(r["style"]), str(r["output"]), str(r["status"]), str(r["message"]),
                              float(r["seconds"]), str(r["worker"])))

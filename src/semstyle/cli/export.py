@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from semstyle.errors import InputError
-from semstyle.export.graphs import export_onnx, require_onnx
+from semstyle.export.graphs import check_opset, export_onnx, require_onnx
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -19,8 +19,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InputError(f"output '{out}' already exists; pass --overwrite to replace it")
     if not 16 <= args.size <= 4096:
         raise InputError(f"--size must be between 16 and 4096 px, got {args.size}")
-    if not 11 <= args.opset <= 21:
-        raise InputError(f"--opset must be between 11 and 21, got {args.opset}")
+    check_opset(args.opset, "--opset")
 
     require_onnx()  # before the networks load
     rep = export_onnx(out, args.part, args.size, args.encoder, args.decoder, args.opset, check=not args.no_check)

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PARTS: tuple[str, ...] = ("full", "style")
 FORMATS: tuple[str, ...] = ("onnx",)
 INSTALL_HINT = "pip install semstyle[export]"
+OPSETS: tuple[int, int] = (11, 21)  # the ONNX opsets the export is tested at (both ends): reflection Pad needs 11
 EPS = 1e-5  # as functional.mean_std
 
 
@@ -108,6 +109,12 @@ def require_onnx() -> None:
         raise SemstyleError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
 
 
+def check_opset(opset: int, flag: str = "opset") -> None:
+    """Refuse an opset outside ``OPSETS`` (the exporter's own error is a multi-line traceback)."""
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise InputError(f"{flag} must be between {OPSETS[0]} and {OPSETS[1]}, got {opset}")
+
+
 @dataclass
 class ExportReport:
     """What ``export_onnx`` wrote and how it compares to PyTorch."""
@@ -160,6 +167,7 @@ def export_onnx(
     require_onnx()
     if not 16 <= size <= 4096:
         raise InputError(f"size must be between 16 and 4096 px, got {size}")
+    check_opset(opset)
     out = Path(path)
     graph = build_graph(part, encoder, decoder)
     inputs = example_inputs(part, size)

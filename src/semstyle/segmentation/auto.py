@@ -78,10 +78,12 @@ FAST = Options(layers=(("relu3_1", 1.0), ("relu4_1", 1.0)))  # the distilled fas
 
 # ----------------------------------------------------------------------------- description
 def _resize_for(img: Image.Image, side: int, m: int = 16) -> Image.Image:
-    """``img`` scaled to about ``side`` px (longest side), both sides multiples of ``m``."""
+    """``img`` scaled to about ``side`` px (longest side), both sides multiples of ``m`` and at least ``2m``: relu5_1
+    (1/16 scale) then has two cells a side, which its reflection padding needs (a strip such as a 1024×63 proxy of a
+    panorama would otherwise be described at 320×16 and fail in the encoder)."""
     scale = side / max(img.size)
-    w = max(m, round(img.size[0] * scale / m) * m)
-    h = max(m, round(img.size[1] * scale / m) * m)
+    w = max(2 * m, round(img.size[0] * scale / m) * m)
+    h = max(2 * m, round(img.size[1] * scale / m) * m)
     return img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from semstyle.errors import SemstyleError
+from semstyle.errors import InputError, SemstyleError
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,37 @@ def load_checkpoint(
     rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return state
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config as JSON has it (tuples are lists), nested mappings flattened to dotted keys (``weights.adv``)."""
+    out: dict[str, Any] = {}
+    for key, value in json.loads(json.dumps(config)).items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def saved_config(ckpt: Path) -> dict[str, Any]:
+    """The config a checkpoint was written with ({} when it has none), read before any weights are loaded."""
+    try:
+        config = json.loads((ckpt / "state.json").read_text()).get("config", {})
+    except (OSError, json.JSONDecodeError, AttributeError) as e:
+        raise SemstyleError(f"checkpoint {ckpt} cannot be loaded ({str(e).splitlines()[0]})") from e
+    return config if isinstance(config, dict) else {}
+
+
+def check_resumable(saved: dict[str, Any], current: dict[str, Any], resumable: frozenset[str]) -> None:
+    """Refuse (InputError naming them) a resume whose config differs from the checkpoint's ``saved`` one in any
+    field but ``resumable`` (those that only say where the run stops, logs and checkpoints). Fields only one side
+    has (added or removed by another semstyle version) are not compared."""
+    old, new = _flat(saved), _flat(current)
+    changed = sorted(k for k in old.keys() & new.keys() if k.split(".")[0] not in resumable and old[k] != new[k])
+    if changed:
+        raise InputError(f"--resume with a different {', '.join(changed)} than the run was started with "
+                         f"would not continue it; only {', '.join(sorted(resumable))} may change")
 
 
 def _row_step(line: str) -> float:

@@ -44,10 +44,12 @@ from semstyle.models.fast import FAST_TAPS, FastConfig, FastDecoder, FastEncoder
 from semstyle.networks import load_decoder, load_encoder
 from semstyle.training.checkpoint import (
     append_metrics,
+    check_resumable,
     checkpoint_of,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
+    saved_config,
     trim_metrics,
 )
 from semstyle.training.config import read_mapping
@@ -166,11 +168,8 @@ class Distiller:
             ckpt = latest_checkpoint(self.run)
             if ckpt is None:
                 raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
+            check_resumable(saved_config(ckpt), asdict(cfg), RESUMABLE)  # before weights that may not fit
             state = load_checkpoint(ckpt, self._modules(), {"optim": self.opt})
-            changed = sorted(k for k, v in state["config"].items() if k not in RESUMABLE and asdict(cfg).get(k) != v)
-            if changed:
-                raise InputError(f"--resume with a different {', '.join(changed)} than the run was started with "
-                                 f"would not continue it; only {', '.join(sorted(RESUMABLE))} may change")
             self.step = int(state["step"])
             trim_metrics(self.run, self.step)
         elif latest_checkpoint(self.run) is not None:

@@ -42,9 +42,11 @@ from semstyle.segmentation.auto import cosegment
 from semstyle.segmentation.regions import merge_small_regions
 from semstyle.training.checkpoint import (
     append_metrics,
+    check_resumable,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
+    saved_config,
     trim_metrics,
 )
 from semstyle.training.config import TrainConfig
@@ -55,6 +57,9 @@ from semstyle.types import Attention, Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
 MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
+# config fields a resumed run may change: where it stops (steps also stretches a cosine schedule and moves late_from's
+# step, from the resume on), what it logs and how it checkpoints; any other change would not continue the run
+RESUMABLE: frozenset[str] = frozenset({"out", "steps", "log_every", "image_every", "ckpt_every", "keep_last"})
 
 
 @dataclass
@@ -174,6 +179,7 @@ class Trainer:
         ckpt = latest_checkpoint(self.run)
         if ckpt is None:
             raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
+        check_resumable(saved_config(ckpt), self.cfg.to_json(), RESUMABLE)  # before weights that may not fit
         state = load_checkpoint(ckpt, self._modules(), self._optims())
         self.step = int(state["step"])  # the torch RNG was restored too; sampling depends only on (seed, step, rank)
         if self.scaler is not None and state.get("grad_scaler"):  # CUDA: the loss scale it had reached
