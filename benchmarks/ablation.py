@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from semstyle import Stylizer, assets
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.evaluation.judge import judge_heldout, style_crops
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.models.discriminator import MultiScaleDiscriminator
@@ -43,14 +44,23 @@ STEP = "step_0004000"
 
 
 def stylizers(decoders: dict[str, str], size: int) -> dict[str, Stylizer]:
-    return {k: Stylizer(size=size, style_size=size, decoder=v, precision="fp32") for k, v in decoders.items()}
+    return {
+        k: Stylizer(NetworkConfig(decoder=v, precision="fp32"), defaults=StylizeOptions(size=size, style_size=size))
+        for k, v in decoders.items()
+    }
 
 
 def table(rows: dict[str, list[dict[str, float]]]) -> list[str]:
     """One row per metric: each decoder's mean and median over the pairs, with the change against (a)."""
     names = list(rows)
-    out = ["| metric | " + " | ".join(f"{n} mean" for n in names) + " | " + " | ".join(f"{n} median" for n in names)
-           + " |", "|---|" + "---:|" * 2 * len(names)]
+    out = [
+        "| metric | "
+        + " | ".join(f"{n} mean" for n in names)
+        + " | "
+        + " | ".join(f"{n} median" for n in names)
+        + " |",
+        "|---|" + "---:|" * 2 * len(names),
+    ]
     for k in KEYS:
         cells = []
         for agg in (statistics.fmean, statistics.median):
@@ -75,8 +85,14 @@ def below(curve: list[tuple[float, float]], ref: list[tuple[float, float]]) -> l
     return res
 
 
-def sweep(sts: dict[str, Stylizer], disc: MultiScaleDiscriminator, contents: list[Path], styles: list[Path],
-          size: int, docs: Path) -> list[str]:
+def sweep(
+    sts: dict[str, Stylizer],
+    disc: MultiScaleDiscriminator,
+    contents: list[Path],
+    styles: list[Path],
+    size: int,
+    docs: Path,
+) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,8 +107,11 @@ def sweep(sts: dict[str, Stylizer], disc: MultiScaleDiscriminator, contents: lis
             for k in pts[name]:
                 pts[name][k].append((content, statistics.median(r[k] for r in rows)))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    lines = [f"α-sweep on {len(contents)} × {len(styles)} pairs, α = {', '.join(map(str, ALPHAS))} "
-             "(medians; content loss to the photo's relu4_1):", ""]
+    lines = [
+        f"α-sweep on {len(contents)} × {len(styles)} pairs, α = {', '.join(map(str, ALPHAS))} "
+        "(medians; content loss to the photo's relu4_1):",
+        "",
+    ]
     for ax, k in zip(axes, ("gram_style", "meanstd_style")):
         for name, p in pts.items():
             ax.plot([x for x, _ in p[k]], [y for _, y in p[k]], "o-", label=name)
@@ -102,30 +121,39 @@ def sweep(sts: dict[str, Stylizer], disc: MultiScaleDiscriminator, contents: lis
         ax.legend(fontsize=8)
         for other in ("(b)", "(c)"):
             ok = below(pts[other][k], pts["(a)"][k])
-            lines.append(f"- {k}: {other} on or below (a) at {sum(ok)} of {len(ok)} α "
-                         f"({'everywhere' if all(ok) else 'not everywhere'})")
+            lines.append(
+                f"- {k}: {other} on or below (a) at {sum(ok)} of {len(ok)} α "
+                f"({'everywhere' if all(ok) else 'not everywhere'})"
+            )
     fig.suptitle("style against content as α goes 0.2 → 1 (lower left is better)")
     fig.tight_layout()
     fig.savefig(docs / "finetune_alpha_sweep.png", dpi=72)
     plt.close(fig)
     for name, p in pts.items():
-        lines.append(f"- {name}: " + "; ".join(f"α {a}: content {c:.3g}, Gram {g:.3g}, mean/std {m:.3g}"
-                                               for a, (c, g), (_, m) in zip(ALPHAS, p["gram_style"],
-                                                                             p["meanstd_style"])))
+        lines.append(
+            f"- {name}: "
+            + "; ".join(
+                f"α {a}: content {c:.3g}, Gram {g:.3g}, mean/std {m:.3g}"
+                for a, (c, g), (_, m) in zip(ALPHAS, p["gram_style"], p["meanstd_style"])
+            )
+        )
     return lines
 
 
-def judge_lines(discs: dict[str, str], st: Stylizer, contents: list[Path], styles: list[Path],
-                size: int) -> list[str]:
+def judge_lines(discs: dict[str, str], st: Stylizer, contents: list[Path], styles: list[Path], size: int) -> list[str]:
     enc = load_encoder("pretrained", torch.device("cpu"))
     crops = style_crops(styles, side=128, n=4, scale=size)
     outputs = {}
     for s in styles:
-        outs = [to_tensor(st.stylize(resize_longest(load_image(c), size), resize_longest(load_image(s), size)).image)
-                for c in contents]
+        outs = [
+            to_tensor(st.stylize(resize_longest(load_image(c), size), resize_longest(load_image(s), size)).image)
+            for c in contents
+        ]
         outputs[s.stem] = torch.cat([o[..., :128, :128] for o in outs])  # (m, 3, 128, 128): a corner of each
-    lines = ["| discriminator | real vs output AUC | real vs output accuracy | matching-aware AUC |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        "| discriminator | real vs output AUC | real vs output accuracy | matching-aware AUC |",
+        "|---|---:|---:|---:|",
+    ]
     for name, src in discs.items():
         disc = MultiScaleDiscriminator()
         load_into(disc, src, "discriminator")
@@ -163,8 +191,13 @@ def main() -> int:
     # 1. the table
     rows = {k: [evaluate(st, disc, c, s, args.size)[0] for c in contents for s in styles] for k, st in sts.items()}
     n = len(rows["(a)"])
-    lines = [f"{len(contents)} BSDS500 test contents × {len(styles)} held-out styles = {n} pairs at {args.size} px; "
-             "(a) pretrained, (b) no adversarial term, (c) adversarial; change against (a).", "", *table(rows), ""]
+    lines = [
+        f"{len(contents)} BSDS500 test contents × {len(styles)} held-out styles = {n} pairs at {args.size} px; "
+        "(a) pretrained, (b) no adversarial term, (c) adversarial; change against (a).",
+        "",
+        *table(rows),
+        "",
+    ]
     for other in ("(a)", "(b)"):
         wins = sum(c["gram_style"] < o["gram_style"] for c, o in zip(rows["(c)"], rows[other]))
         lines.append(f"- (c) has the lower Gram style loss than {other} on {wins} of {n} pairs")
@@ -172,9 +205,13 @@ def main() -> int:
     lines += ["", *sweep(sts, disc, contents, styles[:: args.sweep_every], args.size, args.docs)]
     # 3. the judge
     discs = {"(c)'s discriminator": str(ckpt["(c)"] / "discriminator.safetensors"), "shipped judge": "finetuned"}
-    lines += ["", "The judge on the held-out styles (4 crops of 128 px per style at "
-              f"{args.size} px; output crops from {len(contents)} contents stylised by (c)):", "",
-              *judge_lines(discs, sts["(c)"], contents, styles, args.size)]
+    lines += [
+        "",
+        "The judge on the held-out styles (4 crops of 128 px per style at "
+        f"{args.size} px; output crops from {len(contents)} contents stylised by (c)):",
+        "",
+        *judge_lines(discs, sts["(c)"], contents, styles, args.size),
+    ]
     # 4. pictures
     pd_pairs = list(zip(assets.content_images() * 2, assets.style_images()))
     cells = [[load_image(c), load_image(s), *(st.stylize(c, s).image for st in sts.values())] for c, s in pd_pairs]
@@ -186,7 +223,8 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     (args.docs / "finetune_ablation.md").write_text(
-        "# Issue 14's ablation (generated by benchmarks/ablation.py)\n\n" + text + "\n")
+        "# Issue 14's ablation (generated by benchmarks/ablation.py)\n\n" + text + "\n"
+    )
     return 0
 
 

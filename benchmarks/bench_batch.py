@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from semstyle.batch import RayOptions, plan, run_batch
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -84,7 +84,7 @@ def main() -> None:
     contents = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.images]
     if len(contents) < args.images or not STYLE.exists():
         raise SystemExit(f"need {args.images} photos in {DATA / 'content/BSDS500/test'} and {STYLE}")
-    cfg = StylizeConfig(size=args.size, style_size=args.size, device="cpu")
+    cfg = StylizeConfig(NetworkConfig(device="cpu"), StylizeOptions(size=args.size, style_size=args.size))
     counts = [int(w) for w in args.workers.split(",")]
     setups = [("local", "local", 1)] + [(f"ray, {w} worker{'s' if w > 1 else ''}", "ray", w) for w in counts]
     print(f"{len(contents)} photos × 1 style at {args.size} px, {args.repeats} repeats, batch size "

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from semstyle.config import NetworkConfig, StylizeOptions
+
 REPO = Path(__file__).resolve().parents[1]
 AUTO_TILE = 768  # semstyle.pipelines.tiling.AUTO_TILE: the tile auto mode uses (forced here even under 1.5 Mpx)
 PARTS = ("tiling", "seam", "batch", "onnx")
@@ -71,7 +73,7 @@ def child_tiling(content: str, style: str, size: int, tile: int) -> dict:
     from semstyle import Stylizer
 
     torch.set_num_threads(2)
-    st = Stylizer(size=size, style_size=512, device="cpu", tile=tile)
+    st = Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=size, style_size=512, tile=tile))
     rss_loaded = _status("VmRSS")
     t0, cpu0 = time.perf_counter(), time.process_time()
     res = st.stylize(content, style)
@@ -117,7 +119,7 @@ def bench_seam(side: int = 768, tile: int = 256) -> dict:
 
     contents, styles = _assets()
     content = Image.open(contents[0]).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
-    st = Stylizer(size=side, style_size=512, device="cpu", tile=-1)
+    st = Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=side, style_size=512, tile=-1))
     ref = np.asarray(st.stylize(content, styles[0]).image)
     t0 = time.perf_counter()
     res = st.stylize(content, styles[0], tile=tile)
@@ -155,7 +157,7 @@ def bench_batch(n: int, tmp: Path) -> dict:
     style = _scaled(styles[0], 512, tmp / "batch_style.png", 384)  # its own shape: its encodes can be counted
 
     t0 = time.perf_counter()
-    st = Stylizer(size=512, style_size=512, device="cpu")
+    st = Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=512, style_size=512))
     load = time.perf_counter() - t0
     calls = []
     encode = st.encode
@@ -192,7 +194,7 @@ def bench_onnx(size: int, repeats: int, tmp: Path) -> dict:
     export_s = time.perf_counter() - t0
     ox = OnnxStylizer(full.path, style_rep.path, size=size, style_size=size)
     graph = build_graph("full")
-    st = Stylizer(size=size, style_size=size, device="cpu")
+    st = Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=size, style_size=size))
     content = Image.open(contents[0]).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     mean, std = ox.style_stats(styles[0])
     x = to_tensor(content)

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 from semstyle import metrics as M
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, snap_colors
 from semstyle.pipelines.stylize import Stylizer
@@ -245,8 +246,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    st = Stylizer(size=args.size, style_size=args.size, feather=args.feather, min_region=args.min_region,
-                  unmatched=args.unmatched, regions=args.regions, decoder=args.decoder)
+    st = Stylizer(NetworkConfig(decoder=args.decoder),
+                  defaults=StylizeOptions(size=args.size, style_size=args.size, feather=args.feather,
+                                          min_region=args.min_region, unmatched=args.unmatched, regions=args.regions))
     if args.refine_weights or args.refine_opts:  # trial knobs: what the refiner builds its objective and loop from
         import functools
 
@@ -257,7 +259,8 @@ def main() -> None:
             sm.REGION_LOSS_WEIGHTS = replace(sm.REGION_LOSS_WEIGHTS, **changes)  # type: ignore[misc]
         if args.refine_opts:
             sm.RefineConfig = functools.partial(  # type: ignore[misc]
-                sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts"))
+                sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts")
+            )
     if args.coseg:
         st.networks.coseg = coseg_options(st.networks.coseg, args.coseg)
     names = list(dict.fromkeys([*BASE_METHODS, *filter(None, args.methods.split(","))]))
@@ -268,8 +271,11 @@ def main() -> None:
     if args.refine:
         modes = [(m, n) for m, n in (("labels", "GT"), ("auto", "auto")) if n in args.refine_modes.split(",")]
         for mode, name in modes:  # refine_target 1: every round runs
-            methods[f"semantic-{name}-refine{args.refine}"] = {"semantic": mode, "refine": args.refine,
-                                                              "refine_target": 1.0}
+            methods[f"semantic-{name}-refine{args.refine}"] = {
+                "semantic": mode,
+                "refine": args.refine,
+                "refine_target": 1.0,
+            }
     results = []
     t0 = time.perf_counter()
     for n in parse_pairs(args.pairs):
@@ -279,8 +285,12 @@ def main() -> None:
             k = len(np.unique(r.auto_labels[0])) if r.auto_labels else 0
             print(f"pair {n:2d}: mIoU {r.miou:.3f}  k={k}  {r.seg_secs:.2f}s", flush=True)
         else:
-            print(f"pair {n:2d}: " + "  ".join(f"{m} d={r.dist[m]:.4f} c={r.closs[m]:.4f}" for m in methods)
-                  + f"  mIoU {r.miou:.3f}", flush=True)
+            print(
+                f"pair {n:2d}: "
+                + "  ".join(f"{m} d={r.dist[m]:.4f} c={r.closs[m]:.4f}" for m in methods)
+                + f"  mIoU {r.miou:.3f}",
+                flush=True,
+            )
     table, head = summarise(results, args.seg_only, list(methods))
     if args.coseg:
         print(f"co-segmentation: {args.coseg}")
@@ -297,10 +307,12 @@ def main() -> None:
     grid_path.parent.mkdir(parents=True, exist_ok=True)
     picture(results, parse_pairs(args.grid_pairs), grid_path)
     print(f"picture grid: {grid_path}")
-    meta = (f"{len(results)} pairs ({args.pairs}) at {args.size} px, feather {st.config.feather}, "
-            f"min_region {st.config.min_region}, unmatched {st.config.unmatched}, regions {st.config.regions} "
-            f"(0 = automatic), seed {st.config.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"{'bf16' if st.bf16 else 'fp32'} networks.")
+    meta = (
+        f"{len(results)} pairs ({args.pairs}) at {args.size} px, feather {st.defaults.feather}, "
+        f"min_region {st.defaults.min_region}, unmatched {st.defaults.unmatched}, regions {st.defaults.regions} "
+        f"(0 = automatic), seed {st.defaults.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{'bf16' if st.bf16 else 'fp32'} networks."
+    )
     write_report(ROOT / "docs/semantic_benchmark.md", table, per_pair_table(results), meta, head)
     print(head)
 
@@ -316,10 +328,12 @@ def write_report(path: Path, table: str, per_pair: str, meta: str, head: dict[st
     def ok(flag: bool) -> str:
         return "met" if flag else "missed"
 
-    verdict = (f"GT labels cut the style distance by {g_cut:.1f} % (target ≥ {TARGET_CUT:.0f} %: "
-               f"{ok(g_cut >= TARGET_CUT)}) with a content-loss rise of {rise:+.1f} % "
-               f"(target ≤ {TARGET_RISE:.0f} %: {ok(rise <= TARGET_RISE)}); automatic labels reach "
-               f"{100 * share:.0f} % of that cut (target ≥ {100 * TARGET_AUTO:.0f} %: {ok(share >= TARGET_AUTO)}).")
+    verdict = (
+        f"GT labels cut the style distance by {g_cut:.1f} % (target ≥ {TARGET_CUT:.0f} %: "
+        f"{ok(g_cut >= TARGET_CUT)}) with a content-loss rise of {rise:+.1f} % "
+        f"(target ≤ {TARGET_RISE:.0f} %: {ok(rise <= TARGET_RISE)}); automatic labels reach "
+        f"{100 * share:.0f} % of that cut (target ≥ {100 * TARGET_AUTO:.0f} %: {ok(share >= TARGET_AUTO)})."
+    )
     details = f"<details><summary>Per pair</summary>\n\n{per_pair}\n</details>"
     block = f"{BEGIN}\n{meta}\n\n{table}\n{verdict}\n\n{details}\n{END}"
     text = f"# Semantic style transfer benchmark\n\n{BEGIN}\n{END}\n"

@@ -41,6 +41,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from semstyle.config import NetworkConfig, StylizeOptions
+
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 KINDS = ("canonical", "semstyle", "semstyle_fp32", "semstyle_cached")
@@ -142,12 +144,14 @@ def make_runner(kind: str, size: int, content: Path, style: Path) -> Callable[[]
 
     precision = "fp32" if kind == "semstyle_fp32" else "auto"
     cache = 8 if kind == "semstyle_cached" else 0
-    st = Stylizer(size=size, style_size=size, precision=precision, style_cache=cache, device="cpu")
+    st = Stylizer(NetworkConfig(precision=precision, style_cache=cache, device="cpu"),
+                  defaults=StylizeOptions(size=size, style_size=size))
     return lambda: st.stylize(content, style).image
 
 
-def time_all(size: int, content: Path, style: Path, repeats: int, warmup: int, folder: Path,
-             memory_inline: bool = False) -> dict[str, dict]:
+def time_all(
+    size: int, content: Path, style: Path, repeats: int, warmup: int, folder: Path, memory_inline: bool = False
+) -> dict[str, dict]:
     """Median latency of every configuration, calls interleaved round-robin (fair under CPU contention).
 
     With ``memory_inline`` the first warm-up call of each configuration also measures its peak
@@ -175,8 +179,12 @@ def time_all(size: int, content: Path, style: Path, repeats: int, warmup: int, f
     for kind in KINDS:
         out = folder / f"{kind}_{size}.png"
         outs[kind].save(out)
-        res[kind] = {"median": statistics.median(times[kind]), "times": times[kind], "out": str(out),
-                     **memory.get(kind, {})}
+        res[kind] = {
+            "median": statistics.median(times[kind]),
+            "times": times[kind],
+            "out": str(out),
+            **memory.get(kind, {}),
+        }
     return res
 
 
@@ -235,9 +243,12 @@ def machine_info() -> dict[str, str]:
     from semstyle.networks import native_bf16
 
     torch.set_num_threads(THREADS)
-    info = {"CPU": f"{cpu} ({torch.get_num_threads()} threads used, {os.cpu_count()} logical CPUs)",
-            "torch": torch.__version__, "python": platform.python_version(),
-            "native bf16": str(native_bf16(torch.device("cpu")))}
+    info = {
+        "CPU": f"{cpu} ({torch.get_num_threads()} threads used, {os.cpu_count()} logical CPUs)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "native bf16": str(native_bf16(torch.device("cpu"))),
+    }
     if hasattr(os, "getloadavg"):  # other work on the machine slows every configuration alike
         info["load average (1 min) at the end"] = f"{os.getloadavg()[0]:.1f}"
     return info
@@ -250,43 +261,67 @@ def load_note(load_start: float | None) -> str:
     worst = max(load_start, os.getloadavg()[0])
     if worst <= (os.cpu_count() or 1):
         return ""
-    return (f"Note: the machine was shared during this run (1-minute load average up to {worst:.1f} on "
-            f"{os.cpu_count()} CPUs), which inflates every absolute time; the calls are interleaved, so the "
-            "ratios are the figures to compare.")
+    return (
+        f"Note: the machine was shared during this run (1-minute load average up to {worst:.1f} on "
+        f"{os.cpu_count()} CPUs), which inflates every absolute time; the calls are interleaved, so the "
+        "ratios are the figures to compare."
+    )
 
 
-def render(results: dict[tuple[str, int], dict], sizes: list[int], repeats: int, info: dict[str, str],
-           in_process: bool, note: str = "") -> str:
+def render(
+    results: dict[tuple[str, int], dict],
+    sizes: list[int],
+    repeats: int,
+    info: dict[str, str],
+    in_process: bool,
+    note: str = "",
+) -> str:
     def ms(kind: str, s: int) -> str:
         return f"{results[(kind, s)]['median'] * 1000:.0f}"
 
     def mem(kind: str, s: int) -> str:
         return f"{results[(kind, s)]['peak_delta_mb']:.0f}"
 
-    lines = [f"Latency: median of {repeats} calls per configuration, interleaved round-robin after a warm-up; "
-             f"torch.set_num_threads({THREADS}); an S×S content and an S×S style read from JPEG files on every call. "
-             "Peak ΔRSS: one call " + ("in this process" if in_process else "in a fresh process")
-             + ", above the RSS with the networks loaded.", ""]
-    lines += ["| size | canonical fp32 (ms) | semstyle (ms) | semstyle / canonical | "
-              "canonical peak ΔRSS (MB) | semstyle peak ΔRSS (MB) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Latency: median of {repeats} calls per configuration, interleaved round-robin after a warm-up; "
+        f"torch.set_num_threads({THREADS}); an S×S content and an S×S style read from JPEG files on every call. "
+        "Peak ΔRSS: one call "
+        + ("in this process" if in_process else "in a fresh process")
+        + ", above the RSS with the networks loaded.",
+        "",
+    ]
+    lines += [
+        "| size | canonical fp32 (ms) | semstyle (ms) | semstyle / canonical | "
+        "canonical peak ΔRSS (MB) | semstyle peak ΔRSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in sizes:
         ratio = results[("semstyle", s)]["median"] / results[("canonical", s)]["median"]
-        lines.append(f"| {s}² | {ms('canonical', s)} | {ms('semstyle', s)} | {ratio:.2f}× | "
-                     f"{mem('canonical', s)} | {mem('semstyle', s)} |")
-    lines += ["", "| size | semstyle fp32 (ms) | semstyle auto/bf16 (ms) | bf16 speed-up | PSNR bf16 vs fp32 (dB) | "
-              "PSNR semstyle fp32 vs canonical (dB) | style cold (ms) | style cached (ms) |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {s}² | {ms('canonical', s)} | {ms('semstyle', s)} | {ratio:.2f}× | "
+            f"{mem('canonical', s)} | {mem('semstyle', s)} |"
+        )
+    lines += [
+        "",
+        "| size | semstyle fp32 (ms) | semstyle auto/bf16 (ms) | bf16 speed-up | PSNR bf16 vs fp32 (dB) | "
+        "PSNR semstyle fp32 vs canonical (dB) | style cold (ms) | style cached (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in sizes:
         fp32, auto = results[("semstyle_fp32", s)], results[("semstyle", s)]
         p_bf16 = psnr(Path(auto["out"]), Path(fp32["out"]))
         p_canon = psnr(Path(fp32["out"]), Path(results[("canonical", s)]["out"]))
         speedup = fp32["median"] / auto["median"]
-        lines.append(f"| {s}² | {ms('semstyle_fp32', s)} | {ms('semstyle', s)} | {speedup:.2f}× "
-                     f"| {p_bf16:.1f} | {p_canon:.1f} | {ms('semstyle', s)} | {ms('semstyle_cached', s)} |")
+        lines.append(
+            f"| {s}² | {ms('semstyle_fp32', s)} | {ms('semstyle', s)} | {speedup:.2f}× "
+            f"| {p_bf16:.1f} | {p_canon:.1f} | {ms('semstyle', s)} | {ms('semstyle_cached', s)} |"
+        )
     if 512 in sizes:
         r = results[("semstyle", 512)]["median"] / results[("canonical", 512)]["median"]
-        lines += ["", f"Target (512² content, 512² style, ≤ 0.70× canonical): {r:.2f}× — "
-                  f"{'met' if r <= 0.70 else 'NOT met'}."]
+        lines += [
+            "",
+            f"Target (512² content, 512² style, ≤ 0.70× canonical): {r:.2f}× — {'met' if r <= 0.70 else 'NOT met'}.",
+        ]
     lines += ["", "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "."]
     if in_process:
         lines.append("Measured in one process (--no-subprocess): the memory peaks may mix.")
@@ -331,8 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.md.parent.mkdir(parents=True, exist_ok=True)
     tmp_md = args.md.with_name(f".{args.md.name}.tmp")
-    tmp_md.write_text("# Stylisation benchmark\n\nWritten by `benchmarks/bench_stylize.py`; "
-                      "see its docstring for what each column measures.\n\n" + table)
+    tmp_md.write_text(
+        "# Stylisation benchmark\n\nWritten by `benchmarks/bench_stylize.py`; "
+        "see its docstring for what each column measures.\n\n" + table
+    )
     tmp_md.replace(args.md)
     print(f"wrote {args.md} (benchmark took {time.perf_counter() - t0:.0f} s)")
     return 0

@@ -29,6 +29,7 @@ from PIL import Image
 
 from semstyle import assets, motion
 from semstyle import metrics as M
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, save_image, to_tensor
 from semstyle.io.video import natural_key
 from semstyle.pipelines.stylize import Stylizer
@@ -61,13 +62,17 @@ def speed(frames: int = 8, size: int = 512) -> None:
     print(f"{torch.get_num_threads()} threads, native bf16: {bf16}, load average {os.getloadavg()[0]:.2f}")
     for model in ("vgg19", "fast"):
         for precision in ("auto", "fp32"):
-            st = Stylizer(size=size, style_size=size, model=model, precision=precision)
+            st = Stylizer(
+                NetworkConfig(model=model, precision=precision), defaults=StylizeOptions(size=size, style_size=size)
+            )
             it = stylize_frames(st, clip, assets.style_images()[1])
             next(it)  # the style's encoding and the first frame
             t0 = time.perf_counter()
             n = sum(1 for _ in it)
-            print(f"{model}, precision {precision}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px "
-                  f"({clip[0].size} input frames)")
+            print(
+                f"{model}, precision {precision}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px "
+                f"({clip[0].size} input frames)"
+            )
 
 
 def memory(n: int, size: int = 128) -> None:
@@ -97,7 +102,7 @@ def memory(n: int, size: int = 128) -> None:
                     box.mux(p)
             for p in vs.encode():
                 box.mux(p)
-        st = Stylizer(size=size, style_size=size)
+        st = Stylizer(defaults=StylizeOptions(size=size, style_size=size))
         marks: list[tuple[int, int, int]] = []
 
         def step(i: int, _: object) -> None:
@@ -124,13 +129,20 @@ def large(size: str, frames: int = 3) -> None:
         outs: dict[str, np.ndarray] = {}
         for tile in ("0", "-1"):
             out = Path(tmp) / f"tile{tile}.npy"
-            res = subprocess.run([sys.executable, __file__, "--large-worker", f"{w}x{h}", tile, str(frames), str(out)],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, __file__, "--large-worker", f"{w}x{h}", tile, str(frames), str(out)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             got = json.loads(res.stdout.strip().splitlines()[-1])
             outs[tile] = np.load(out)
             kind = "tiled" if tile == "0" else "whole frames"
-            print(f"{w}x{h}, tile {tile:>2s} ({kind}): peak RSS {got['peak_mb']} MB, {got['s_per_frame']:.1f} s/frame, "
-                  f"precision {got['precision']}", flush=True)
+            print(
+                f"{w}x{h}, tile {tile:>2s} ({kind}): peak RSS {got['peak_mb']} MB, {got['s_per_frame']:.1f} s/frame, "
+                f"precision {got['precision']}",
+                flush=True,
+            )
         d = np.abs(outs["0"].astype(np.int16) - outs["-1"].astype(np.int16))
         print(f"tiled vs whole: max {int(d.max())} grey levels, mean {float(d.mean()):.4f}")
 
@@ -145,15 +157,16 @@ def _large_worker(size: str, tile: int, frames: int, out: str) -> None:
     photo = photo.resize((w + 8 * frames, round(photo.height * (w + 8 * frames) / photo.width)))
     photo = photo.resize((photo.width, max(photo.height, h)))
     clip = [photo.crop((8 * t, 0, 8 * t + w, h)) for t in range(frames)]  # a pan, 8 px a frame
-    st = Stylizer(size=0, style_size=512, tile=tile)
+    st = Stylizer(defaults=StylizeOptions(size=0, style_size=512, tile=tile))
     done, t0 = [], 0.0
     for i, im in enumerate(stylize_frames(st, clip, assets.style_images()[1])):
         done.append(np.asarray(im))
         t0 = time.perf_counter() if i == 0 else t0
     per = (time.perf_counter() - t0) / max(1, frames - 1)
     np.save(out, np.stack(done))
-    peak = next(int(x.split()[1]) // 1024 for x in Path("/proc/self/status").read_text().splitlines()
-                if x.startswith("VmHWM:"))
+    peak = next(
+        int(x.split()[1]) // 1024 for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:")
+    )
     print(json.dumps({"peak_mb": peak, "s_per_frame": per, "precision": "bf16" if st.bf16 else "fp32"}))
 
 
@@ -184,10 +197,19 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated parts of setting names to run (per-frame always)")
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
-    ap.add_argument("--memory", type=int, default=0, metavar="N",
-                    help="only the resident memory while streaming a synthetic clip of N frames through a file")
-    ap.add_argument("--large", default="", metavar="WxH",
-                    help="only large frames (e.g. 1920x1080): tiled vs whole, peak memory, time (--frames, at most 3)")
+    ap.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the resident memory while streaming a synthetic clip of N frames through a file",
+    )
+    ap.add_argument(
+        "--large",
+        default="",
+        metavar="WxH",
+        help="only large frames (e.g. 1920x1080): tiled vs whole, peak memory, time (--frames, at most 3)",
+    )
     ap.add_argument("--large-worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.large_worker:
@@ -203,7 +225,7 @@ def main() -> None:
     if args.memory:
         memory(args.memory)
         return
-    st = Stylizer(size=args.size, style_size=args.size)
+    st = Stylizer(defaults=StylizeOptions(size=args.size, style_size=args.size))
     style_path = assets.style_images()[1]
     style = st.encode_style(style_path).image
     clips: dict[str, list[Image.Image]] = {"pan (bundled photo)": pan_frames(args.frames, args.size)}
@@ -220,8 +242,12 @@ def main() -> None:
             if args.only and name != "per-frame" and not any(o in name for o in args.only.split(",")):
                 continue
             t0 = time.perf_counter()
-            outs = [np.asarray(im) for im in stylize_frames(st, frames, style_path, consistency=w, texture=tex,
-                                                            hidden=hid, hidden_layer=layer)]
+            outs = [
+                np.asarray(im)
+                for im in stylize_frames(
+                    st, frames, style_path, consistency=w, texture=tex, hidden=hid, hidden_layer=layer
+                )
+            ]
             fps = len(outs) / (time.perf_counter() - t0)
             sc = score(st, ins, outs, style)
             base = base or sc
@@ -229,27 +255,42 @@ def main() -> None:
             curves[(clip, name)] = sc[3:]
             if clip.startswith("pan"):
                 pictures[name] = outs
-            print(f"{clip:20s} {name:18s} warp {sc[0] / base[0]:.3f}x  style {100 * (sc[1] / base[1] - 1):+.1f} %  "
-                  f"content {100 * (sc[2] / base[2] - 1):+.1f} %  {fps:.2f} frames/s", flush=True)
-    table = ["| clip | setting | warping error vs per-frame | style distance | content loss | frames/s |",
-             "|---|---|---:|---:|---:|---:|"]
+            print(
+                f"{clip:20s} {name:18s} warp {sc[0] / base[0]:.3f}x  style {100 * (sc[1] / base[1] - 1):+.1f} %  "
+                f"content {100 * (sc[2] / base[2] - 1):+.1f} %  {fps:.2f} frames/s",
+                flush=True,
+            )
+    table = [
+        "| clip | setting | warping error vs per-frame | style distance | content loss | frames/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     table += [f"| {c} | {n} | {w:.2f}× | {100 * s:+.1f} % | {100 * k:+.1f} % | {f:.2f} |" for c, n, w, s, k, f in rows]
-    means = ["", "Mean over the three shared sequences:", "",
-             "| setting | warping error vs per-frame | style distance | content loss |", "|---|---:|---:|---:|"]
+    means = [
+        "",
+        "Mean over the three shared sequences:",
+        "",
+        "| setting | warping error vs per-frame | style distance | content loss |",
+        "|---|---:|---:|---:|",
+    ]
     for name in SETTINGS:
         r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
         if not r:
             continue
         r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
-        means.append(f"| {name} | {np.mean([x[2] for x in r]):.3f}× | {100 * np.mean([x[3] for x in r]):+.1f} % | "
-                     f"{100 * np.mean([x[4] for x in r]):+.1f} % |")
+        means.append(
+            f"| {name} | {np.mean([x[2] for x in r]):.3f}× | {100 * np.mean([x[3] for x in r]):+.1f} % | "
+            f"{100 * np.mean([x[4] for x in r]):+.1f} % |"
+        )
     text = "\n".join(table + means)
     print("\n" + text)
     if args.no_write:
         return
     _figures(pictures, curves, args.size)
-    _write(ROOT / "docs" / "VIDEO.md", text, f"{args.frames} frames a clip at {args.size} px, style "
-           f"{style_path.stem}; VGG19, 2 threads.")
+    _write(
+        ROOT / "docs" / "VIDEO.md",
+        text,
+        f"{args.frames} frames a clip at {args.size} px, style {style_path.stem}; VGG19, 2 threads.",
+    )
 
 
 def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> None:
@@ -257,8 +298,11 @@ def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> 
     docs/video_pan.gif (per-frame next to the default)."""
     names = [n for n in ("per-frame", "features only", "texture 0.2", DEFAULT_SETTING) if n in pictures]
     rows = [[Image.fromarray(pictures[n][t]) for t in (1, 4, 7) if t < len(pictures[n])] for n in names]
-    save_image(grid(rows, cell=160, titles=["frame 2", "frame 5", "frame 8"]).quantize(256), ROOT / "docs" /
-               "video_frames.png", overwrite=True)
+    save_image(
+        grid(rows, cell=160, titles=["frame 2", "frame 5", "frame 8"]).quantize(256),
+        ROOT / "docs" / "video_frames.png",
+        overwrite=True,
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -275,8 +319,10 @@ def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> 
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "video_warp.png", dpi=80)
-    both = [Image.fromarray(np.concatenate([a, b], axis=1)) for a, b in
-            zip(pictures["per-frame"], pictures[DEFAULT_SETTING])]
+    both = [
+        Image.fromarray(np.concatenate([a, b], axis=1))
+        for a, b in zip(pictures["per-frame"], pictures[DEFAULT_SETTING])
+    ]
     both = [f.resize((f.width // 2, f.height // 2), Image.Resampling.LANCZOS) for f in both]
     pal = both[0].quantize(64)  # one palette for every frame: a small file
     q = [f.quantize(palette=pal, dither=Image.Dither.NONE) for f in both]
@@ -289,7 +335,7 @@ BEGIN, END = "<!-- results:begin (written by benchmarks/bench_video.py) -->", "<
 def _write(path: Path, table: str, meta: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else f"# Video\n\n{BEGIN}\n{END}\n"
     block = f"{BEGIN}\n{meta}\n\n{table}\n{END}"
-    text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     path.write_text(text, encoding="utf-8")
     print(f"wrote {path}")
 

@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from bench_report import write_markdown  # beside this script
 
 from semstyle.evaluation import EvalConfig, Pair, run_eval
-from bench_report import write_markdown  # beside this script
 from semstyle.evaluation.pairs import write_pairs
 from semstyle.evaluation.records import MethodSettings
 

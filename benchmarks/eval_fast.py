@@ -32,6 +32,7 @@ from PIL import Image
 from semstyle import Stylizer, assets
 from semstyle import functional as FN
 from semstyle import metrics as M
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.evaluation.pairs import Pair
 from semstyle.evaluation.records import Unavailable
 from semstyle.io.images import load_image, resize_longest, to_tensor
@@ -208,10 +209,23 @@ def main() -> None:
         sys.exit(f"error: {args.weights} has no fast_encoder.safetensors (give a checkpoint folder)")
     torch.set_num_threads(args.threads)
     # style_cache=0: every call encodes its style, as the peer does (a warm cache alone is 0.33×)
-    paths = {"vgg19": Stylizer(size=args.size, style_size=args.size, style_cache=0),
-             "fast": Stylizer(model="fast", size=args.size, style_size=args.size, style_cache=0,
-                              **({"encoder": str(args.weights / "fast_encoder.safetensors"),
-                                  "decoder": str(args.weights / "fast_decoder.safetensors")} if args.weights else {}))}
+    paths = {
+        "vgg19": Stylizer(NetworkConfig(style_cache=0), defaults=StylizeOptions(size=args.size, style_size=args.size)),
+        "fast": Stylizer(
+            model="fast",
+            size=args.size,
+            style_size=args.size,
+            style_cache=0,
+            **(
+                {
+                    "encoder": str(args.weights / "fast_encoder.safetensors"),
+                    "decoder": str(args.weights / "fast_decoder.safetensors"),
+                }
+                if args.weights
+                else {}
+            ),
+        ),
+    }
     vgg = VGGEncoder().eval()
     load_into(vgg, "pretrained", "encoder")
     contents = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
@@ -219,10 +233,12 @@ def main() -> None:
     t = {} if args.no_speed else speed(paths, args.repeats)
     print(t, flush=True)
     q = quality(paths, vgg, contents, styles, args.size)
-    meta = (f"{len(contents)} BSDS500 test photos × {len(styles)} held-out styles = {len(q['fast'])} pairs at "
-            f"{args.size} px; speed: median of {args.repeats} round-robin calls, {torch.get_num_threads()} threads, "
-            f"torch {torch.__version__}. Command: `.venv/bin/python benchmarks/eval_fast.py --contents "
-            f"{args.contents} --size {args.size}`.")
+    meta = (
+        f"{len(contents)} BSDS500 test photos × {len(styles)} held-out styles = {len(q['fast'])} pairs at "
+        f"{args.size} px; speed: median of {args.repeats} round-robin calls, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}. Command: `.venv/bin/python benchmarks/eval_fast.py --contents "
+        f"{args.contents} --size {args.size}`."
+    )
     block, _ = render(q, t, meta)
     print(block)
     if args.no_write or args.no_speed or args.weights:

@@ -23,6 +23,7 @@ from PIL import Image
 from semstyle import Stylizer, assets
 from semstyle import functional as FN
 from semstyle import metrics as M
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
@@ -123,7 +124,10 @@ def main() -> None:
     decoders = {"pretrained": "pretrained", "finetuned": args.decoder}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in decoders}
     for name, source in decoders.items():
-        st = Stylizer(size=args.size, style_size=args.size, decoder=source, precision="fp32")
+        st = Stylizer(
+            NetworkConfig(decoder=source, precision="fp32"),
+            defaults=StylizeOptions(size=args.size, style_size=args.size),
+        )
         for c in contents:
             for s in styles:
                 m, _ = evaluate(st, disc, c, s, args.size)
@@ -152,7 +156,12 @@ def main() -> None:
     args.docs.mkdir(exist_ok=True)
     # the committed grid uses the bundled public-domain images (the research data stays out of the repo)
     pd_pairs = [(c, s) for c, s in zip(assets.content_images() * 2, assets.style_images())]
-    sts = {k: Stylizer(size=args.size, style_size=args.size, decoder=v, precision="fp32") for k, v in decoders.items()}
+    sts = {
+        k: Stylizer(
+            NetworkConfig(decoder=v, precision="fp32"), defaults=StylizeOptions(size=args.size, style_size=args.size)
+        )
+        for k, v in decoders.items()
+    }
     rows = [[load_image(c), load_image(s), *(st.stylize(c, s).image for st in sts.values())] for c, s in pd_pairs]
     sheet = grid(rows, cell=160, titles=["content", "style", "pretrained", "fine-tuned"])
     sheet.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(args.docs / "finetune_grid.png")

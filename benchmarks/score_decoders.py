@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from semstyle import Stylizer
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.models.discriminator import MultiScaleDiscriminator
 from semstyle.models.weights import load_into
 
@@ -52,16 +53,22 @@ def main() -> int:
     disc.eval()
     medians: dict[str, dict[str, float]] = {}
     for src in ["pretrained", *args.decoders]:
-        st = Stylizer(size=args.size, style_size=args.size, device="cpu", precision="fp32", decoder=src)
+        st = Stylizer(
+            NetworkConfig(device="cpu", precision="fp32", decoder=src),
+            defaults=StylizeOptions(size=args.size, style_size=args.size),
+        )
         rows = [evaluate(st, disc, c, s, args.size)[0] for c in contents for s in styles]
         medians[src] = {k: statistics.median(r[k] for r in rows) for k in KEYS}
     ref = medians["pretrained"]
-    print(f"{len(contents)} contents × {len(styles)} {args.split} styles at {args.size} px; "
-          "median (change vs pretrained)\n")
+    print(
+        f"{len(contents)} contents × {len(styles)} {args.split} styles at {args.size} px; "
+        "median (change vs pretrained)\n"
+    )
     print("| decoder | " + " | ".join(KEYS) + " |\n|---|" + "---:|" * len(KEYS))
     for src, m in medians.items():
-        cells = [f"{m[k]:.4g}" + ("" if src == "pretrained" else f" ({100 * (m[k] / ref[k] - 1):+.1f} %)")
-                 for k in KEYS]
+        cells = [
+            f"{m[k]:.4g}" + ("" if src == "pretrained" else f" ({100 * (m[k] / ref[k] - 1):+.1f} %)") for k in KEYS
+        ]
         print(f"| {src} | " + " | ".join(cells) + " |")
     return 0
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from semstyle import Stylizer
 from semstyle.assets import content_images, style_images
+from semstyle.config import StylizeOptions
 from semstyle.io.images import load_image, save_image
 from semstyle.viz import contact_sheet
 
@@ -41,7 +42,7 @@ def run(size: int, alpha: float) -> tuple[list[Image.Image], list[Image.Image], 
     """Stylise every content with every style; returns (contents, styles, results[content][style])."""
     contents = [load_image(p) for p in content_images()]
     styles = [load_image(p) for p in style_images()]
-    st = Stylizer(size=size, style_size=size)
+    st = Stylizer(defaults=StylizeOptions(size=size, style_size=size))
     results = [[st.stylize(c, s, alpha=alpha).image for s in styles] for c in contents]
     return contents, styles, results
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from semstyle import Stylizer, assets
+from semstyle.config import StylizeOptions
 from semstyle.io.images import save_image
 from semstyle.viz import grid, overlay
 
@@ -22,7 +23,7 @@ PAIRS = (("astronaut", "starry_night"), ("coffee", "wave"), ("chelsea", "the_scr
 
 
 def main() -> None:
-    st = Stylizer(size=256, style_size=256)
+    st = Stylizer(defaults=StylizeOptions(size=256, style_size=256))
     contents = {p.stem: p for p in assets.content_images()}
     styles = {p.stem: p for p in assets.style_images()}
     rows = []

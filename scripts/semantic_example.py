@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from semstyle import Stylizer, assets
+from semstyle.config import StylizeOptions
 from semstyle.io.images import load_image, resize_longest, save_image
 from semstyle.viz import grid, overlay
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    st = Stylizer(size=384, style_size=384)  # the defaults of --semantic auto
+    st = Stylizer(defaults=StylizeOptions(size=384, style_size=384))  # the defaults of --semantic auto
     contents = {p.stem: p for p in assets.content_images()}
     styles = {p.stem: p for p in assets.style_images()}
     rows = []

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semstyle.config import NetworkConfig, StylizeOptions
+
 SIZE = 128  # content's and style's longest side in the end-to-end tests
 
 # The research data collection (label maps of DPST, FastPhotoStyle, WCT2, CamVid, VOC, ADE20K…) lives
@@ -107,7 +109,7 @@ def stylizer():
     """The real pipeline at small size, built once (loading the weights takes ~2 s)."""
     from semstyle import Stylizer
 
-    return Stylizer(size=SIZE, style_size=SIZE, device="cpu")
+    return Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=SIZE, style_size=SIZE))
 
 
 @pytest.fixture
@@ -125,7 +127,7 @@ def one_thread():
 def _stylizer_fp32():
     from semstyle import Stylizer
 
-    return Stylizer(size=SIZE, style_size=SIZE, device="cpu", precision="fp32")
+    return Stylizer(NetworkConfig(device="cpu", precision="fp32"), defaults=StylizeOptions(size=SIZE, style_size=SIZE))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.io.labels import LabelMap
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.pipelines.refine import region_style_targets
@@ -116,11 +116,11 @@ def test_pipeline_hard_attention_equals_adain_and_soft_differs(exact) -> None:
 
 def test_attention_options_are_checked() -> None:
     with pytest.raises(ValueError, match="fusion must be one of adain, attention, got 'soft'"):
-        StylizeConfig(fusion="soft")  # type: ignore[arg-type]
+        StylizeConfig(NetworkConfig(), StylizeOptions(fusion="soft"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"attention_temperature must be in \[0.01, 100\], got 200"):
-        StylizeConfig(attention_temperature=200)
+        StylizeConfig(NetworkConfig(), StylizeOptions(attention_temperature=200))
     with pytest.raises(ValueError, match="attention_prior must be >= 0"):
-        StylizeConfig(attention_prior=float("nan"))
+        StylizeConfig(NetworkConfig(), StylizeOptions(attention_prior=float("nan")))
 
 
 # ----------------------------------------------------------------------------- region-guided refinement

@@ -13,6 +13,7 @@ from PIL import Image
 
 from semstyle.batch import REPORT_NAME, ReportRow, plan, read_report
 from semstyle.cli.main import main
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.errors import InputError
 
 
@@ -143,7 +144,7 @@ def test_glob_and_list_inputs_through_the_api(images, tmp_path: Path) -> None:
     folder = _folder(tmp_path, 3)
     seen = []
     res = stylize_many(str(folder / "c[02].png"), [images.style_b], tmp_path / "out", callback=seen.append,
-                       config=StylizeConfig(size=64, style_size=64, device="cpu"))
+                       config=StylizeConfig(NetworkConfig(device="cpu"), StylizeOptions(size=64, style_size=64)))
     assert sorted(Path(r.output).name for r in res.rows) == ["c0__cool.png", "c2__cool.png"]
     assert res.written == 2 and res.failed == 0 and [r.output for r in seen] == [r.output for r in res.rows]
     assert res.report == tmp_path / "out" / REPORT_NAME and len(read_report(res.report)) == 2
@@ -163,7 +164,7 @@ def test_interrupted_batch_leaves_a_report_and_whole_files(images, tmp_path: Pat
     from semstyle.pipelines.stylize import Stylizer
 
     folder = _folder(tmp_path, 4)
-    real, calls = Stylizer.stylize, []
+    real, calls = Stylizer.run, []
 
     def interrupt_third(self, *a, **k):
         calls.append(1)
@@ -171,7 +172,7 @@ def test_interrupted_batch_leaves_a_report_and_whole_files(images, tmp_path: Pat
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Stylizer, "stylize", interrupt_third)
+    monkeypatch.setattr(Stylizer, "run", interrupt_third)
     out = tmp_path / "out"
     argv = ["stylize", str(folder), str(images.style_a), "-o", str(out), "--size", "64", "--style-size", "64"]
     assert main(argv) == 130

@@ -25,12 +25,13 @@ from PIL import Image
 from semstyle import StylizeConfig
 from semstyle.batch import REPORT_NAME, RayOptions, ReportRow, plan, read_report, run_batch
 from semstyle.cli.main import main
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.errors import InputError
 
 ray = pytest.importorskip("ray", reason="the distributed extra (ray[data]) is installed by `make setup`")
 pytestmark = pytest.mark.slow
 # fp32: the local engine and the Ray workers run other thread counts, and compare within a grey level
-CFG = StylizeConfig(size=64, style_size=64, device="cpu", precision="fp32")
+CFG = StylizeConfig(NetworkConfig(device="cpu", precision="fp32"), StylizeOptions(size=64, style_size=64))
 
 
 @pytest.fixture(scope="module")

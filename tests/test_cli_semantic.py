@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,11 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, stylizer):
     """Make the CLI reuse the session's networks (its own config still applies) instead of reloading."""
     import semstyle.pipelines.stylize as mod
 
-    def factory(config=None, **overrides):  # stands in for Stylizer
-        other = copy.copy(stylizer)
-        other.config = (config or stylizer.config).updated(**overrides)
-        return other
+    class Shared(mod.Stylizer):  # stands in for Stylizer: the CLI's settings over the session's networks
+        def __init__(self, config=None, *, defaults=None, networks=None):
+            super().__init__(config or stylizer.config, defaults=defaults, networks=networks or stylizer.networks)
 
-    monkeypatch.setattr(mod, "Stylizer", factory)
+    monkeypatch.setattr(mod, "Stylizer", Shared)
 
 
 @pytest.fixture

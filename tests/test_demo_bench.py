@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from semstyle.assets import content_images, style_images
+from semstyle.config import NetworkConfig, StylizeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 PAD = 4  # semstyle.viz.grid's padding between cells
@@ -94,7 +95,11 @@ def test_canonical_baseline_matches_semstyle_fp32(bench_module, tmp_path: Path) 
 
     content, style = bench_module.make_inputs(64, tmp_path)
     ref = bench_module.Canonical(64)(content, style)
-    ours = Stylizer(size=64, style_size=64, precision="fp32", device="cpu").stylize(content, style).image
+    ours = (
+        Stylizer(NetworkConfig(precision="fp32", device="cpu"), defaults=StylizeOptions(size=64, style_size=64))
+        .stylize(content, style)
+        .image
+    )
     ref.save(tmp_path / "ref.png")
     ours.save(tmp_path / "ours.png")
     assert ref.size == ours.size == (64, 64)

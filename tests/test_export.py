@@ -15,6 +15,7 @@ from conftest import content_array, warm_style_array
 from PIL import Image
 
 from semstyle.cli.main import main
+from semstyle.config import NetworkConfig, StylizeOptions
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,9 @@ def test_onnx_pipeline_reproduces_the_stylizer(graphs) -> None:
 
     content = Image.fromarray(content_array(96, 72, seed=4))
     style = Image.fromarray(warm_style_array(80, 80))
-    st = Stylizer(size=96, style_size=80, device="cpu", precision="fp32", tile=-1)
+    st = Stylizer(
+        NetworkConfig(device="cpu", precision="fp32"), defaults=StylizeOptions(size=96, style_size=80, tile=-1)
+    )
     want = np.asarray(st.stylize(content, style, alpha=0.8).image).astype(np.int16)
     entry = st.encode_style(style)
     ox = OnnxStylizer(graphs[0], graphs[1], size=96, style_size=80)
@@ -76,8 +79,9 @@ def test_onnx_pipeline_reproduces_the_stylizer(graphs) -> None:
     assert got.shape == want.shape and np.abs(got - want).max() <= 1
 
 
-def test_missing_onnx_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_onnx_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     rc = main(["export", "--format", "onnx", "-o", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
@@ -85,21 +89,24 @@ def test_missing_onnx_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-o", "{tmp}/m.png"], "writes a .onnx file"),
-    (["-o", "{tmp}/m.onnx", "--size", "8"], "--size must be between"),
-    (["-o", "{tmp}/m.onnx", "--format", "tflite"], "invalid choice"),
-    (["-o", "{tmp}/exists.onnx"], "already exists"),
-])
-def test_bad_arguments_fail_fast(argv: list[str], message: str, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-o", "{tmp}/m.png"], "writes a .onnx file"),
+        (["-o", "{tmp}/m.onnx", "--size", "8"], "--size must be between"),
+        (["-o", "{tmp}/m.onnx", "--format", "tflite"], "invalid choice"),
+        (["-o", "{tmp}/exists.onnx"], "already exists"),
+    ],
+)
+def test_bad_arguments_fail_fast(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "exists.onnx").write_bytes(b"x")
     with pytest.raises(SystemExit, match="^2$") if "--format" in argv else contextlib.nullcontext():
         rc = main(["export", *[a.format(tmp=tmp_path) for a in argv]])
         assert rc == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("semstyle: error:") and err.count("\n") == 1
-
 
 
 # ---------------------------------------------------------------- opset, batches, OnnxStylizer's errors
@@ -117,8 +124,9 @@ HALF_GREY = 0.5 / 255  # the outputs become 8-bit: agreeing within half a grey l
 
 
 @pytest.mark.parametrize("opset", [10, 22])
-def test_an_opset_out_of_range_is_refused_in_one_line(opset: int, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_opset_out_of_range_is_refused_in_one_line(
+    opset: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from semstyle.errors import InputError
     from semstyle.export import export_onnx
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from semstyle import Stylizer
 from semstyle import functional as FN
 from semstyle.cli.main import main
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.models.fast import FAST_TAPS, FastConfig, FastDecoder, FastEncoder, embeddings
 from semstyle.models.weights import packaged_file, sha256_of
 from semstyle.training.checkpoint import latest_checkpoint
@@ -237,7 +237,7 @@ def test_shipped_fast_weights_match_their_manifest() -> None:
 
 @pytest.fixture(scope="module")
 def fast() -> Stylizer:
-    return Stylizer(model="fast", size=128, style_size=128, precision="fp32")
+    return Stylizer(NetworkConfig(model="fast", precision="fp32"), defaults=StylizeOptions(size=128, style_size=128))
 
 
 def test_fast_model_output_takes_the_style(fast: Stylizer, exact: Stylizer) -> None:
@@ -314,9 +314,9 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
     fast: Stylizer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(ValueError, match="no fine-tuned decoder"):
-        StylizeConfig(model="fast", decoder="finetuned")
+        StylizeConfig(NetworkConfig(model="fast", decoder="finetuned"))
     with pytest.raises(ValueError, match="refinement needs the VGG19 model"):
-        StylizeConfig(model="fast", refine=1)
+        StylizeConfig(NetworkConfig(model="fast"), StylizeOptions(refine=1))
     from semstyle.pipelines.optimize import OptimizeConfig, optimize
 
     with pytest.raises(ValueError, match="loss network is VGG19"):
@@ -333,7 +333,8 @@ def test_fast_model_refuses_refinement_and_the_finetuned_decoder(
 
 def test_fast_model_runs_tiled() -> None:
     """Smoke: tiling (global statistics over tiles) runs on the student's 128-channel features."""
-    st = Stylizer(model="fast", size=0, style_size=96, tile=64, precision="fp32")
+    st = Stylizer(NetworkConfig(model="fast", precision="fp32"),
+                  defaults=StylizeOptions(size=0, style_size=96, tile=64))
     assert st.networks.channels == 128
     content = Image.open(ASSETS / "content" / "coffee.jpg").convert("RGB").resize((160, 120))
     style = Image.open(ASSETS / "style" / "wave.jpg").convert("RGB")

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 import semstyle.pipelines.stylize as stylize_mod
 from semstyle import Stylizer
 from semstyle import functional as FN
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
@@ -46,7 +47,10 @@ def files(tmp_path_factory: pytest.TempPathFactory, images) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def st(files: dict[str, Path]) -> Stylizer:
-    return Stylizer(size=SIZE, style_size=SIZE, device="cpu", precision="fp32", discriminator=str(files["disc"]))
+    return Stylizer(
+        NetworkConfig(device="cpu", precision="fp32", discriminator=str(files["disc"])),
+        defaults=StylizeOptions(size=SIZE, style_size=SIZE),
+    )
 
 
 def _pixels(img: Image.Image) -> np.ndarray:
@@ -111,9 +115,31 @@ def test_reached_target_stops_at_round_zero(st: Stylizer, files: dict[str, Path]
 
 def test_cli_refine_prints_the_score_per_round(files: dict[str, Path]) -> None:
     out = files["root"] / "out.png"
-    cmd = [sys.executable, "-m", "semstyle", "stylize", str(files["content"]), str(files["style"]), "-o", str(out),
-           "--refine", "1", "--refine-target", "10", "--discriminator", str(files["disc"]), "-v",
-           "--size", str(SIZE), "--style-size", str(SIZE), "--device", "cpu", "--precision", "fp32"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "semstyle",
+        "stylize",
+        str(files["content"]),
+        str(files["style"]),
+        "-o",
+        str(out),
+        "--refine",
+        "1",
+        "--refine-target",
+        "10",
+        "--discriminator",
+        str(files["disc"]),
+        "-v",
+        "--size",
+        str(SIZE),
+        "--style-size",
+        str(SIZE),
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     rounds = [ln for ln in proc.stderr.splitlines() if "refine round" in ln]
@@ -124,7 +150,10 @@ def test_cli_refine_prints_the_score_per_round(files: dict[str, Path]) -> None:
 def test_refinement_with_the_shipped_discriminator(files: dict[str, Path]) -> None:
     # the weights users get (not a random stand-in): the judged rounds run, and the image returned scores
     # better on the objective, recomputed from the 8-bit result, than the unrefined one
-    shipped = Stylizer(size=SIZE, style_size=SIZE, device="cpu", precision="fp32", decoder="finetuned")
+    shipped = Stylizer(
+        NetworkConfig(device="cpu", precision="fp32", decoder="finetuned"),
+        defaults=StylizeOptions(size=SIZE, style_size=SIZE),
+    )
     assert shipped.config.discriminator == "finetuned"
     res = shipped.stylize(files["content"], files["style"], refine=2, refine_target=10.0)
     plain = shipped.stylize(files["content"], files["style"])

@@ -8,7 +8,6 @@ unless ``SEMSTYLE_NO_SHARED_DATA=1`` skips it on purpose.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -239,9 +238,9 @@ def halves(vertical: bool = False) -> np.ndarray:
 
 def with_config(st: object, **kw: object) -> object:
     """The session Stylizer with other settings (same networks, no reload)."""
-    other = copy.copy(st)
-    other.config = st.config.updated(**kw)  # type: ignore[attr-defined]
-    return other
+    from semstyle import Stylizer
+
+    return Stylizer(st.config, defaults=st.defaults.updated(**kw), networks=st.networks)  # type: ignore[attr-defined]
 
 
 def arr(im: Image.Image) -> np.ndarray:
@@ -367,7 +366,7 @@ def test_tiny_regions_do_not_survive(stylizer, images) -> None:
     assert res.content_labels[101, 101] == 2  # merged into the ground around it
     assert all(9 not in np.unique(s) for s in res.style_labels if s is not None)
     shares = np.unique(res.content_labels, return_counts=True)[1] / res.content_labels.size
-    assert shares.min() >= stylizer.config.min_region
+    assert shares.min() >= stylizer.defaults.min_region
 
 
 def test_label_maps_of_another_size_are_resized_nearest(stylizer, images) -> None:

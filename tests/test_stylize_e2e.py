@@ -3,7 +3,6 @@ per-region styles, aspect ratio, colour preservation, the CLI's folder mode and 
 
 from __future__ import annotations
 
-import copy
 import doctest
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from PIL import Image, ImageFilter
 from semstyle import functional as FN
 from semstyle import networks as networks_module
 from semstyle.cli.main import main
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.pipelines import stylize as stylize_module
 from semstyle.pipelines.stylize import StylizeResult
@@ -177,8 +177,8 @@ def test_aspect_ratio_is_preserved(stylizer, pics) -> None:
 
 
 def test_size_zero_keeps_sizes_and_odd_sizes_are_cropped_back(stylizer, pics) -> None:
-    keep = copy.copy(stylizer)  # the same networks with another config
-    keep.config = stylizer.config.updated(size=0, style_size=0)
+    keep = stylize_module.Stylizer(  # the same networks with other default options
+        stylizer.config, defaults=stylizer.defaults.updated(size=0, style_size=0), networks=stylizer.networks)
     content = pics["content_wide"].resize((101, 61))  # not multiples of 8: padded, then cropped back
     style = pics["style_a"].resize((72, 40))
     assert keep.stylize(content, style).image.size == (101, 61)
@@ -311,7 +311,8 @@ def test_fp32_and_bf16_agree_within_40_db(pics) -> None:
     # 1.3 grey levels RMS in the output (PSNR ≈ 46 dB). 40 dB (RMS 2.55 grey levels) leaves a factor 2.
     out, dtypes = {}, {}
     for prec in ("fp32", "bf16"):
-        st = stylize_module.Stylizer(size=128, style_size=128, device="cpu", precision=prec)
+        st = stylize_module.Stylizer(NetworkConfig(device="cpu", precision=prec),
+                                     defaults=StylizeOptions(size=128, style_size=128))
         assert st.bf16 is (prec == "bf16")
         seen: set[torch.dtype] = set()
         hook = st.networks.decoder.layers[1].register_forward_hook(lambda _m, _i, o, s=seen: s.add(o.dtype))

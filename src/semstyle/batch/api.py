@@ -83,7 +83,7 @@ def run_batch(
         if todo and engine == "ray":
             run_ray(todo, config, options, ray, on_row)
         elif todo:
-            run_local(todo, stylizer or Stylizer(config), options, on_row)
+            run_local(todo, stylizer or Stylizer.from_config(config), options, on_row)
     finally:
         out.write()
         sweep(todo)

@@ -68,7 +68,7 @@ class StylizeWorker:
 
     def __init__(self, config: StylizeConfig, options: BatchOptions, threads: int) -> None:
         torch.set_num_threads(max(1, threads))
-        self.runner = JobRunner(Stylizer(config), options)
+        self.runner = JobRunner(Stylizer.from_config(config), options)
         log.info("worker %d ready (%d threads)", os.getpid(), threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

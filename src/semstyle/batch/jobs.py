@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -22,7 +23,7 @@ from semstyle.errors import InputError
 from semstyle.io.files import IMAGE_SUFFIXES, OUTPUT_FORMATS, list_images
 from semstyle.io.images import check_output_path, load_image, resize_longest, save_image
 from semstyle.pipelines.stylize import Stylizer
-from semstyle.types import Callback
+from semstyle.types import Callback, StylizeRequest, StylizeResult
 from semstyle.viz import overlay, side_by_side
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class BatchJob:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """What every job of a batch shares besides the :class:`~semstyle.config.StylizeConfig`."""
+    """What every job of a batch shares besides the :class:`~semstyle.config.StylizeConfig` (networks, options)."""
 
     overwrite: bool = False  # replace existing outputs (default: skip them, so a rerun resumes)
     mask: Path | None = None  # one label map for every content (region i takes style i)
@@ -51,6 +52,11 @@ class BatchOptions:
     style_labels: tuple[Path | None, ...] | None = None  # ``semantic="labels"``: one map per style of a job
     style_weights: tuple[float, ...] | None = None  # interpolation weights over BatchJob.styles
     labels_dir: Path | None = None  # also write each job's colourised label maps here (``--save-labels``)
+
+    def request(self, content: Any, styles: Sequence[Any]) -> StylizeRequest:
+        """The request of one job: its (decoded) content and styles with the options every job shares."""
+        return StylizeRequest(content, tuple(styles), self.style_weights, self.mask, self.region_styles,
+                              self.content_labels, self.style_labels)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ class JobRunner:
     def _load(self, path: Path, what: str) -> Image.Image:
         if self.load is not None:
             return self.load(path, what)
-        cfg = self.stylizer.config
+        cfg = self.stylizer.defaults
         return resize_longest(load_image(path, cfg.max_pixels, f"{what} image"),
                               cfg.size if what == "content" else cfg.style_size)
 
@@ -153,16 +159,9 @@ class JobRunner:
         opts = self.options
         content = self._load(job.content, "content")
         styles = [self._load(s, "style") for s in job.styles]
-        res = self.stylizer.stylize(
-            content, styles, mask=opts.mask, region_styles=opts.region_styles,
-            content_labels=opts.content_labels, style_labels=list(opts.style_labels) if opts.style_labels else None,
-            style_weights=opts.style_weights, callback=callback,
-        )
-        if opts.labels_dir is not None and res.content_labels is not None:
-            pics = [overlay(content.resize(res.image.size), res.content_labels, res.from_colors)]
-            pics += [overlay(im, lab, res.from_colors)
-                     for im, lab in zip(res.styles, res.style_labels) if lab is not None]
-            save_image(side_by_side(pics), opts.labels_dir / f"{job.output.stem}_labels.png", overwrite=True)
+        res = self.stylizer.run(opts.request(content, styles), callback=callback)
+        if opts.labels_dir is not None:
+            save_label_overlays(res, opts.labels_dir / f"{job.output.stem}_labels.png")
         return res.image
 
     def __call__(self, job: BatchJob) -> ReportRow:
@@ -176,6 +175,15 @@ class JobRunner:
             log.debug("job %s failed", job.content, exc_info=True)
             return ReportRow.of(job, "error", describe(e), time.perf_counter() - t0)
         return ReportRow.of(job, "ok", "", time.perf_counter() - t0)
+
+
+def save_label_overlays(res: StylizeResult, path: Path) -> None:
+    """The regions a result used (``--save-labels``): content and styles with their labels coloured, side by side."""
+    if res.content_labels is None or res.content is None:
+        return
+    pics = [overlay(res.content.resize(res.image.size), res.content_labels, res.from_colors)]
+    pics += [overlay(im, lab, res.from_colors) for im, lab in zip(res.styles, res.style_labels) if lab is not None]
+    save_image(side_by_side(pics), path, overwrite=True)
 
 
 def describe(e: BaseException) -> str:
@@ -206,4 +214,4 @@ def pending(jobs: Sequence[BatchJob], overwrite: bool) -> tuple[list[BatchJob], 
 
 
 __all__ = ["BatchJob", "BatchOptions", "JobRunner", "ReportRow", "STATUSES", "describe", "expand_inputs",
-           "is_many", "pending", "plan", "worker_name"]
+           "is_many", "pending", "plan", "save_label_overlays", "worker_name"]

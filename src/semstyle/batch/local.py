@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from semstyle.batch.jobs import BatchJob, BatchOptions, JobRunner, ReportRow, describe
-from semstyle.config import StylizeConfig
+from semstyle.config import StylizeOptions
 from semstyle.io import images as io_images  # looked up per call (tests spy on it)
 from semstyle.pipelines.stylize import Stylizer
 
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class Prefetcher:
     """Background decoding of the contents ahead of ``jobs[i]`` and background writing of outputs."""
 
-    def __init__(self, jobs: Sequence[BatchJob], cfg: StylizeConfig, ahead: int = 2) -> None:
-        self.jobs, self.cfg, self.ahead = list(jobs), cfg, ahead
+    def __init__(self, jobs: Sequence[BatchJob], cfg: StylizeOptions, cache: int, ahead: int = 2) -> None:
+        self.jobs, self.cfg, self.cache, self.ahead = list(jobs), cfg, cache, ahead
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semstyle-io")
         self.loads: dict[Path, Future[Image.Image]] = {}
         self.styles: dict[Path, Image.Image] = {}
@@ -48,7 +48,7 @@ class Prefetcher:
             fut = self.loads.pop(path, None) or self.pool.submit(self._read, path, self.cfg.size, "content image")
             return fut.result()
         if path not in self.styles:
-            if len(self.styles) >= max(1, self.cfg.style_cache):
+            if len(self.styles) >= max(1, self.cache):
                 self.styles.pop(next(iter(self.styles)))
             self.styles[path] = self._read(path, self.cfg.style_size, "style image")
         return self.styles[path]
@@ -65,7 +65,7 @@ class Prefetcher:
 def run_local(jobs: Sequence[BatchJob], stylizer: Stylizer, options: BatchOptions,
               on_row: Callable[[ReportRow], None], ahead: int = 2) -> None:
     """Stylise ``jobs`` in order; every job ends as one ``on_row`` call (in the calling thread)."""
-    io = Prefetcher(jobs, stylizer.config, ahead)
+    io = Prefetcher(jobs, stylizer.defaults, stylizer.config.style_cache, ahead)
     runner = JobRunner(stylizer, options, load=io.load)
     saves: list[tuple[BatchJob, float, Future[object]]] = []
 

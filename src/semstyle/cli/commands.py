@@ -12,23 +12,23 @@ from tqdm import tqdm
 
 from semstyle.batch.api import run_batch
 from semstyle.batch.distributed import RayOptions, import_ray
-from semstyle.batch.jobs import BatchJob, BatchOptions, JobRunner, ReportRow, expand_inputs, is_many, plan
-from semstyle.config import StylizeConfig
+from semstyle.batch.jobs import BatchJob, BatchOptions, ReportRow, expand_inputs, is_many, plan, save_label_overlays
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path
 from semstyle.io.images import load_image, resize_longest, save_image
 from semstyle.io.labels import parse_label, read_names
 from semstyle.pipelines import stylize as pipeline
 from semstyle.pipelines.stylize import check_request
-from semstyle.types import ProgressEvent, StylizeRequest
+from semstyle.types import ProgressEvent
 from semstyle.viz import overlay, side_by_side
 
 log = logging.getLogger(__name__)
 
 
 def config_from_args(args: argparse.Namespace) -> StylizeConfig:
-    names = set(StylizeConfig.field_names())
-    return StylizeConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    """The networks and the default options the flags name (flags of other kinds are left out)."""
+    return StylizeConfig.from_values(vars(args))
 
 
 def _expand(path: Path, what: str) -> list[Path]:
@@ -122,20 +122,26 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_flags(args, label_styles, n_pos)
     ray = _ray_options(args, many)
     options = _options(args, label_styles, n_pos)
-    # the library's request rules, once, before any network loads (every job of a batch is alike)
-    check_request(StylizeRequest(jobs[0].content, jobs[0].styles, options.style_weights, options.mask,
-                                 options.region_styles, options.content_labels, options.style_labels), cfg)
-    if many:
+    if many:  # the library's request rules, once, before any network loads (every job of a batch is alike)
+        check_request(options.request(jobs[0].content, jobs[0].styles), cfg.options)
         return _stylize_batch(jobs, cfg, options, args.engine, ray)
+    return _stylize_one(jobs[0], cfg, options, args.overwrite)
 
-    job = jobs[0]
-    load_image(job.content, cfg.max_pixels, "content image")  # a bad image fails in milliseconds,
-    for s in job.styles:  # before the networks load
-        load_image(s, cfg.max_pixels, "style image")
+
+def _stylize_one(job: BatchJob, cfg: StylizeConfig, options: BatchOptions, overwrite: bool) -> int:
+    """One image: decoded and resized once (a bad image fails in milliseconds, before the networks load),
+    one request checked once, stylised, written."""
+    opts = cfg.options
+    content = resize_longest(load_image(job.content, opts.max_pixels, "content image"), opts.size)
+    styles = [resize_longest(load_image(s, opts.max_pixels, "style image"), opts.style_size) for s in job.styles]
+    req = options.request(content, styles)
+    check_request(req, opts)
     steps = _StepBar()  # its tiles / refinement rounds
-    image = JobRunner(pipeline.Stylizer(cfg), options).stylize(job, callback=steps)
+    res = pipeline.Stylizer.from_config(cfg).run(req, opts, callback=steps)
     steps.close()
-    save_image(image, job.output, overwrite=args.overwrite)
+    if options.labels_dir is not None:
+        save_label_overlays(res, options.labels_dir / f"{job.output.stem}_labels.png")
+    save_image(res.image, job.output, overwrite=overwrite)
     print(job.output)
     return 0
 
@@ -216,10 +222,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     targets = [out / f"{p.stem}_segments.png" for p in paths] + [out / "segments.png"]
     for t in targets:
         check_output_path(t, args.overwrite)
-    cfg = StylizeConfig(size=args.size, device=args.device, max_pixels=args.max_pixels, regions=args.regions,
-                        seed=args.seed)
-    st = pipeline.Stylizer(cfg)
-    imgs = [resize_longest(load_image(p, cfg.max_pixels, "image"), cfg.size) for p in paths]
+    opts = StylizeOptions(size=args.size, max_pixels=args.max_pixels, regions=args.regions, seed=args.seed)
+    st = pipeline.Stylizer(NetworkConfig(device=args.device), defaults=opts)
+    imgs = [resize_longest(load_image(p, opts.max_pixels, "image"), opts.size) for p in paths]
     c_lab, s_labs = st.cosegment(imgs[0], imgs[1:])
     pics = [overlay(im, lab) for im, lab in zip(imgs, [c_lab, *s_labs], strict=True)]
     for pic, t in zip(pics, targets[:-1], strict=True):

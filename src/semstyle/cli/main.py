@@ -19,7 +19,16 @@ from semstyle.cli.parsers import eval as eval_cli
 from semstyle.cli.parsers import export as export_cli
 from semstyle.cli.parsers import optimize, serve, train
 from semstyle.cli.parsers import video as video_cli
-from semstyle.config import ENGINES, FUSIONS, MODELS, PRECISIONS, SEMANTIC_MODES, UNMATCHED_POLICIES, StylizeConfig
+from semstyle.config import (
+    ENGINES,
+    FUSIONS,
+    MODELS,
+    PRECISIONS,
+    SEMANTIC_MODES,
+    UNMATCHED_POLICIES,
+    NetworkConfig,
+    StylizeOptions,
+)
 from semstyle.errors import SemstyleError
 from semstyle.version import __version__
 
@@ -43,22 +52,22 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    d = StylizeConfig()
-    p.add_argument("--alpha", type=float, default=d.alpha, help="style strength in [0, 1] (default %(default)s)")
+    o, n = StylizeOptions(), NetworkConfig()  # the defaults shown in --help
+    p.add_argument("--alpha", type=float, default=o.alpha, help="style strength in [0, 1] (default %(default)s)")
     p.add_argument(
-        "--size", type=int, default=d.size, help="content's longest side in px, 0 keeps it (default %(default)s)"
+        "--size", type=int, default=o.size, help="content's longest side in px, 0 keeps it (default %(default)s)"
     )
     p.add_argument(
         "--style-size",
         type=int,
-        default=d.style_size,
+        default=o.style_size,
         help="style's longest side in px, 0 keeps it (default %(default)s)",
     )
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     p.add_argument("--style-weights", type=_floats, help="interpolation weights, one per style: 0.7,0.3")
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda (default %(default)s)")
+    p.add_argument("--device", default=n.device, help="auto | cpu | cuda (default %(default)s)")
     p.add_argument(
-        "--precision", choices=PRECISIONS, default=d.precision, help="auto = bf16 where the CPU/GPU has it natively"
+        "--precision", choices=PRECISIONS, default=n.precision, help="auto = bf16 where the CPU/GPU has it natively"
     )
     p.add_argument(
         "--compile",
@@ -69,38 +78,38 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         choices=MODELS,
-        default=d.model,
+        default=n.model,
         help="vgg19: AdaIN's networks; fast: the distilled student, ~1/16 of the work (default %(default)s)",
     )
-    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="refuse larger inputs (default %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=o.max_pixels, help="refuse larger inputs (default %(default)s)")
     p.add_argument(
-        "--encoder-weights", dest="encoder", default=d.encoder, help="'pretrained', a .pth/.safetensors file or a URL"
+        "--encoder-weights", dest="encoder", default=n.encoder, help="'pretrained', a .pth/.safetensors file or a URL"
     )
     p.add_argument(
         "--decoder",
         "--decoder-weights",
         dest="decoder",
-        default=d.decoder,
+        default=n.decoder,
         help="pretrained | finetuned | a .pth/.safetensors file | a URL (default %(default)s)",
     )
     p.add_argument(
-        "--discriminator", default=d.discriminator, help="discriminator weights for --refine (default %(default)s)"
+        "--discriminator", default=n.discriminator, help="discriminator weights for --refine (default %(default)s)"
     )
     p.add_argument(
-        "--refine", type=int, default=d.refine, help="discriminator-guided refinement rounds (default 0 = off)"
+        "--refine", type=int, default=o.refine, help="discriminator-guided refinement rounds (default 0 = off)"
     )
     p.add_argument(
         "--refine-target",
         type=float,
-        default=d.refine_target,
+        default=o.refine_target,
         help="stop refining at this discriminator score (default %(default)s)",
     )
-    p.add_argument("--semantic", choices=SEMANTIC_MODES, default=d.semantic, help="region prior (default %(default)s)")
-    p.add_argument("--regions", type=int, default=d.regions, help="auto mode: number of regions, 0 = automatic")
+    p.add_argument("--semantic", choices=SEMANTIC_MODES, default=o.semantic, help="region prior (default %(default)s)")
+    p.add_argument("--regions", type=int, default=o.regions, help="auto mode: number of regions, 0 = automatic")
     p.add_argument(
         "--unmatched",
         choices=UNMATCHED_POLICIES,
-        default=d.unmatched,
+        default=o.unmatched,
         help="content labels missing from the style (default %(default)s)",
     )
     p.add_argument(
@@ -110,22 +119,22 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="segformer mode: match ADE20K's 150 classes instead of 8 coarse groups",
     )
     p.add_argument(
-        "--feather", type=float, default=d.feather, help="softness of region borders, feature px (default %(default)s)"
+        "--feather", type=float, default=o.feather, help="softness of region borders, feature px (default %(default)s)"
     )
     p.add_argument(
-        "--fusion", choices=FUSIONS, default=d.fusion,
+        "--fusion", choices=FUSIONS, default=o.fusion,
         help="semantic modes: adain = each region takes its matched style region; attention = an attention-weighted "
         "mixture of the style's regions, same label preferred (default %(default)s)",
     )
-    p.add_argument("--attention-temperature", type=float, default=d.attention_temperature,
+    p.add_argument("--attention-temperature", type=float, default=o.attention_temperature,
                    help="attention fusion: softness, smaller is harder (default %(default)s)")
-    p.add_argument("--attention-prior", type=float, default=d.attention_prior,
+    p.add_argument("--attention-prior", type=float, default=o.attention_prior,
                    help="attention fusion: logit bonus of the same label, inf = that label only (default %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for automatic segmentation")
+    p.add_argument("--seed", type=int, default=o.seed, help="seed for automatic segmentation")
     p.add_argument(
         "--tile",
         type=int,
-        default=d.tile,
+        default=o.tile,
         help="tile side in px for large images: 0 = auto (over 1.5 Mpx), -1 = never (default %(default)s)",
     )
 
@@ -193,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="longest side in px (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-pixels", type=int, default=StylizeConfig().max_pixels)
+    p.add_argument("--max-pixels", type=int, default=StylizeOptions().max_pixels)
     p.add_argument("--overwrite", action="store_true")
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")

@@ -8,7 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig
 from semstyle.errors import InputError
 from semstyle.web import app as web_app
 from semstyle.web.app import ServeOptions, disable_analytics, launch
@@ -39,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             max_side=args.max_video_size)
     except ValueError as e:
         raise InputError(str(e)) from None
-    engine = Engine(StylizeConfig(device=args.device), limits, concurrency=args.concurrency)
+    engine = Engine(StylizeConfig(NetworkConfig(device=args.device)), limits, concurrency=args.concurrency)
     opts = ServeOptions(host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size,
                         video=video)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from semstyle.cli.commands import config_from_args
+from semstyle.config import check_style_weights
 from semstyle.errors import InputError
 from semstyle.io import video as V
 from semstyle.pipelines import stylize as pipeline
@@ -19,20 +20,22 @@ def cmd_video(args: argparse.Namespace) -> int:
     check_consistency(args.consistency)
     check_consistency(args.texture, "texture")
     check_consistency(args.hidden, "hidden")
-    check_video_options(cfg)
+    check_video_options(cfg.options)
     out = V.check_output(args.output, args.overwrite)
     styles = [Path(s) for s in args.styles]
     for s in styles:
         if not s.is_file():
             raise InputError(f"style '{s}' {'is a folder' if s.is_dir() else 'does not exist'}")
-    if cfg.style_weights is not None and len(cfg.style_weights) != len(styles):
-        raise InputError(f"got {len(cfg.style_weights)} style weights for {len(styles)} styles; give one per style")
-    info = V.probe(args.input, cfg.max_pixels)  # a bad clip fails before the networks load
+    try:
+        check_style_weights(cfg.options.style_weights, len(styles))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    info = V.probe(args.input, cfg.options.max_pixels)  # a bad clip fails before the networks load
 
     # 2. the stream: decode → stylise → encode, one frame at a time, into a temporary output
     from tqdm import tqdm
 
-    stylizer = pipeline.Stylizer(cfg)
+    stylizer = pipeline.Stylizer.from_config(cfg)
     bar = tqdm(total=info.frames or None, unit="frame", file=sys.stderr, dynamic_ncols=True)
 
     def step(done: int, _: object) -> None:

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.errors import WeightsError
 from semstyle.evaluation.peer import PeerMethod
 from semstyle.evaluation.records import METHODS, Method, MethodSettings, Output, Unavailable
@@ -36,13 +36,14 @@ class StylizerPool:
 
     def config(self, decoder: str = "pretrained", model: str = "vgg19") -> StylizeConfig:
         s = self.s
-        return StylizeConfig(size=s.size, style_size=s.style_size, device=s.device, model=model,  # type: ignore[arg-type]
-                             decoder=decoder, discriminator=s.discriminator)
+        return StylizeConfig(NetworkConfig(device=s.device, model=model, decoder=decoder,  # type: ignore[arg-type]
+                                           discriminator=s.discriminator),
+                             StylizeOptions(size=s.size, style_size=s.style_size))
 
     def get(self, decoder: str = "pretrained", model: str = "vgg19") -> Stylizer:
         key = f"{model}:{decoder}"
         if key not in self._cache:
-            self._cache[key] = Stylizer(self.config(decoder, model))
+            self._cache[key] = Stylizer.from_config(self.config(decoder, model))
         return self._cache[key]
 
     def networks(self, decoder: str = "pretrained", model: str = "vgg19") -> Networks:

@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_pil, to_tensor
 from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
@@ -252,8 +252,8 @@ def optimize(
     labels = None
     if content_labels is not None:
         labels = _load_pair_labels(content_labels, style_labels, c_img.size, s_img.size, cfg)
-    pipeline = StylizeConfig(size=cfg.size, style_size=cfg.style_size, device=cfg.device, max_pixels=cfg.max_pixels)
-    nets = networks or Networks.from_config(pipeline)
+    pipeline = StylizeOptions(size=cfg.size, style_size=cfg.style_size, max_pixels=cfg.max_pixels)
+    nets = networks or Networks.from_config(NetworkConfig(device=cfg.device))
     if nets.model != "vgg19":
         raise ValueError("the optimisation's loss network is VGG19: pass networks with model='vgg19'")
     encoder, device = nets.encoder, nets.device
@@ -263,7 +263,7 @@ def optimize(
         s_feats = {k: v.float() for k, v in encoder(to_tensor(s_img).to(device), STYLE_LAYERS).items()}
     guide = _build_guide(labels[0], labels[1], c_feats, s_feats) if labels is not None else None
     if cfg.init == "adain":
-        start = Stylizer(pipeline, networks=nets).stylize(c_img, s_img).image
+        start = Stylizer(NetworkConfig(device=cfg.device), defaults=pipeline, networks=nets).stylize(c_img, s_img).image
         if start.size != c_img.size:
             start = start.resize(c_img.size, Image.Resampling.BICUBIC)
         x = to_tensor(start).to(device)

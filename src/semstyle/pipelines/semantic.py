@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from semstyle import functional as FN
-from semstyle.config import StylizeConfig
+from semstyle.config import StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
 from semstyle.networks import Networks
@@ -26,13 +26,13 @@ from semstyle.segmentation.auto import cosegment
 from semstyle.types import Attention, Match, Regions, StyleStats
 
 
-def _fitted(src: Any, img: Image.Image, cfg: StylizeConfig, what: str) -> LabelMap:
+def _fitted(src: Any, img: Image.Image, cfg: StylizeOptions, what: str) -> LabelMap:
     lm = load_labels(src, cfg.max_pixels, what=what)
     return fit_to(lm, img.size, what)
 
 
 def cosegment_images(
-    nets: Networks, content: Image.Image, styles: Sequence[Image.Image], cfg: StylizeConfig
+    nets: Networks, content: Image.Image, styles: Sequence[Image.Image], cfg: StylizeOptions
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Automatic joint labels of ``content`` and ``styles`` with these networks' features (segmentation.auto)."""
     c_lab, s_labs = cosegment(nets.encode, content, styles, cfg.regions, cfg.seed, nets.coseg)
@@ -41,7 +41,7 @@ def cosegment_images(
 
 def resolve_labels(
     nets: Networks,
-    cfg: StylizeConfig,
+    cfg: StylizeOptions,
     content_img: Image.Image,
     entries: Sequence[StyleStats],
     *,
@@ -107,7 +107,7 @@ def _check_named(region_styles: Mapping[int, int], lm: LabelMap, what: str) -> N
         )
 
 
-def _merged(regions: Regions, cfg: StylizeConfig) -> Regions:
+def _merged(regions: Regions, cfg: StylizeOptions) -> Regions:
     """Regions too small to matter at feature resolution merged into a neighbour, in every map."""
     merge = R.merge_small_regions
     regions.content = merge(regions.content, cfg.min_region)

@@ -1,7 +1,8 @@
 """The stylisation pipeline: encoder → (region-matched) AdaIN → decoder, as numbered steps.
 
-``Stylizer.stylize`` turns the call's overrides into one validated options object, checks the
-request once (``check_request``), then runs the one execution path (``tiling.stylize_array``: a
+``Stylizer`` is built from a ``NetworkConfig`` (its networks) and default ``StylizeOptions``;
+``Stylizer.stylize`` turns the call's explicit keyword options into one validated ``StylizeOptions``,
+checks the request once (``check_request``), then runs the one execution path (``tiling.stylize_array``: a
 normal image is one tile) and the colour steps (``postprocess``) — the same for every size.
 """
 
@@ -19,7 +20,18 @@ from PIL import Image
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.config import MIN_SIDE, StylizeConfig
+from semstyle.config import (
+    MIN_SIDE,
+    OPTION_FIELDS,
+    Fusion,
+    NetworkConfig,
+    Semantic,
+    StylizeConfig,
+    StylizeOptions,
+    Unmatched,
+    check_pair,
+    check_style_weights,
+)
 from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_tensor
 from semstyle.losses import GeneratorObjective, LossWeights
@@ -46,9 +58,6 @@ from semstyle.types import (
 log = logging.getLogger(__name__)
 
 PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
-PER_CALL = ("alpha", "preserve_color", "semantic", "refine", "refine_target", "unmatched", "feather", "regions",
-            "min_region", "seed", "segformer_coarse", "tile", "size", "style_size", "max_pixels", "fusion",
-            "attention_temperature", "attention_prior")  # the rest: networks
 
 
 def check_size(img: Image.Image, what: str) -> None:
@@ -59,20 +68,17 @@ def check_size(img: Image.Image, what: str) -> None:
         )
 
 
-def check_request(req: StylizeRequest, opts: StylizeConfig) -> tuple[float, ...]:
+def check_request(req: StylizeRequest, opts: StylizeOptions) -> tuple[float, ...]:
     """Every rule a request must follow (the options were checked when they were built); returns the
     style weights to use, one per style."""
     styles = req.styles
     if not styles:
         raise InputError("at least one style image is needed")
-    if opts.model == "fast" and opts.refine:
-        raise InputError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
     weights = req.style_weights if req.style_weights is not None else opts.style_weights
-    if weights is not None:
-        if len(weights) != len(styles):
-            raise InputError(f"got {len(weights)} style weights for {len(styles)} styles; give one weight per style")
-        if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise InputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    try:
+        check_style_weights(weights, len(styles))
+    except ValueError as e:
+        raise InputError(str(e)) from None
     if opts.fusion == "attention" and req.mask is None and opts.semantic == "none":
         raise InputError("fusion 'attention' weighs the style's regions; add a semantic mode (auto, labels, segformer)")
     rs = req.region_styles
@@ -102,19 +108,29 @@ class Stylizer:
     """Arbitrary (and semantic) style transfer with the pretrained VGG19 encoder and decoder.
 
     Example:
-        >>> from semstyle import Stylizer
+        >>> from semstyle import Stylizer, StylizeOptions
         >>> from PIL import Image
-        >>> st = Stylizer(size=64, style_size=64)
-        >>> out = st.stylize(Image.new("RGB", (80, 60), "white"), Image.new("RGB", (64, 64), "blue"))
+        >>> st = Stylizer(defaults=StylizeOptions(size=64, style_size=64))
+        >>> out = st.stylize(Image.new("RGB", (80, 60), "white"), Image.new("RGB", (64, 64), "blue"), alpha=0.8)
         >>> out.image.size
         (64, 48)
     """
 
-    def __init__(self, config: StylizeConfig | None = None, *, networks: Networks | None = None,
-                 **overrides: Any) -> None:
-        self.config = (config or StylizeConfig()).updated(**overrides)
+    def __init__(self, config: NetworkConfig | None = None, *, defaults: StylizeOptions | None = None,
+                 networks: Networks | None = None) -> None:
+        self.config = config or NetworkConfig()  # the networks: fixed for this Stylizer's life
+        self.defaults = defaults or StylizeOptions()  # each call's options unless it says otherwise
+        try:
+            check_pair(self.config, self.defaults)
+        except ValueError as e:
+            raise InputError(str(e)) from None
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
+
+    @classmethod
+    def from_config(cls, cfg: StylizeConfig) -> Stylizer:
+        """A Stylizer for a front end's settings: its networks and its default options."""
+        return cls(cfg.networks, defaults=cfg.options)
 
     # ------------------------------------------------------------------ networks (views of ``networks``)
     @property
@@ -146,26 +162,22 @@ class Stylizer:
 
     def cosegment(self, content: Image.Image, styles: Sequence[Image.Image]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Automatic joint labels of ``content`` and ``styles`` with this model's features (see segmentation.auto)."""
-        return cosegment_images(self.networks, content, styles, self.config)
+        return cosegment_images(self.networks, content, styles, self.defaults)
 
     # ------------------------------------------------------------------ options and styles
-    def options(self, **overrides: Any) -> StylizeConfig:
-        """This call's options: the config with ``overrides`` (None = keep), validated once (InputError)."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        fixed = sorted(set(given) - set(PER_CALL) - {"style_weights"})
-        if fixed:
-            raise InputError(f"{', '.join(fixed)} cannot change per call (they choose the networks); "
-                             "make a Stylizer with them")
-        if "style_weights" in given:
-            given["style_weights"] = tuple(float(w) for w in given["style_weights"])
+    def options(self, base: StylizeOptions | None = None, overrides: Mapping[str, Any] | None = None) -> StylizeOptions:
+        """A call's options: ``base`` (default: this Stylizer's defaults) with ``overrides`` (None = keep),
+        validated once; a bad value or an unknown name is an InputError that names it."""
         try:
-            return self.config.updated(**given)
+            opts = (base or self.defaults).updated(**(overrides or {}))
+            check_pair(self.config, opts)
         except ValueError as e:
             raise InputError(str(e)) from None
+        return opts
 
-    def encode_style(self, style: ImageInput, opts: StylizeConfig | None = None) -> StyleStats:
+    def encode_style(self, style: ImageInput, opts: StylizeOptions | None = None) -> StyleStats:
         """Load, resize and encode a style image once; later calls with the same image reuse it."""
-        opts = opts or self.config
+        opts = opts or self.defaults
         img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
         check_size(img, "style image")
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
@@ -194,15 +206,33 @@ class Stylizer:
         region_styles: Mapping[int, int] | None = None,
         content_labels: Any = None,
         style_labels: Any = None,
+        options: StylizeOptions | None = None,
         callback: Callback | None = None,
-        **options: Any,
+        alpha: float | None = None,
+        size: int | None = None,
+        style_size: int | None = None,
+        preserve_color: bool | None = None,
+        max_pixels: int | None = None,
+        refine: int | None = None,
+        refine_target: float | None = None,
+        semantic: Semantic | None = None,
+        regions: int | None = None,
+        unmatched: Unmatched | None = None,
+        segformer_coarse: bool | None = None,
+        feather: float | None = None,
+        fusion: Fusion | None = None,
+        attention_temperature: float | None = None,
+        attention_prior: float | None = None,
+        min_region: float | None = None,
+        seed: int | None = None,
+        tile: int | None = None,
     ) -> StylizeResult:
         """Stylise ``content`` with one or several ``style`` images.
 
         Args:
             content: path, PIL image, numpy array or tensor.
             style: one style or a list of styles (interpolated with ``style_weights``).
-            style_weights: one non-negative weight per style (default: the config's, else equal).
+            style_weights: one non-negative weight per style (default: the options', else equal).
             mask: a label map over the content; each region takes the style given by
                 ``region_styles`` (label → style index); by default the sorted labels take the
                 styles in order.
@@ -210,25 +240,24 @@ class Stylizer:
                 only that style (``--style LABEL=PATH``); other labels blend the styles by weight.
             content_labels, style_labels: label maps for ``semantic="labels"`` (one per style;
                 a style named in ``region_styles`` may have None and gives its whole-image statistics).
+            options: this call's options as a record (default: the Stylizer's ``defaults``).
             callback: called with a ``ProgressEvent`` per step (tiles encoded and decoded, rounds refined).
-            **options: per-call overrides of the config's fields: ``alpha``, ``preserve_color``,
-                ``semantic`` ("none" | "auto" | "labels" | "segformer"), ``refine`` (rounds of
-                discriminator-guided refinement), ``refine_target``, ``unmatched``, ``feather``, …
+            alpha … tile: the fields of ``StylizeOptions`` (see there), each overriding ``options`` for
+                this call when given.
         """
+        overrides = {k: v for k, v in locals().items() if k in OPTION_FIELDS and k != "style_weights"}
         req = as_request(content, style, style_weights=style_weights, mask=mask, region_styles=region_styles,
                          content_labels=content_labels, style_labels=style_labels)
-        return self.run(req, self.options(**options), callback)
+        return self.run(req, self.options(options, overrides), callback)
 
     __call__ = stylize
 
-    def run(self, req: StylizeRequest, opts: StylizeConfig | None = None, callback: Callback | None = None,
+    def run(self, req: StylizeRequest, opts: StylizeOptions | None = None, callback: Callback | None = None,
             carry: Carry | None = None) -> StylizeResult:
-        """Stylise one request under ``opts`` (default: the config); the networks' fields must be the config's.
+        """Stylise one request under ``opts`` (default: the Stylizer's defaults; build them with ``options``).
         ``carry`` is a clip's temporal carry (``pipelines.video.FrameCarry``), applied tile by tile."""
         # 1. the options (validated when built) and the request, checked once
-        opts = opts or self.config
-        if (opts.model, opts.decoder, opts.encoder) != (self.config.model, self.config.decoder, self.config.encoder):
-            raise ValueError("these options name other networks than this Stylizer's; make a Stylizer with them")
+        opts = opts or self.defaults
         weights = check_request(req, opts)
         t = Timings()
 
@@ -236,7 +265,7 @@ class Stylizer:
         with t("load+style"):
             content_img = resize_longest(load_image(req.content, opts.max_pixels, "content image"), opts.size)
             check_size(content_img, "content image")
-            entries = [self.encode_style(s, opts) for s in req.styles]
+            entries = [s if isinstance(s, StyleStats) else self.encode_style(s, opts) for s in req.styles]
         plan = tile_plan(opts.tile, content_img.size, opts.refine)
 
         # 3. regions: which labels cover the content and each style
@@ -271,7 +300,7 @@ class Stylizer:
 
     # ------------------------------------------------------------------ steps
     def _regions(
-        self, req: StylizeRequest, opts: StylizeConfig, content: Image.Image, entries: list[StyleStats],
+        self, req: StylizeRequest, opts: StylizeOptions, content: Image.Image, entries: list[StyleStats],
         plan: TilePlan | None,
     ) -> Regions | None:
         """The regions of this call; a tiled automatic run segments a ≤ ``PROXY_SIDE`` px copy, then upscales."""
@@ -301,7 +330,7 @@ class Stylizer:
         postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
 
     def _refiner(
-        self, opts: StylizeConfig, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None,
+        self, opts: StylizeOptions, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None,
         regions: Regions | None = None,
     ) -> tuple[Decode | None, RefineReport]:
         """With ``opts.refine``: a decode step that judges, adjusts the fusion and decodes again (``refine``);
@@ -336,4 +365,4 @@ class Stylizer:
         return decode, report_
 
 
-__all__ = ["MIN_SIDE", "Stylizer", "StylizeResult", "check_request", "check_size"]
+__all__ = ["MIN_SIDE", "Stylizer", "StylizeOptions", "StylizeResult", "check_request", "check_size"]

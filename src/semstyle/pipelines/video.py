@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from PIL import Image
 from torch import nn
 
 from semstyle import motion
-from semstyle.config import VIDEO_CONSISTENCY, VIDEO_HIDDEN, VIDEO_TEXTURE, StylizeConfig
+from semstyle.config import VIDEO_CONSISTENCY, VIDEO_HIDDEN, VIDEO_TEXTURE, StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io import video as V
 from semstyle.io.images import ImageInput, load_image, resize_longest
@@ -55,7 +54,7 @@ def check_consistency(w: float, name: str = "consistency") -> None:
         raise ValueError(f"{name} must be in [0, 1) (0 = off), got {w}")
 
 
-def check_video_options(opts: StylizeConfig) -> None:
+def check_video_options(opts: StylizeOptions) -> None:
     """The options a clip cannot use: per-frame label maps and per-image refinement."""
     if opts.semantic not in ("none", "auto"):
         raise InputError(f"video supports semantic none or auto (regions follow the flow), got {opts.semantic!r}")
@@ -228,7 +227,7 @@ def stylize_frames(
     hidden: float = DEFAULT_HIDDEN,
     hidden_layer: int = HIDDEN_LAYER,
     callback: Callable[[int, StylizeResult], None] | None = None,
-    **options: Any,
+    options: StylizeOptions | None = None,
 ) -> Iterator[Image.Image]:
     """Stylise ``frames`` (paths, PIL images or arrays, one at a time) with ``style``; yield each result.
 
@@ -237,17 +236,19 @@ def stylize_frames(
     decoder activation at ``hidden_layer`` carried along the flow (``FrameCarry``);
     ``texture`` in [0, 1): the weight of the previous result's texture carried along the flow at the
     output (``carry_texture``: far less flicker, at a cost in style; docs/VIDEO.md).
-    ``options`` are the per-call options of ``Stylizer.stylize`` (alpha, size,
-    preserve_color, semantic "none" | "auto", …); ``callback`` gets the number of frames done and
-    the frame's full result (its regions, timings).
+    ``options`` are the clip's options (default: the Stylizer's; semantic "none" or "auto", no refinement);
+    ``callback`` gets the number of frames done and the frame's full result (its regions, timings).
+    The styles are loaded and encoded once, before the first frame.
     """
     check_consistency(consistency)
     check_consistency(texture, "texture")
     check_consistency(hidden, "hidden")
     if consistency == 0:  # per-frame: nothing is carried
         hidden = texture = 0.0
-    opts = stylizer.options(**options)
+    opts = stylizer.options(options)
     check_video_options(opts)
+    given: list[ImageInput] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]
+    styles = [stylizer.encode_style(s, opts) for s in given]
     carry = _Carry()
     layer = hidden_layer if isinstance(getattr(stylizer.decoder, "layers", None), nn.Sequential) else None
     nets = FrameCarry(consistency, hidden, layer) if consistency > 0 else None  # the fast model: features only
@@ -261,7 +262,7 @@ def stylize_frames(
             ok = motion.reliable(flow_px, motion.flow(carry.gray, g))
         elif carry.gray is not None:
             raise InputError(f"frame {i + 1} is {img.size[0]}x{img.size[1]}, unlike the frames before it")
-        req = as_request(img, style, style_weights=style_weights)
+        req = as_request(img, styles, style_weights=style_weights)
         run_opts = frame_opts
         if opts.semantic == "auto" and carry.labels is not None and flow_px is not None:
             labels = motion.warp(carry.labels.astype(np.float32), flow_px, nearest=True).round().astype(np.int64)
@@ -295,7 +296,7 @@ def stylize_video(
     texture: float = DEFAULT_TEXTURE,
     hidden: float = DEFAULT_HIDDEN,
     callback: Callable[[int, StylizeResult], None] | None = None,
-    **options: Any,
+    options: StylizeOptions | None = None,
 ) -> Path:
     """Stylise the clip ``source`` (video file or folder of frames) into ``output`` (mp4, webm, gif or a
     folder of PNGs), as a stream; returns the output's path. The frame rate is kept and the audio copied
@@ -304,7 +305,7 @@ def stylize_video(
     check_consistency(texture, "texture")
     check_consistency(hidden, "hidden")
     out = V.check_output(output, overwrite)
-    opts = stylizer.options(**options)
+    opts = stylizer.options(options)
     info = V.probe(source, opts.max_pixels)
     names: deque[str] = deque()
 
@@ -316,7 +317,7 @@ def stylize_video(
     writer: V.FrameWriter | None = None
     try:
         for img in stylize_frames(stylizer, frames(), style, consistency=consistency, texture=texture, hidden=hidden,
-                                  callback=callback, **options):
+                                  callback=callback, options=opts):
             if writer is None:
                 writer = V.FrameWriter(out, info.fps, img.size, audio_from=info)
             writer.write(np.asarray(img, dtype=np.uint8), names.popleft())

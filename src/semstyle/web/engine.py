@@ -144,13 +144,13 @@ def safe_stem(name: str, default: str = "result") -> str:
 
 
 def _networks(choice: str) -> tuple[str, str]:
-    """The page's network choice (a DECODER_CHOICES entry) as StylizeConfig (model, decoder)."""
+    """The page's network choice (a DECODER_CHOICES entry) as NetworkConfig fields (model, decoder)."""
     return ("fast", "pretrained") if choice == "fast" else ("vgg19", choice)
 
 
 def _choice(cfg: StylizeConfig) -> str:
     """The inverse of ``_networks``: the key a config's Stylizer is shared under."""
-    return "fast" if cfg.model == "fast" else cfg.decoder
+    return "fast" if cfg.networks.model == "fast" else cfg.networks.decoder
 
 
 class Engine:
@@ -168,8 +168,8 @@ class Engine:
         base = base or StylizeConfig()
         # the engine resizes inputs itself (per request), so the Stylizers keep what they are given
         self.base = base.updated(size=0, style_size=0, max_pixels=self.limits.max_pixels,
-                                 style_cache=base.style_cache if concurrency == 1 else 0)
-        self.style_size = min(base.style_size or 512, self.limits.max_size)
+                                 style_cache=base.networks.style_cache if concurrency == 1 else 0)
+        self.style_size = min(base.options.style_size or 512, self.limits.max_size)
         self.concurrency = concurrency
         self._stylizers: dict[str, Stylizer] = {}
         self._unavailable: dict[str, str] = {}  # decoder → why its weights could not be loaded
@@ -210,7 +210,7 @@ class Engine:
                 t0 = time.perf_counter()
                 try:
                     model, weights = _networks(decoder)
-                    st = Stylizer(self.base.updated(model=model, decoder=weights))
+                    st = Stylizer.from_config(self.base.updated(model=model, decoder=weights))
                 except WeightsError as e:
                     self._unavailable[decoder] = str(e)
                     raise
@@ -252,10 +252,10 @@ class Engine:
         t0 = time.perf_counter()
         cfg = self.config_for(req)
         say(0.05, "reading the images")
-        content = self.load(req.content, "content image", cfg.size)
+        content = self.load(req.content, "content image", cfg.options.size)
         style = self.load(req.style, "style image", self.style_size)
         request = StylizeRequest(content, (style,))
-        if cfg.semantic == "labels":
+        if cfg.options.semantic == "labels":
             request = StylizeRequest(content, (style,), content_labels=self._labels(req.content_labels,
                                                                                     "content label map"),
                                      style_labels=(self._labels(req.style_labels, "style label map"),))
@@ -267,15 +267,16 @@ class Engine:
         except WeightsError as e:
             raise UserError(f"the {key} {'model' if key == 'fast' else 'decoder'} is not available on this server: "
                             f"{e}") from e
-        if cfg.refine:
+        if cfg.options.refine:
             say(0.15, "loading the discriminator")
             try:
                 st.networks.discriminator()  # thread-safe: loaded once
             except WeightsError as e:
                 raise UserError(f"refinement is not available on this server (set its rounds to 0): {e}") from e
         steps = {"none": "stylising", "auto": "segmenting both images and stylising", "labels": "stylising by label"}
-        say(0.2, steps[cfg.semantic] + (f", then up to {cfg.refine} refinement rounds" if cfg.refine else ""))
-        res = st.run(request, cfg, callback=_progress_of(say, cfg.refine))
+        rounds = cfg.options.refine
+        say(0.2, steps[cfg.options.semantic] + (f", then up to {rounds} refinement rounds" if rounds else ""))
+        res = st.run(request, cfg.options, callback=_progress_of(say, cfg.options.refine))
         say(0.9, "saving the PNG")
         out = WebResult(path=self._save(res.image, req), size=res.image.size)
         if res.content_labels is not None:
@@ -294,7 +295,7 @@ class Engine:
         say = progress or (lambda f, d: None)
         cfg = self.config_for(req)
         say(0.05, "reading the images")
-        content = self.load(req.content, "content image", cfg.size)
+        content = self.load(req.content, "content image", cfg.options.size)
         style = self.load(req.style, "style image", self.style_size)
         st = self.stylizer(_choice(cfg))
         say(0.2, "segmenting both images together")
@@ -336,11 +337,11 @@ class Engine:
     @staticmethod
     def _summary(cfg: StylizeConfig, out: WebResult, res: StylizeResult) -> str:
         w, h = out.size
-        parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.alpha:g}", f"decoder {cfg.decoder}"]
-        if cfg.semantic != "none":
+        parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.options.alpha:g}", f"decoder {cfg.networks.decoder}"]
+        if cfg.options.semantic != "none":
             n = len(set(res.matches)) or "?"
-            parts.append(f"semantic {cfg.semantic} ({n} regions)")
-        if cfg.preserve_color:
+            parts.append(f"semantic {cfg.options.semantic} ({n} regions)")
+        if cfg.options.preserve_color:
             parts.append("colours preserved")
         if out.scores:
             parts.append("discriminator score " + " → ".join(f"{s:.2f}" for s in out.scores))

@@ -65,7 +65,7 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
 
     say(0.05, "stylising the frames")
     return stylize_video(st, info.path, style_img, out, overwrite=True, consistency=float(consistency),
-                         callback=step, alpha=float(alpha), size=int(size))
+                         callback=step, options=st.options(overrides={"alpha": float(alpha), "size": int(size)}))
 
 
 __all__ = ["VideoLimits", "run_video"]
