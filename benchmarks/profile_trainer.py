@@ -33,18 +33,15 @@ DATA = REPO.parent / "shared" / "data"
 PARTS = ("data", "encode", "generator", "discriminator")
 VARIANTS: dict[str, dict[str, object]] = {
     "crop targets, fp32": {"style_targets": "crop", "precision": "fp32"},
+    "crop targets, bf16 (the shipped recipe's)": {"style_targets": "crop", "precision": "bf16"},
     "whole targets (cached), fp32": {"style_targets": "whole", "precision": "fp32"},
     "whole targets (cached), bf16": {"style_targets": "whole", "precision": "bf16"},
     "whole targets, channels_last, fp32": {"style_targets": "whole", "channels_last": True},
-    "whole targets, feature D, fp32": {"style_targets": "whole", "discriminator": "feature"},
-    "whole targets, feature D, content cache, fp32": {"style_targets": "whole", "discriminator": "feature",
-                                                      "content_cache": True},
-    "whole targets, feature D, bf16": {"style_targets": "whole", "discriminator": "feature", "precision": "bf16"},
-    "whole targets, feature D, content cache, bf16": {"style_targets": "whole", "discriminator": "feature",
-                                                      "content_cache": True, "precision": "bf16"},
 }
+# the feature-space discriminator and the content cache were profiled here too (docs/TRAINING.md) and removed with
+# their code after 0eafc31: git show 0eafc31:benchmarks/profile_trainer.py
 STYLES = 16  # style images in the profile's bank (a step's cost does not depend on how many there are)
-CONTENTS = 48  # content photos in the profile's bank (the same; fewer make the content cache's fill short)
+CONTENTS = 48  # content photos in the profile's bank (the same)
 
 
 def subset(out: Path, kind: str) -> Path:
@@ -70,15 +67,11 @@ def profile(name: str, changes: dict[str, object], args: argparse.Namespace, out
         ckpt_every=10_000, image_every=0, weights=LossWeights(tv=0.0), **changes,  # type: ignore[arg-type]
     )
     tr = Trainer(cfg)
-    fill, content_fill = 0.0, 0.0
+    fill = 0.0
     if tr.whole is not None:  # steady state: every style image's targets cached (a long run's after ~40 steps)
         t0 = time.perf_counter()
         tr.whole.get(list(range(len(tr.styles))))
         fill = time.perf_counter() - t0
-    if tr.content_bank is not None:  # steady state: every photo encoded, both ways round
-        t0 = time.perf_counter()
-        tr.content_bank.fill()
-        content_fill = time.perf_counter() - t0
     rows: list[dict[str, float]] = []
     for i in range(cfg.steps):
         t0 = time.perf_counter()
@@ -87,7 +80,7 @@ def profile(name: str, changes: dict[str, object], args: argparse.Namespace, out
             rows.append({**dict(tr.profile), "step": time.perf_counter() - t0})
     tr.close()
     return {**{k: statistics.median(r.get(k, 0.0) for r in rows) for k in (*PARTS, "step")}, "fill": fill,
-            "styles": float(len(tr.styles)), "content_fill": content_fill, "contents": float(len(tr.contents))}
+            "styles": float(len(tr.styles))}
 
 
 def main() -> int:
@@ -111,12 +104,10 @@ def main() -> int:
             results[name] = profile(name, changes, args, Path(tmp))
     print(f"seconds per step, median of {args.steps} ({args.size} px crops, batch {args.batch}, "
           f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}):\n")
-    print("| variant | " + " | ".join(PARTS) + " | whole step | filling the caches once |\n|---|"
+    print("| variant | " + " | ".join(PARTS) + " | whole step | filling the style cache once |\n|---|"
           + "---:|" * (len(PARTS) + 2))
     for name, r in results.items():
-        fills = [f"{r['fill']:.0f} s for {r['styles']:.0f} styles"] if r["fill"] else []
-        fills += [f"{r['content_fill']:.0f} s for {r['contents']:.0f} photos ×2"] if r["content_fill"] else []
-        fill = ", ".join(fills) or "—"
+        fill = f"{r['fill']:.0f} s for {r['styles']:.0f} styles" if r["fill"] else "—"
         print(f"| {name} | " + " | ".join(f"{r[p]:.3f}" for p in PARTS) + f" | **{r['step']:.3f}** | {fill} |")
     return 0
 

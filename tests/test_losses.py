@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.losses import GeneratorObjective, LossWeights, discriminator_loss
+from semstyle.losses import GeneratorObjective, LossWeights, discriminator_loss, discriminator_terms
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
 
@@ -190,6 +190,19 @@ def test_discriminator_loss_known_values() -> None:
     d = ConstantDisc(good, 0.5, 0.5, 1.0)
     assert float(discriminator_loss(d, real, fake, good, other)) == pytest.approx(0.5)
     assert float(discriminator_loss(d, real, fake, good, None)) == pytest.approx(0.25)
+
+
+def test_discriminator_terms_give_the_loss_and_the_scores_of_the_same_pass() -> None:
+    real, fake = torch.ones(2, 3, 8, 8), torch.zeros(2, 3, 8, 8)
+    good, other = torch.zeros(2, 5), torch.ones(2, 5)
+    d = ConstantDisc(good, 0.5, 0.25, 1.0)
+    loss, scores = discriminator_terms(d, real, fake, good, other)
+    assert float(loss) == pytest.approx(float(discriminator_loss(d, real, fake, good, other)))
+    assert scores == {"real": 0.5, "fake": 0.25, "mismatch": 1.0}
+    # noise images (black here, so scored as fakes: 0.25) add weight · ½E[D²]
+    loss, scores = discriminator_terms(d, real, fake, good, None, fake, noise_weight=2.0)
+    assert scores == {"real": 0.5, "fake": 0.25, "noise": 0.25}
+    assert float(loss) == pytest.approx(0.5 * 0.25 + 0.5 * 0.0625 + 2.0 * 0.5 * 0.0625)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ run folder is touched; fields that only say where to stop, log or checkpoint may
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from test_training import SIZE, _cfg, make_data
 from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.losses import LossWeights
-from semstyle.training.checkpoint import check_resumable
+from semstyle.training.checkpoint import check_resumable, latest_checkpoint
+from semstyle.training.config import TRIAL_COMMIT
 from semstyle.training.trainer import Trainer
 
 
@@ -54,7 +57,7 @@ def test_resume_with_a_changed_config_is_refused_naming_the_fields(run: tuple[Pa
 
 
 def test_resume_with_more_steps_and_other_logging_continues(run: tuple[Path, Path]) -> None:
-    data, out = run  # betas and d_taps are tuples here and lists in the checkpoint's JSON: the same values
+    data, out = run  # betas are a tuple here and a list in the checkpoint's JSON: the same values
     tr = Trainer(_cfg(data, out, 3, ckpt_every=2, log_every=2, keep_last=1), resume=True)
     tr.close()
     assert tr.step == 1
@@ -72,6 +75,38 @@ def test_cli_resume_with_a_changed_config_is_one_line_and_exit_2(run: tuple[Path
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("semstyle: error: --resume with a different seed, weights.tv "), err
+    assert _snapshot(out) == before
+
+
+def _old_run(run: tuple[Path, Path], dest: Path, **fields: object) -> Path:
+    """A copy of ``run``'s folder whose checkpoint config also has ``fields`` (as a run of an older semstyle that
+    still had them wrote it)."""
+    shutil.copytree(run[1], dest)
+    ckpt = latest_checkpoint(dest)
+    assert ckpt is not None
+    state = json.loads((ckpt / "state.json").read_text())
+    state["config"].update(fields)
+    (ckpt / "state.json").write_text(json.dumps(state))
+    return dest
+
+
+def test_resume_of_a_run_started_before_the_trial_fields_were_removed(run: tuple[Path, Path], tmp_path: Path) -> None:
+    out = _old_run(run, tmp_path / "old", discriminator="image", d_taps=["relu3_1", "relu4_1"], content_cache=False)
+    tr = Trainer(_cfg(run[0], out, 2, ckpt_every=1), resume=True)
+    tr.fit(progress=False)
+    tr.close()
+    assert tr.step == 2
+
+
+def test_resume_of_a_run_of_removed_trial_code_is_refused_naming_the_field(run: tuple[Path, Path],
+                                                                            tmp_path: Path) -> None:
+    out = _old_run(run, tmp_path / "feature", discriminator="feature", content_cache=True)
+    before = _snapshot(out)
+    with pytest.raises(InputError) as err:
+        Trainer(_cfg(run[0], out, 2, ckpt_every=1), resume=True)
+    msg = str(err.value)
+    assert "config sets discriminator: 'feature'" in msg and f"removed after {TRIAL_COMMIT}" in msg
+    assert "\n" not in msg
     assert _snapshot(out) == before
 
 

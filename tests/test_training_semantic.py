@@ -1,5 +1,7 @@
-"""Training through semantic fusion (issues 14/15): ``semantic: attention`` fuses each crop pair by region-level
-attention, as inference's ``--fusion attention`` does; fuse_regions takes the attention; bad settings are refused."""
+"""Training through semantic fusion (issue 14): ``semantic: auto`` co-segments each crop pair and trains on the
+region-matched AdaIN target, as inference's ``--semantic auto`` fuses; fuse_regions takes inference's attention too;
+bad settings are refused (``semantic: attention``, a trial that was measured and not kept, names the commit that has
+it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from test_training import _cfg, make_data, one_thread
 from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.pipelines.semantic import fuse_regions
+from semstyle.training.config import TRIAL_COMMIT
 from semstyle.training.trainer import Trainer
 from semstyle.types import Attention, Regions, StyleStats
 
@@ -44,28 +47,31 @@ def test_fuse_regions_with_hard_attention_is_region_adain_and_soft_attention_mix
     assert (soft - plain).abs().max() > 1e-3
 
 
-def test_a_semantic_attention_run_trains_through_region_attention(data: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_semantic_auto_run_trains_on_region_matched_adain(data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import semstyle.training.trainer as trainer_module
 
-    seen: list[Attention | None] = []
+    seen: list[tuple[torch.Tensor, Attention | None]] = []
     real = trainer_module.fuse_regions
 
     def spy(*args: object, attention: Attention | None = None, **kw: object) -> tuple[torch.Tensor, dict]:
-        seen.append(attention)
-        return real(*args, attention=attention, **kw)  # type: ignore[arg-type, misc]
+        target, matches = real(*args, attention=attention, **kw)  # type: ignore[arg-type, misc]
+        seen.append((target, attention))
+        return target, matches
 
     monkeypatch.setattr(trainer_module, "fuse_regions", spy)
-    tr = Trainer(_cfg(data, tmp_path / "att", 2, semantic="attention", size=48))
+    tr = Trainer(_cfg(data, tmp_path / "auto", 2, semantic="auto", size=48))
     stats = [tr.train_step() for _ in range(2)]
     tr.close()
-    assert len(seen) == 4 and all(a == Attention() for a in seen)  # batch 2 × 2 steps, inference's defaults
+    assert len(seen) == 4 and all(a is None for _, a in seen)  # batch 2 × 2 steps, each pair region-matched AdaIN
+    assert all(t.shape == (1, 512, 6, 6) and torch.isfinite(t).all() for t, _ in seen)
     assert all(math.isfinite(s["g/total"]) for s in stats)
 
 
 @pytest.mark.parametrize(("changes", "match"), [
-    ({"semantic": "regions"}, "none, auto or attention"),
-    ({"semantic": "attention", "style_targets": "whole"}, "set style_targets: crop")])
+    ({"semantic": "regions"}, "must be none or auto, got 'regions'$"),
+    ({"semantic": "attention"}, f"semantic: attention was measured, not kept and removed after {TRIAL_COMMIT}"),
+    ({"semantic": "auto", "style_targets": "whole"}, "set style_targets: crop")])
 def test_semantic_settings_are_checked(data: Path, tmp_path: Path, changes: dict[str, str], match: str) -> None:
     with pytest.raises(InputError, match=match):
         _cfg(data, tmp_path, 2, **changes).check()

@@ -13,11 +13,8 @@ import torch
 from torch import nn
 
 from semstyle import functional as FN
-from semstyle.models.discriminator import FeatureDiscriminator, MultiScaleDiscriminator, style_vector
+from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
-
-Judge = MultiScaleDiscriminator | FeatureDiscriminator  # image-space or feature-space discriminator
-DiscInput = torch.Tensor | dict[str, torch.Tensor]  # what a Judge takes: images, or {tap: VGG features}
 
 
 @dataclass
@@ -94,29 +91,12 @@ class GeneratorObjective(nn.Module):
         out: torch.Tensor,  # (N, 3, H, W) decoded images in [0, 1] (unclamped is fine)
         target: torch.Tensor,  # (N, 512, H/8, W/8) AdaIN target features
         style_feats: dict[str, torch.Tensor] | StyleTargets,  # VGG features of the style images per tap, or targets
-        disc: Judge | None = None,
+        disc: MultiScaleDiscriminator | None = None,
         style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
         content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
         regions: RegionTargets | None = None,  # region-wise targets (N = 1): adds the "style_region" term
     ) -> dict[str, torch.Tensor]:
-        return self.evaluate(out, target, style_feats, disc, style_vec, content_feat, regions)[0]
-
-    def evaluate(
-        self,
-        out: torch.Tensor,
-        target: torch.Tensor,
-        style_feats: dict[str, torch.Tensor] | StyleTargets,
-        disc: Judge | None = None,
-        style_vec: torch.Tensor | None = None,
-        content_feat: torch.Tensor | None = None,
-        regions: RegionTargets | None = None,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """``forward``'s terms and the output's VGG features {tap: (N, C, h, w)} they were computed from (a
-        feature-space discriminator's fake side: no second VGG pass)."""
-        taps = self.taps
-        if disc is not None and disc.space == "feature":
-            taps = tuple(dict.fromkeys((*taps, *disc.cfg.taps)))  # type: ignore[union-attr]
-        feats = self.encoder(out, taps)
+        feats = self.encoder(out, self.taps)
         layers = self.w.style_layers
         o_style = [feats[k] for k in layers]
         t = style_feats if isinstance(style_feats, StyleTargets) else StyleTargets.from_feats(style_feats, layers)
@@ -133,18 +113,18 @@ class GeneratorObjective(nn.Module):
                 o_style, regions.masks, [regions.means[k] for k in layers], [regions.stds[k] for k in layers],
                 regions.shares)
         if disc is not None and style_vec is not None and self.w.adv > 0:
-            terms["adv"] = FN.lsgan_g_loss(disc(feats if disc.space == "feature" else out, style_vec))
+            terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
         terms["total"] = torch.stack([getattr(self.w, k) * v for k, v in terms.items()]).sum()
-        return terms, feats
+        return terms
 
 
 def discriminator_loss(
-    disc: nn.Module,  # a Judge, possibly DDP-wrapped: (images or features, conditions) → score maps
-    real: DiscInput,  # (N, 3, H, W) style crops, or their VGG features for a feature-space judge
-    fake: DiscInput,  # (N, 3, H, W) generated images (detached), or their features
+    disc: nn.Module,  # a MultiScaleDiscriminator, possibly DDP-wrapped: (images, conditions) → score maps
+    real: torch.Tensor,  # (N, 3, H, W) style crops
+    fake: torch.Tensor,  # (N, 3, H, W) generated images (detached)
     style_vec: torch.Tensor,  # (N, 1920) condition of each style crop
     mismatch_vec: torch.Tensor | None = None,  # (N, 1920) conditions of *other* styles
-    noise: DiscInput | None = None,  # (N, 3, H, W) random noise images (or features), judged under ``style_vec``
+    noise: torch.Tensor | None = None,  # (N, 3, H, W) random noise images, judged under ``style_vec``
     noise_weight: float = 0.0,
 ) -> torch.Tensor:
     """LSGAN D loss; a real style crop under another style's condition counts as fake
@@ -155,8 +135,8 @@ def discriminator_loss(
 
 
 def discriminator_terms(
-    disc: nn.Module, real: DiscInput, fake: DiscInput, style_vec: torch.Tensor,
-    mismatch_vec: torch.Tensor | None = None, noise: DiscInput | None = None, noise_weight: float = 0.0,
+    disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, style_vec: torch.Tensor,
+    mismatch_vec: torch.Tensor | None = None, noise: torch.Tensor | None = None, noise_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``discriminator_loss`` and the mean scores of the same pass ({"real", "fake", "mismatch", "noise"}: before
     this update), so logging them costs no extra forward."""

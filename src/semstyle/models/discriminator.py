@@ -63,8 +63,6 @@ class PatchDiscriminator(nn.Module):
 class MultiScaleDiscriminator(nn.Module):
     """Patch scores at ``num_scales`` resolutions: a list of (N, 1, h_s, w_s) maps, finest first."""
 
-    space = "image"  # what ``forward`` takes: (N, 3, H, W) images in [0, 1]
-
     def __init__(self, cfg: DiscriminatorConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or DiscriminatorConfig()
@@ -82,60 +80,6 @@ class MultiScaleDiscriminator(nn.Module):
     def score(self, img: torch.Tensor, style_vec: torch.Tensor) -> torch.Tensor:
         """Mean patch score per image (N,), averaged over scales; 1 ≈ "real, this style"."""
         return torch.stack([o.mean(dim=(1, 2, 3)) for o in self(img, style_vec)]).mean(0)
-
-
-@dataclass(frozen=True)
-class FeatureDiscriminatorConfig:
-    taps: tuple[str, ...] = ("relu3_1", "relu4_1")  # VGG taps judged, one head each (finest first)
-    channels: int = 128  # width of every head
-    style_dim: int = STYLE_DIM  # length of the style condition vector
-
-
-_TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-
-
-class FeatureHead(nn.Module):
-    """One tap: log1p(features) → 1×1 conv, 3×3 conv, 3×3 stride-2 conv → h (N, F, h, w) → projection score."""
-
-    def __init__(self, in_channels: int, cfg: FeatureDiscriminatorConfig) -> None:
-        super().__init__()
-        ch = cfg.channels
-        self.body = nn.Sequential(
-            spectral_norm(nn.Conv2d(in_channels, ch, 1)), nn.LeakyReLU(0.2),
-            spectral_norm(nn.Conv2d(ch, ch, 3, 1, 1)), nn.LeakyReLU(0.2),
-            spectral_norm(nn.Conv2d(ch, ch, 3, 2, 1)), nn.LeakyReLU(0.2),
-        )
-        self.out = spectral_norm(nn.Conv2d(ch, 1, 1))
-        self.embed = spectral_norm(nn.Linear(cfg.style_dim, ch))
-
-    def forward(self, feat: torch.Tensor, style_vec: torch.Tensor) -> torch.Tensor:
-        h = self.body(torch.log1p(feat))  # (N, F, h/2, w/2); post-ReLU features are ≥ 0 and heavy-tailed
-        e = self.embed(style_vec)[:, :, None, None]  # (N, F, 1, 1)
-        return self.out(h) + (h * e).sum(dim=1, keepdim=True) / h.shape[1] ** 0.5  # (N, 1, h/2, w/2)
-
-
-class FeatureDiscriminator(nn.Module):
-    """The multi-scale discriminator in VGG feature space: one style-conditional patch head per tap
-    (relu3_1 and relu4_1 by default, i.e. 1/4 and 1/8 resolution). It judges the features that the
-    generator's losses compute anyway, so it adds no VGG pass; the real side can be windows of the style
-    image's cached feature maps. Scores: a list of (N, 1, h_t, w_t) maps, finest first."""
-
-    space = "feature"  # what ``forward`` takes: {tap: (N, C, h, w)} VGG features
-
-    def __init__(self, cfg: FeatureDiscriminatorConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg or FeatureDiscriminatorConfig()
-        unknown = [t for t in self.cfg.taps if t not in _TAP_CHANNELS]
-        if unknown or not self.cfg.taps:
-            raise ValueError(f"feature discriminator taps must be among {list(_TAP_CHANNELS)}, got {self.cfg.taps}")
-        self.heads = nn.ModuleList(FeatureHead(_TAP_CHANNELS[t], self.cfg) for t in self.cfg.taps)
-
-    def forward(self, feats: dict[str, torch.Tensor], style_vec: torch.Tensor) -> list[torch.Tensor]:
-        return [head(feats[t], style_vec) for t, head in zip(self.cfg.taps, self.heads, strict=True)]
-
-    def score(self, feats: dict[str, torch.Tensor], style_vec: torch.Tensor) -> torch.Tensor:
-        """Mean patch score per sample (N,), averaged over taps."""
-        return torch.stack([o.mean(dim=(1, 2, 3)) for o in self(feats, style_vec)]).mean(0)
 
 
 def style_vector(

@@ -62,6 +62,30 @@ def apply_overrides(data: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+# Trial code that was measured and not kept (docs/TRAINING.md) and the last commit that has it, to recover it from
+TRIAL_COMMIT = "0eafc31"
+ANY = object()  # a removed field whose every value means what the trainer still does
+# removed field → (the value that means what the trainer still does, what it chose, the file that had it)
+REMOVED: dict[str, tuple[object, str, str]] = {
+    "discriminator": ("image", "the feature-space discriminator", "src/semstyle/models/discriminator.py"),
+    "d_taps": (ANY, "the feature-space discriminator's taps", "src/semstyle/models/discriminator.py"),
+    "content_cache": (False, "the content feature cache", "src/semstyle/training/targets.py"),
+}
+REMOVED_SEMANTIC = (f"semantic: attention was measured, not kept and removed after {TRIAL_COMMIT}; "
+                    f"git show {TRIAL_COMMIT}:src/semstyle/training/trainer.py")
+
+
+def drop_removed(d: dict[str, Any], source: str) -> dict[str, Any]:
+    """``d`` without the fields of removed trial code (``REMOVED``) that are set to what the trainer still does, so
+    an old run's config.json or YAML still loads; InputError (one line, naming the field) when one asks for the
+    removed code."""
+    for key, (kept, what, path) in REMOVED.items():
+        if key in d and kept is not ANY and d[key] != kept:
+            raise InputError(f"{source} sets {key}: {d[key]!r}, but {what} was measured, not kept and removed after "
+                             f"{TRIAL_COMMIT} (git show {TRIAL_COMMIT}:{path}); leave {key} out")
+    return {k: v for k, v in d.items() if k not in REMOVED}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     content_dir: str = ""  # folder(s) of content photos, comma-separated
@@ -90,14 +114,11 @@ class TrainConfig:
     d_noise: float = 0.0  # weight of an extra "fake" term on random noise images (a judge must not reward noise)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     seed: int = 0  # every random choice derives from (seed, step, rank)
-    semantic: str = "none"  # "auto": region-matched AdaIN on co-segmented pairs; "attention": region attention
+    semantic: str = "none"  # "auto": region-matched AdaIN on co-segmented crop pairs
     decoder_init: str = "pretrained"  # decoder weights to start from
     encoder: str = "pretrained"  # encoder weights
     discriminator_init: str = ""  # optional discriminator weights to start from
     num_scales: int = 2  # discriminator scales (image space)
-    discriminator: str = "image"  # "image": PatchGAN on the pixels; "feature": heads on the VGG features (d_taps)
-    d_taps: tuple[str, ...] = ("relu3_1", "relu4_1")  # "feature": the VGG taps judged, one head each
-    content_cache: bool = False  # content relu4_1 as windows of each photo's cached whole-image encoding
     channels_last: bool = False  # decoder and encoder in channels_last memory format
     precision: str = "fp32"  # fp32 | bf16 (CPU autocast); CUDA always uses fp16 autocast + GradScaler
     log_every: int = 10  # steps between scalar logs
@@ -111,6 +132,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = drop_removed(d, "training config")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -125,9 +147,8 @@ class TrainConfig:
             if "style_layers" in w:
                 w["style_layers"] = tuple(w["style_layers"])
             d["weights"] = LossWeights(**w)
-        for key in ("betas", "d_taps"):
-            if key in d:
-                d[key] = tuple(d[key])
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
         defaults = cls()
         for key, value in d.items():
             want = type(getattr(defaults, key))
@@ -149,8 +170,9 @@ class TrainConfig:
             raise InputError("steps and batch must be >= 1 and d_steps >= 0")
         if not 16 <= self.size <= 2048 or self.size % 8:
             raise InputError(f"size must be a multiple of 8 between 16 and 2048, got {self.size}")
-        if self.semantic not in ("none", "auto", "attention"):
-            raise InputError(f"training semantic must be none, auto or attention, got {self.semantic!r}")
+        if self.semantic not in ("none", "auto"):
+            removed = f" ({REMOVED_SEMANTIC})" if self.semantic == "attention" else ""
+            raise InputError(f"training semantic must be none or auto, got {self.semantic!r}{removed}")
         if self.semantic != "none" and self.style_targets != "crop":
             raise InputError(f"training semantic {self.semantic!r} fuses crops' regions; set style_targets: crop")
         if self.schedule not in ("constant", "cosine"):
@@ -177,16 +199,6 @@ class TrainConfig:
             raise InputError(f"d_noise must be >= 0, got {self.d_noise}")
         if not self.train_generator and self.d_steps < 1:
             raise InputError("a judge stage (train_generator false) needs d_steps >= 1")
-        if self.discriminator not in ("image", "feature"):
-            raise InputError(f"discriminator must be image or feature, got {self.discriminator!r}")
-        taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-        if self.discriminator == "feature" and (not self.d_taps or any(t not in taps for t in self.d_taps)):
-            raise InputError(f"d_taps must be among {list(taps)}, got {list(self.d_taps)}")
-        if self.discriminator == "feature" and self.discriminator_init == "finetuned":
-            raise InputError("the shipped discriminator judges images; a feature discriminator starts fresh "
-                             "(discriminator_init: '') or from a feature run's discriminator.safetensors")
-        if self.content_cache and self.semantic != "none":
-            raise InputError("content_cache needs semantic none (co-segmentation works on pixel crops)")
         if self.precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not self.content_dir or not self.style_dir:

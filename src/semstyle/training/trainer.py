@@ -27,14 +27,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.io.images import to_pil
-from semstyle.losses import DiscInput, GeneratorObjective, Judge, StyleTargets, discriminator_terms, noise_images
+from semstyle.losses import GeneratorObjective, StyleTargets, discriminator_terms, noise_images
 from semstyle.models import Decoder
-from semstyle.models.discriminator import (
-    DiscriminatorConfig,
-    FeatureDiscriminator,
-    FeatureDiscriminatorConfig,
-    MultiScaleDiscriminator,
-)
+from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from semstyle.models.weights import load_into
 from semstyle.networks import load_encoder
 from semstyle.pipelines.semantic import fuse_regions
@@ -49,11 +44,11 @@ from semstyle.training.checkpoint import (
     saved_config,
     trim_metrics,
 )
-from semstyle.training.config import TrainConfig
+from semstyle.training.config import TrainConfig, drop_removed
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
 from semstyle.training.schedule import EMA, lr_factor, set_lr
-from semstyle.training.targets import ContentFeatureBank, WholeStyleTargets
-from semstyle.types import Attention, Regions, StyleStats, Timings
+from semstyle.training.targets import WholeStyleTargets
+from semstyle.types import Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
 MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
@@ -105,9 +100,7 @@ class Trainer:
         self.encoder = load_encoder(cfg.encoder, dev)  # the frozen loss network
         decoder = Decoder()
         load_into(decoder, cfg.decoder_init, "decoder")
-        disc: Judge = (FeatureDiscriminator(FeatureDiscriminatorConfig(taps=cfg.d_taps))
-                       if cfg.discriminator == "feature" else
-                       MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales)))
+        disc = MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales))
         if cfg.discriminator_init:
             load_into(disc, cfg.discriminator_init, "discriminator")
         decoder.to(dev).train()
@@ -128,10 +121,8 @@ class Trainer:
         self.styles = ImageBank(collect(cfg.style_dir, exclude), crop_max, cfg.style_bank_size or 768)
         self.styles.augment(cfg.style_augment)
         self.ema = EMA(decoder, cfg.ema) if cfg.ema > 0 else None  # evaluated and shipped instead of the live one
-        map_taps = cfg.d_taps if cfg.discriminator == "feature" else ()  # D's real side: cached feature windows
-        self.whole = (WholeStyleTargets(self.styles.images, self.encoder, cfg.style_size, dev, cfg.weights.style_layers,
-                                        map_taps) if cfg.style_targets == "whole" else None)
-        self.content_bank = ContentFeatureBank(self.contents.images, self.encoder, dev) if cfg.content_cache else None
+        self.whole = (WholeStyleTargets(self.styles.images, self.encoder, cfg.style_size, dev, cfg.weights.style_layers)
+                      if cfg.style_targets == "whole" else None)
         self.profile = Timings()  # seconds per part of the last step (benchmarks/profile_trainer.py)
         self.step = 0
         if resume:
@@ -179,7 +170,8 @@ class Trainer:
         ckpt = latest_checkpoint(self.run)
         if ckpt is None:
             raise InputError(f"--resume: no checkpoint found in '{self.run / 'checkpoints'}'")
-        check_resumable(saved_config(ckpt), self.cfg.to_json(), RESUMABLE)  # before weights that may not fit
+        saved = drop_removed(saved_config(ckpt), f"checkpoint {ckpt}'s config")  # a run of removed trial code
+        check_resumable(saved, self.cfg.to_json(), RESUMABLE)  # before weights that may not fit
         state = load_checkpoint(ckpt, self._modules(), self._optims())
         self.step = int(state["step"])  # the torch RNG was restored too; sampling depends only on (seed, step, rank)
         if self.scaler is not None and state.get("grad_scaler"):  # CUDA: the loss scale it had reached
@@ -225,8 +217,7 @@ class Trainer:
             m, s = FN.mean_std(s4[i : i + 1])
             crop = StyleStats(None, s4[i : i + 1], m, s)  # a training crop: features, no image
             regions = Regions(merge_small_regions(c_lab, MIN_REGION), [merge_small_regions(s_lab, MIN_REGION)])
-            attention = Attention() if self.cfg.semantic == "attention" else None  # inference's defaults
-            t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions, attention=attention)
+            t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions)
             out.append(t)
         return torch.cat(out)
 
@@ -236,48 +227,32 @@ class Trainer:
         factor = lr_factor(self.step, cfg.steps, cfg.warmup, cfg.schedule, cfg.min_lr)
         set_lr(self.opt_g, cfg.lr * factor)
         set_lr(self.opt_d, cfg.lr_d * factor)
-        feature_d = cfg.discriminator == "feature"
         with t("data"):
             g = step_generator(cfg.seed, self.step, self.d.rank)
             size = self.crop_size(self.step)
-            if self.content_bank is None:
-                content, _ = self.contents.crops(g, cfg.batch, size)
+            content, _ = self.contents.crops(g, cfg.batch, size)
             style, s_idx = self.styles.crops(g, cfg.batch, size)
         taps = tuple(dict.fromkeys((*cfg.weights.style_layers, "relu1_1", "relu2_1", "relu3_1", "relu4_1")))
         with torch.no_grad(), self._autocast(), t("encode"):
-            if self.content_bank is not None:  # windows of the photos' cached encodings
-                c4, content = self.content_bank.crops(g, cfg.batch, size)
-                c4 = c4.to(dev)
-            else:
-                c4 = self.encoder(self._fmt(content.to(dev)), ("relu4_1",))["relu4_1"].float()
-            real: DiscInput = style.to(dev)
+            c4 = self.encoder(self._fmt(content.to(dev)), ("relu4_1",))["relu4_1"].float()
             if self.whole is not None:  # the whole style images' targets (cached); the crops only feed D
                 s_targets = self.whole.get(s_idx)
                 target = FN.adain_from_stats(c4, s_targets.means["relu4_1"], s_targets.stds["relu4_1"])
-                if feature_d:
-                    real = {k: v.to(dev) for k, v in self.whole.windows(g, s_idx, size).items()}
             else:
                 s_feats = {k: v.float() for k, v in self.encoder(self._fmt(style.to(dev)), taps).items()}
                 s_targets = StyleTargets.from_feats(s_feats, cfg.weights.style_layers)
                 target = self._targets(c4, s_feats["relu4_1"], content.to(dev), style.to(dev))
-                if feature_d:
-                    real = {k: s_feats[k] for k in cfg.d_taps}
             svec = s_targets.cond
             perm = torch.roll(torch.arange(cfg.batch), 1)
             mismatch = svec[perm] if cfg.batch > 1 else None
 
         stats: dict[str, float] = {}
         with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
-            out, out_feats = self._generator_step(target, s_targets, svec, c4, stats)
+            out = self._generator_step(target, s_targets, svec, c4, stats)
         with t("discriminator"):
             fake = out.detach().float()
-            fake_in: DiscInput = {k: v.detach().float() for k, v in out_feats.items()} if feature_d else fake
-            noise_img = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
-            noise: DiscInput | None = noise_img
-            if feature_d and noise_img is not None:
-                with torch.no_grad():
-                    noise = {k: v.float() for k, v in self.encoder(self._fmt(noise_img), cfg.d_taps).items()}
-            self._discriminator_step(real, fake_in, svec, mismatch, noise, stats)
+            noise = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
+            self._discriminator_step(style.to(dev), fake, svec, mismatch, noise, stats)
         self.step += 1
         if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
             n = min(4, cfg.batch)
@@ -290,23 +265,19 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor, c4: torch.Tensor,
-                        stats: dict[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One decoder update (none in a judge stage); returns the decoded batch and, for a feature-space
-        discriminator, its VGG features at ``d_taps``."""
+                        stats: dict[str, float]) -> torch.Tensor:
+        """One decoder update (none in a judge stage); returns the decoded batch."""
         cfg = self.cfg
         disc_raw = _unwrap(self.disc)
-        assert isinstance(disc_raw, MultiScaleDiscriminator | FeatureDiscriminator)
+        assert isinstance(disc_raw, MultiScaleDiscriminator)
         if not cfg.train_generator:
             with torch.no_grad(), self._autocast():
-                out = self.decoder(self._fmt(target))
-                feats = self.encoder(out, cfg.d_taps) if cfg.discriminator == "feature" else {}
-                return out, {k: v.float() for k, v in feats.items()}
+                return self.decoder(self._fmt(target))
         disc_raw.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.decoder(self._fmt(target))
-            terms, feats = self.objective.evaluate(out.float(), target, s_targets,
-                                                   disc_raw if cfg.weights.adv > 0 else None, svec, c4)
+            terms = self.objective(out.float(), target, s_targets, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
         disc_raw.requires_grad_(True)
         if torch.isfinite(terms["total"]):
             self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
@@ -316,14 +287,12 @@ class Trainer:
         stats.update({f"g/{k}": float(v.detach()) for k, v in terms.items()})
         if self.ema is not None:
             self.ema.update(_unwrap(self.decoder))
-        if cfg.discriminator != "feature":
-            return out, {}
-        return out, {k: feats[k] for k in cfg.d_taps}
+        return out
 
-    def _discriminator_step(self, real: DiscInput, fake: DiscInput, svec: torch.Tensor,
-                            mismatch: torch.Tensor | None, noise: DiscInput | None, stats: dict[str, float]) -> None:
-        """``d_steps`` discriminator updates: real crops vs the decoded batch (and mismatched conditions, noise),
-        as pixels or as VGG features. The logged scores are those of the first update's pass (before it)."""
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, svec: torch.Tensor,
+                            mismatch: torch.Tensor | None, noise: torch.Tensor | None, stats: dict[str, float]) -> None:
+        """``d_steps`` discriminator updates: real crops vs the decoded batch (and mismatched conditions, noise).
+        The logged scores are those of the first update's pass (before it)."""
         cfg = self.cfg
         for i in range(cfg.d_steps):
             self.opt_d.zero_grad(set_to_none=True)

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--semantic", choices=("none", "auto"))
     p.add_argument("--image-every", type=int)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set weights.adv=0 --set discriminator=feature (repeatable)")
+                   help="override any config field, e.g. --set weights.adv=0 --set lr_d=2e-4 (repeatable)")
     add_common(p)
     p.set_defaults(handler="semstyle.cli.train:cmd_train")
 

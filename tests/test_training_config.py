@@ -1,0 +1,102 @@
+"""The training config beyond its fields' checks: ``--set`` overrides, and the fields of removed trial code (the
+feature-space discriminator, the content feature cache): an old run's config that sets them to what the trainer still
+does loads, one that asks for the removed code is refused in one line naming the field."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_training import _cfg, _one_line_error, make_data, one_thread, use_fake_trainer
+
+from semstyle.cli.main import main
+from semstyle.errors import InputError
+from semstyle.training.config import TRIAL_COMMIT, TrainConfig, apply_overrides
+
+__all__ = ["one_thread"]  # test_training's autouse fixture: one thread for these tiny tensors
+# what an old run's config.json had for the removed fields when it used what the trainer still does
+OLD_FIELDS: dict[str, Any] = {"discriminator": "image", "d_taps": ["relu3_1", "relu4_1"], "content_cache": False}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_data(tmp_path_factory.mktemp("config_data"), ((48, 40), (40, 44), (44, 40), (40, 48)))
+
+
+# ---------------------------------------------------------------- --set
+def test_overrides_reach_nested_fields_and_read_values_as_yaml() -> None:
+    base = {"steps": 10, "weights": {"adv": 0.05, "tv": 0.0}}
+    got = apply_overrides(base, ["weights.adv=0", "betas=[0.9, 0.99]", "channels_last=true", "lr_d=2e-4",
+                                 "discriminator_init="])
+    assert got == {"steps": 10, "weights": {"adv": 0, "tv": 0.0}, "betas": [0.9, 0.99], "channels_last": True,
+                   "lr_d": 2e-4, "discriminator_init": ""}
+    assert base["weights"] == {"adv": 0.05, "tv": 0.0}  # the input is not changed
+    cfg = TrainConfig.from_dict(got)
+    assert cfg.weights.adv == 0 and cfg.betas == (0.9, 0.99) and cfg.channels_last is True and cfg.lr_d == 2e-4
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        apply_overrides(base, ["weights.adv"])
+    with pytest.raises(InputError, match="not a mapping"):
+        apply_overrides(base, ["steps.x=1"])
+
+
+def test_cli_set_overrides_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = use_fake_trainer(monkeypatch)
+    (tmp_path / "c.yaml").write_text(f"content_dir: {data / 'content'}\nstyle_dir: {data / 'style'}\n"
+                                     "weights:\n  adv: 0.05\n")
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--set", "weights.adv=0.2", "--set",
+                 "lr_d=2e-4", "--out", str(tmp_path / "r")]) == 0
+    assert seen[0].weights.adv == 0.2 and seen[0].lr_d == 2e-4
+
+
+@pytest.mark.parametrize(("pair", "match"), [("weights.adv", "KEY=VALUE"), ("weights.nope=1", "nope"),
+                                             ("stpes=3", "stpes"), ("lr_d=fast", "lr_d must be a float")])
+def test_cli_bad_set_is_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], pair: str,
+                                 match: str) -> None:
+    code = main(["train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+                 "--out", str(tmp_path / "r"), "--set", pair])
+    _one_line_error(capsys, code, match)
+    assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------- fields of removed trial code
+def test_an_old_runs_config_with_the_removed_fields_still_loads(data: Path, tmp_path: Path) -> None:
+    cfg = _cfg(data, tmp_path / "r", 3)
+    old = {**json.loads(json.dumps(cfg.to_json())), **OLD_FIELDS, "semantic": "none"}  # as its config.json had it
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert TrainConfig.load(tmp_path / "old.json") == cfg
+    (tmp_path / "old.yaml").write_text("content_dir: c\nstyle_dir: s\ndiscriminator: image\n"
+                                       "d_taps: [relu4_1]\ncontent_cache: false\nsemantic: none\n")
+    assert TrainConfig.load(tmp_path / "old.yaml") == TrainConfig(content_dir="c", style_dir="s")
+
+
+def test_the_shipped_weights_training_record_loads_as_a_config() -> None:
+    manifest = json.loads(resources.files("semstyle").joinpath("weights", "MANIFEST.json").read_text())
+    config = manifest["record"]["config"]
+    assert config["discriminator"] == "image" and "d_taps" in config  # written before the fields were removed
+    cfg = TrainConfig.from_dict(config)
+    assert (cfg.steps, cfg.num_scales, cfg.semantic) == (config["steps"], 2, "none")
+
+
+@pytest.mark.parametrize(("changes", "needle"), [({"discriminator": "feature"}, "discriminator: 'feature'"),
+                                                 ({"content_cache": True}, "content_cache: True")])
+def test_a_config_asking_for_removed_trial_code_is_refused_naming_the_field(changes: dict[str, Any],
+                                                                             needle: str) -> None:
+    with pytest.raises(InputError) as err:
+        TrainConfig.from_dict({"content_dir": "c", **changes})
+    msg = str(err.value)
+    assert needle in msg and f"removed after {TRIAL_COMMIT}" in msg and f"git show {TRIAL_COMMIT}:" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(("pair", "needle"), [("discriminator=feature", "discriminator: 'feature'"),
+                                              ("content_cache=true", "content_cache: True"),
+                                              ("semantic=attention", "semantic: attention was measured")])
+def test_cli_asking_for_removed_trial_code_is_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        pair: str, needle: str) -> None:
+    code = main(["train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
+                 "--out", str(tmp_path / "r"), "--set", pair])
+    _one_line_error(capsys, code, needle)
+    assert not (tmp_path / "r").exists()
