@@ -106,7 +106,8 @@ def test_form_maps_onto_stylize_config(engine: CountingEngine, images) -> None:
         *form(images.content, images.style_a, alpha=0.4, preserve_color=True, size=160, semantic="auto", refine=2)
     )
     cfg = engine.config_for(req)
-    assert (cfg.options.alpha, cfg.options.preserve_color, cfg.options.size, cfg.options.semantic, cfg.options.refine, cfg.networks.decoder) == (
+    o = cfg.options
+    assert (o.alpha, o.preserve_color, o.size, o.semantic, o.refine, cfg.networks.decoder) == (
         0.4,
         True,
         160,
@@ -183,9 +184,8 @@ def test_attention_fusion_from_the_form(handlers: Handlers, engine: CountingEngi
     )
     assert cfg.options.fusion == "attention"
     # global AdaIN has no regions to attend over: the page's fusion choice is ignored, not an error
-    assert (
-        engine.config_for(Handlers.request(*form(images.content, images.style_a, fusion="attention"))).options.fusion == "adain"
-    )
+    plain = engine.config_for(Handlers.request(*form(images.content, images.style_a, fusion="attention")))
+    assert plain.options.fusion == "adain"
     view = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", fusion="attention", size=96))
     assert 'id="semstyle-ok"' in view.status and view.result is not None
     plain = handlers.run(*form(images.content_wide, images.style_b, semantic="auto", size=96))
