@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from semstyle import Stylizer
+from semstyle.config import NetworkConfig, StylizeOptions
 
 
 def _missing_for_inductor() -> str | None:
@@ -40,9 +41,9 @@ def test_compiled_networks_match_eager() -> None:
     rng = np.random.default_rng(0)
     content = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
     style = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    kw = dict(size=48, style_size=32, precision="fp32", style_cache=0)
-    eager = Stylizer(**kw)
-    compiled = Stylizer(compile=True, **kw)
+    net, opts = NetworkConfig(precision="fp32", style_cache=0), StylizeOptions(size=48, style_size=32)
+    eager = Stylizer(net, defaults=opts)
+    compiled = Stylizer(net.updated(compile=True), defaults=opts)
     assert compiled.networks._run_encoder is not compiled.encoder  # really wrapped by torch.compile
     n = torch.get_num_threads()
     torch.set_num_threads(1)
