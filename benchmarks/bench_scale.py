@@ -42,7 +42,7 @@ from PIL import Image
 from semstyle.config import NetworkConfig, StylizeOptions
 
 REPO = Path(__file__).resolve().parents[1]
-AUTO_TILE = 768  # semstyle.pipelines.tiling.AUTO_TILE: the tile auto mode uses (forced here even under 1.5 Mpx)
+AUTO_TILE = 768  # semstyle.pipelines.transfer.AUTO_TILE: the tile auto mode uses (forced here even under 1.5 Mpx)
 PARTS = ("tiling", "seam", "batch", "onnx")
 
 
@@ -115,7 +115,7 @@ def seam_ratio(img: np.ndarray, cols: list[int], rows: list[int]) -> float:
 
 def bench_seam(side: int = 768, tile: int = 256) -> dict:
     from semstyle import Stylizer
-    from semstyle.pipelines import tiling
+    from semstyle.pipelines import transfer as tiling
 
     contents, styles = _assets()
     content = Image.open(contents[0]).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)

@@ -39,10 +39,11 @@ from semstyle.viz import grid
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "video"
 SEQUENCES = ("ambush_3", "mountain_2", "cats")
-SETTINGS: dict[str, tuple[float, float, float, int]] = {  # name → (consistency, texture, hidden, hidden layer)
-    "per-frame": (0.0, 0.0, 0.0, 9), "features only": (0.8, 0.0, 0.0, 9), "texture 0.2": (0.8, 0.2, 0.0, 9),
-    "hidden 0.5": (0.8, 0.0, 0.5, 9), "hidden 0.7 (default)": (0.8, 0.0, 0.7, 9), "hidden 0.8": (0.8, 0.0, 0.8, 9),
-    "hidden 0.7 at layer 3": (0.8, 0.0, 0.7, 3), "hidden 0.7 at layer 15": (0.8, 0.0, 0.7, 15),
+SETTINGS: dict[str, tuple[float, float, float, str]] = {  # name → (consistency, texture, hidden, decoder stage)
+    "per-frame": (0.0, 0.0, 0.0, "s4_2"), "features only": (0.8, 0.0, 0.0, "s4_2"),
+    "texture 0.2": (0.8, 0.2, 0.0, "s4_2"), "hidden 0.5": (0.8, 0.0, 0.5, "s4_2"),
+    "hidden 0.7 (default)": (0.8, 0.0, 0.7, "s4_2"), "hidden 0.8": (0.8, 0.0, 0.8, "s4_2"),
+    "hidden 0.7 at layer 3": (0.8, 0.0, 0.7, "up4"), "hidden 0.7 at layer 15": (0.8, 0.0, 0.7, "s4_4"),
 }
 DEFAULT_SETTING = "hidden 0.7 (default)"
 

@@ -146,7 +146,7 @@ def test_function_local_imports_only_for_optional_dependencies() -> None:
     assert not bad, "function-local imports of semstyle modules (import them at the top):\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize(("module", "layer"), [("semstyle.types", 0), ("semstyle.pipelines.tiling", 6),
+@pytest.mark.parametrize(("module", "layer"), [("semstyle.types", 0), ("semstyle.pipelines.transfer", 6),
                                                ("semstyle.cli.main", 9), ("semstyle.io.labels", 2)])
 def test_layer_lookup(module: str, layer: int) -> None:
     assert layer_of(module) == layer

@@ -153,24 +153,6 @@ def test_yuv_round_trip() -> None:
     torch.testing.assert_close(yuv[:, 1:], torch.zeros(1, 2, 2, 2), rtol=0, atol=1e-5)  # BT.601 rounding
 
 
-def test_keep_luminance_keeps_content_chroma_and_luminance_stats() -> None:
-    g = torch.Generator().manual_seed(18)
-    content = (0.5 + 0.08 * torch.randn(1, 3, 24, 24, generator=g)).clamp(0, 1)
-    content[:, 0] += 0.1  # a reddish content
-    stylized = torch.rand(1, 3, 24, 24, generator=g) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1)
-    out = FN.keep_luminance(stylized, content)
-    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
-    inside = ((out > 0) & (out < 1)).all(dim=1)  # pixels the final clamp did not touch
-    assert inside.float().mean() > 0.95
-    o_yuv, c_yuv, s_yuv = FN.rgb_to_yuv(out), FN.rgb_to_yuv(content), FN.rgb_to_yuv(stylized)
-    torch.testing.assert_close(o_yuv[:, 1:][inside.expand(1, 2, 24, 24)], c_yuv[:, 1:][inside.expand(1, 2, 24, 24)],
-                               rtol=0, atol=1e-5)
-    # luminance: the stylised pattern, with the content's mean and std
-    torch.testing.assert_close(FN.mean_std(o_yuv[:, :1])[0], FN.mean_std(c_yuv[:, :1])[0], rtol=0, atol=2e-3)
-    corr = torch.corrcoef(torch.stack([o_yuv[0, 0].flatten(), s_yuv[0, 0].flatten()]))[0, 1]
-    assert corr > 0.99
-
-
 # ----------------------------------------------------------------------------- losses
 def test_gram_hand_computed() -> None:
     feat = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
@@ -220,14 +202,13 @@ def test_lsgan_losses_hand_computed() -> None:
         lambda: FN.masked_mean_std(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 4)),
         lambda: FN.region_adain(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 4), torch.zeros(1, 2, 3, 1, 1),
                                 torch.ones(1, 2, 3, 1, 1)),
-        lambda: FN.keep_luminance(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5)),
         lambda: FN.rgb_to_yuv(torch.zeros(3, 4, 4)),
         lambda: FN.gram(torch.zeros(2, 4)),
         lambda: FN.content_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5)),
         lambda: FN.tv_loss(torch.zeros(4, 4)),
     ],
     ids=["mean_std", "adain-channels", "adain-3d", "masked-hw", "masked-3d", "region_adain-3d",
-         "keep_luminance", "rgb_to_yuv", "gram", "content_loss", "tv_loss"],
+         "rgb_to_yuv", "gram", "content_loss", "tv_loss"],
 )
 def test_shape_errors_raise_value_error(call) -> None:
     with pytest.raises(ValueError, match="shape|differ|must match|4-D"):

@@ -18,7 +18,7 @@ from PIL import Image
 from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.io.images import to_tensor
-from semstyle.pipelines.semantic import fuse_regions
+from semstyle.pipelines.fusion import fuse_regions
 from semstyle.segmentation import regions as R
 from semstyle.types import Regions, StyleStats
 

@@ -11,7 +11,8 @@ from PIL import Image
 from semstyle import functional as FN
 from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.errors import InputError
-from semstyle.pipelines import tiling
+from semstyle.pipelines import transfer as tiling
+from semstyle.pipelines.fusion import feature_masks
 from semstyle.segmentation import regions as R
 from semstyle.types import ProgressEvent
 
@@ -70,7 +71,7 @@ def test_region_masks_equal_the_full_resolution_one_hot_reference() -> None:
     for feather in (0.0, 1.0):
         want = FN.gaussian_blur(area, feather) if feather else area
         want = want / want.sum(1, keepdim=True)
-        got = tiling.feature_masks(labels, ids, feather)
+        got = feature_masks(labels, ids, feather)
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
         np.testing.assert_allclose(got.sum(1).numpy(), 1.0, atol=1e-6)
     unnormalised = R.region_masks(labels, ids[:2], (12, 10), normalize=False)  # a subset: area shares

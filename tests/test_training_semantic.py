@@ -15,7 +15,7 @@ from test_training import _cfg, make_data, one_thread
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
-from semstyle.pipelines.semantic import fuse_regions
+from semstyle.pipelines.fusion import fuse_regions
 from semstyle.training.config import TRIAL_COMMIT
 from semstyle.training.trainer import Trainer
 from semstyle.types import Attention, Regions, StyleStats

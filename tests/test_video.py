@@ -406,12 +406,30 @@ def test_texture_carry_keeps_the_current_texture_contrast() -> None:
     assert np.array_equal(carry_texture(cur, prev, still, ~ok, 0.5), cur)  # nothing carried where unreliable
 
 
+def test_the_decoder_splits_at_named_stages() -> None:
+    import torch
+
+    from semstyle.models.decoder import STAGES, Decoder
+
+    dec = Decoder().eval()
+    x = torch.rand(1, 512, 3, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = dec(x)
+        for name, stride in (("s8_1", 8), ("s4_2", 4), ("up2", 2), ("rgb", 1)):
+            mid = dec.run(x, stop=name)
+            assert mid.shape[-1] == 4 * 8 // stride
+            torch.testing.assert_close(dec.run(mid, start=name), whole, rtol=0, atol=0)  # the same layers, in order
+    assert list(STAGES.values()) == sorted(STAGES.values()) and STAGES["rgb"] == len(dec.layers) - 1
+    with pytest.raises(ValueError, match="decoder stage must be one of s8_1, up4"):
+        dec.run(x, stop="layer9")
+
+
 def test_hidden_carry_mixes_the_warped_activation_and_keeps_its_contrast() -> None:
     """The decoder-activation carry on its own: where the flow is reliable the previous activation comes in
     with weight w, rescaled per channel to the current activation's contrast; elsewhere nothing."""
     import torch
 
-    from semstyle.pipelines.tiling import Tile
+    from semstyle.pipelines.transfer import Tile
     from semstyle.pipelines.video import FrameCarry
 
     g = torch.Generator().manual_seed(0)

@@ -230,12 +230,6 @@ def attended_stats(
     return mean, var.sqrt()
 
 
-def match_rgb_stats(img: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Give an (N, 3, H, W) image in [0, 1] the per-channel ``mean`` and ``std`` (N or 1, 3, 1, 1), clamped."""
-    m, s = mean_std(img)
-    return renormalize(img, m, s, mean, std).clamp(0, 1)
-
-
 def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> torch.Tensor:
     """Content/style trade-off: alpha = 1 is the full AdaIN target, 0 the content features."""
     if not 0.0 <= alpha <= 1.0:
@@ -269,22 +263,6 @@ def rgb_to_yuv(img: torch.Tensor) -> torch.Tensor:
 def yuv_to_rgb(img: torch.Tensor) -> torch.Tensor:
     _check_4d("img", img)
     return torch.einsum("ij,njhw->nihw", torch.linalg.inv(torch.tensor(RGB2YUV, dtype=torch.float64)).to(img), img)
-
-
-def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Colour preservation by luminance-only transfer (Gatys et al. 2016).
-
-    Takes the luminance (Y) of the stylised image, matched in mean/std to the content's
-    luminance, and the chrominance (U, V) of the content. Both images (N, 3, H, W) in [0, 1].
-    """
-    if stylized.shape != content.shape:
-        raise ValueError(f"stylized {tuple(stylized.shape)} and content {tuple(content.shape)} differ")
-    s_yuv, c_yuv = rgb_to_yuv(stylized), rgb_to_yuv(content)
-    y = s_yuv[:, :1]
-    y_mean, y_std = mean_std(y)
-    c_mean, c_std = mean_std(c_yuv[:, :1])
-    y = renormalize(y, y_mean, y_std, c_mean, c_std)
-    return yuv_to_rgb(torch.cat([y, c_yuv[:, 1:]], dim=1)).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- losses

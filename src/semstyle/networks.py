@@ -162,14 +162,13 @@ class Networks:
             out: torch.Tensor = run(feat.contiguous(memory_format=torch.channels_last))
         return out.float()
 
-    def decode_stage(self, x: torch.Tensor, *, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """The VGG19 decoder's ``layers[start:stop]`` on ``x`` (relu4_1 features when ``start`` = 0) → fp32:
-        a decode split at an activation (video's carry). Always eager, even when ``compile`` is on."""
-        layers = getattr(self.decoder, "layers", None)
-        if not isinstance(layers, nn.Sequential):
-            raise ValueError(f"the {self.model} model's decoder has no layer list to split")
+    def decode_stage(self, x: torch.Tensor, *, start: str | None = None, stop: str | None = None) -> torch.Tensor:
+        """The VGG19 decoder from stage ``start`` (None: relu4_1 features) to stage ``stop`` (None: the image;
+        ``models.decoder.STAGES``) → fp32: a decode split at an activation (video's carry). Always eager."""
+        if not isinstance(self.decoder, Decoder):
+            raise ValueError(f"the {self.model} model's decoder has no named stages to split at")
         with self.autocast():
-            out: torch.Tensor = layers[start:stop](x.to(self.device).contiguous(memory_format=torch.channels_last))
+            out = self.decoder.run(x.to(self.device).contiguous(memory_format=torch.channels_last), start, stop)
         return out.float()
 
     def discriminator(self) -> MultiScaleDiscriminator:

@@ -104,6 +104,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         default=o.refine_target,
         help="stop refining at this discriminator score (default %(default)s)",
     )
+    _add_semantic_flags(p, o)
+
+
+def _add_semantic_flags(p: argparse.ArgumentParser, o: StylizeOptions) -> None:
+    """The region prior's flags: where the regions come from and how each takes its style."""
     p.add_argument("--semantic", choices=SEMANTIC_MODES, default=o.semantic, help="region prior (default %(default)s)")
     p.add_argument("--regions", type=int, default=o.regions, help="auto mode: number of regions, 0 = automatic")
     p.add_argument(

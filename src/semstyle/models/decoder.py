@@ -30,6 +30,22 @@ def _build_layers() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# Named stages, as the encoder has named taps: the output of ``layers[i]`` for each name. ``sS_k`` is the k-th
+# conv (+ReLU) at stride S, ``upS`` the upsampling to stride S, ``rgb`` the image. A decode can stop at a stage
+# and go on from it (``Decoder.run``): video carries the activation at one (``pipelines.video``).
+STAGES: dict[str, int] = {
+    "s8_1": 2, "up4": 3, "s4_1": 6, "s4_2": 9, "s4_3": 12, "s4_4": 15,
+    "up2": 16, "s2_1": 19, "s2_2": 22, "up1": 23, "s1_1": 26, "rgb": 28,
+}  # fmt: skip
+
+
+def stage_index(name: str) -> int:
+    """The ``layers`` index whose output is stage ``name``; a ValueError lists the names."""
+    if name not in STAGES:
+        raise ValueError(f"decoder stage must be one of {', '.join(STAGES)}, got {name!r}")
+    return STAGES[name]
+
+
 class Decoder(nn.Module):
     """relu4_1 features (N, 512, h, w) → RGB image (N, 3, 8h, 8w), not clamped."""
 
@@ -39,3 +55,10 @@ class Decoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.layers(feat)
+
+    def run(self, x: torch.Tensor, start: str | None = None, stop: str | None = None) -> torch.Tensor:
+        """Decode from stage ``start`` (None: the relu4_1 features) up to stage ``stop`` (None: the image)."""
+        a = 0 if start is None else stage_index(start) + 1
+        b = len(self.layers) if stop is None else stage_index(stop) + 1
+        out: torch.Tensor = self.layers[a:b](x)
+        return out

@@ -5,7 +5,7 @@ the affine map of ``functional`` applied strip by strip. The tiled and the until
 
 - ``match_rgb``: give the output per-channel RGB means/stds (the fast model's colour correction);
 - ``keep_luminance``: colour preservation, the output's luminance matched to the content's, with
-  the content's chrominance (``functional.keep_luminance`` for arrays of any size).
+  the content's chrominance (Gatys et al. 2016), for uint8 arrays of any size.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def match_rgb(out: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> None:
 
 
 def keep_luminance(out: np.ndarray, content: np.ndarray) -> None:
-    """In place: luminance-only transfer (``functional.keep_luminance``) for uint8 arrays of any size."""
+    """In place: colour preservation by luminance-only transfer (Gatys et al. 2016) — the output's luminance (Y),
+    matched in mean/std to the content's, with the content's chrominance (U, V); uint8 arrays of any size."""
     if out.shape != content.shape:
         raise ValueError(f"output {out.shape} and content {content.shape} differ")
     luma = torch.tensor([FN.LUMA])

@@ -2,8 +2,7 @@
 
 ``resolve_labels`` turns the caller's choice (a per-region mask, user label maps, automatic
 co-segmentation or a pretrained segmenter) into one ``Regions`` record; ``region_targets`` gives
-every content region its target statistics (the rule the tiled run and the trainer share);
-``fuse_regions`` is region-matched AdaIN of a whole feature map (the trainer's path).
+every content region its target statistics (the rule of the one fusion, ``pipelines.fusion``).
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def resolve_labels(
                 )
             region_styles = {lab: i for i, lab in enumerate(ids)}
         _check_named(region_styles, lm, "the mask")
-        return _merged(Regions(lm.labels, [None] * len(entries), dict(region_styles), lm.from_colors), cfg)
+        return merged(Regions(lm.labels, [None] * len(entries), dict(region_styles), lm.from_colors), cfg)
     if semantic == "none":
         return None
     if semantic == "labels":
@@ -83,15 +82,15 @@ def resolve_labels(
             _check_named(region_styles, c_lm, "the content label map")
         regions = Regions(c_lm.labels, [None if s is None else s.labels for s in s_lms],
                           dict(region_styles or {}) or None, c_lm.from_colors)
-        return _merged(regions, cfg)
+        return merged(regions, cfg)
     if semantic == "auto":
         c_lab, s_labs = cosegment_images(nets, content_img, [e.image for e in entries if e.image is not None], cfg)
-        return _merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
+        return merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
     if semantic == "segformer":
         seg = segformer.shared_segmenter(nets.device, coarse=cfg.segformer_coarse)
         regions = Regions(seg(content_img), [None if e.image is None else seg(e.image) for e in entries],
                           dict(region_styles or {}) or None)
-        return _merged(regions, cfg)
+        return merged(regions, cfg)
     raise InputError(f"semantic must be none, auto, labels or segformer, got {semantic!r}")
 
 
@@ -107,43 +106,13 @@ def _check_named(region_styles: Mapping[int, int], lm: LabelMap, what: str) -> N
         )
 
 
-def _merged(regions: Regions, cfg: StylizeOptions) -> Regions:
-    """Regions too small to matter at feature resolution merged into a neighbour, in every map."""
+def merged(regions: Regions, cfg: StylizeOptions) -> Regions:
+    """Regions too small to matter at feature resolution merged into a neighbour, in every map (inference's
+    and training's rule: ``cfg.min_region``)."""
     merge = R.merge_small_regions
     regions.content = merge(regions.content, cfg.min_region)
     regions.styles = [None if s is None else merge(s, cfg.min_region) for s in regions.styles]
     return regions
-
-
-def fuse_regions(
-    c_feat: torch.Tensor,  # (1, C, h, w) content relu4_1 features of the padded image
-    styles: Sequence[StyleStats],
-    weights: Sequence[float],
-    regions: Regions,
-    unmatched: str = "nearest",
-    feather: float = 2.0,
-    attention: Attention | None = None,
-) -> tuple[torch.Tensor, dict[int, Match]]:
-    """Region-matched AdaIN of a whole feature map; returns (target features, matches).
-
-    For each content region k the target statistics are Σ_i W[k, i]·stats_i(k), where W[k] is
-    the style weights (or one-hot when ``region_styles`` names a style for k) and stats_i(k) is
-    the style-i region matched to k (same label; else per ``unmatched``), its whole-image
-    statistics when style i has no labels, or k's own statistics ("keep"); with ``attention``, the
-    attention-weighted mixture of style i's regions (``region_targets``).
-    """
-    c_ids = [int(v) for v in np.unique(regions.content)]
-    hw = (c_feat.shape[-2], c_feat.shape[-1])
-    labels, _ = FN.pad_to_multiple(regions.content, mode="symmetric")
-    hard = R.region_masks(labels, c_ids, hw).to(c_feat.device)  # (1, K, h, w)
-    soft = R.region_masks(labels, c_ids, hw, feather).to(c_feat.device) if feather > 0 else hard
-    own_mean, own_std = FN.masked_mean_std(c_feat, hard)  # (1, K, C, 1, 1)
-    g_mean, g_std = FN.mean_std(c_feat)
-    c_desc = descriptors(own_mean, own_std, g_mean, g_std)
-    mean, std, keep_w, matches = region_targets(own_mean, own_std, c_desc, c_ids, styles, weights, regions, unmatched,
-                                                attention)
-    keep = (keep_w > 1.0 - 1e-6).to(c_feat.device)  # regions kept whole: their content features, exactly
-    return FN.region_adain(c_feat, soft, mean, std, keep=keep), matches
 
 
 def descriptors(
@@ -167,7 +136,7 @@ def region_targets(
     unmatched: str = "nearest",
     attention: Attention | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, Match]]:
-    """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fuse_regions``).
+    """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fusion.fuse_regions``).
 
     With ``attention``, stats_i(k) is not one matched style region's but the moments of the
     attention-weighted mixture of all of style i's regions (same label strongly preferred, the
@@ -250,4 +219,4 @@ def _style_stats(
     return ({lab: m[0, j] for j, lab in enumerate(s_ids)}, {lab: s[0, j] for j, lab in enumerate(s_ids)}, picks)
 
 
-__all__ = ["cosegment_images", "descriptors", "fuse_regions", "region_targets", "resolve_labels"]
+__all__ = ["cosegment_images", "descriptors", "merged", "region_targets", "resolve_labels"]

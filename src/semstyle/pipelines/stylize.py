@@ -2,7 +2,7 @@
 
 ``Stylizer`` is built from a ``NetworkConfig`` (its networks) and default ``StylizeOptions``;
 ``Stylizer.stylize`` turns the call's explicit keyword options into one validated ``StylizeOptions``,
-checks the request once (``check_request``), then runs the one execution path (``tiling.stylize_array``: a
+checks the request once (``check_request``), then runs the one execution path (``transfer.stylize_array``: a
 normal image is one tile) and the colour steps (``postprocess``) — the same for every size.
 """
 
@@ -41,10 +41,11 @@ from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
 from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS, RefineConfig, refine, region_style_targets
 from semstyle.pipelines.semantic import cosegment_images, resolve_labels
-from semstyle.pipelines.tiling import Carry, Decode, Fuse, TilePlan, stylize_array, tile_plan
+from semstyle.pipelines.transfer import Carry, Fuse, TilePlan, fused_features, stylize_array, tile_plan
 from semstyle.types import (
     Attention,
     Callback,
+    Match,
     RefineReport,
     Regions,
     StyleStats,
@@ -272,12 +273,18 @@ class Stylizer:
         with t("segment"):
             regions = self._regions(req, opts, content_img, entries, plan)
 
-        # 4. the one execution path: encode, fuse (AdaIN per region or global, mixed by α), decode
-        decode, refine_report = self._refiner(opts, entries, weights, callback, regions)
+        # 4. the one execution path: encode, fuse (AdaIN per region or global, mixed by α), decode; with
+        #    refinement, the whole image's fused features adjusted while the discriminator judges them
         attention = Attention(opts.attention_temperature, opts.attention_prior) if opts.fusion == "attention" else None
         fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather, attention)
-        out, matches = stylize_array(self.networks, np.asarray(content_img, dtype=np.uint8), fuse, plan,
-                                     decode, callback, t, carry)
+        content = np.asarray(content_img, dtype=np.uint8)
+        refine_report: RefineReport | None = None
+        if opts.refine:
+            if carry is not None:
+                raise ValueError("refinement works per image; a clip's carry cannot be refined")
+            out, matches, refine_report = self._refine(content, fuse, opts, regions, callback, t)
+        else:
+            out, matches = stylize_array(self.networks, content, fuse, plan, callback, t, carry)
 
         # 5. colour: the fast model's correction, or the content's colours kept
         with t("color"):
@@ -295,7 +302,7 @@ class Stylizer:
             from_colors=bool(regions and regions.from_colors),
             matches=matches,
             timings=dict(t),
-            refine=refine_report if decode else None,
+            refine=refine_report,
         )
 
     # ------------------------------------------------------------------ steps
@@ -329,40 +336,35 @@ class Stylizer:
         c_mean, c_std = postprocess.channel_stats(np.asarray(content, dtype=np.uint8))
         postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
 
-    def _refiner(
-        self, opts: StylizeOptions, entries: Sequence[StyleStats], weights: Sequence[float], callback: Callback | None,
-        regions: Regions | None = None,
-    ) -> tuple[Decode | None, RefineReport]:
-        """With ``opts.refine``: a decode step that judges, adjusts the fusion and decodes again (``refine``);
-        with regions whose dominant style has labels, its objective also matches the regions' statistics."""
-        report_ = RefineReport()
-        if not opts.refine:
-            return None, report_
+    def _refine(
+        self, content: np.ndarray, fuse: Fuse, opts: StylizeOptions, regions: Regions | None,
+        callback: Callback | None, t: Timings,
+    ) -> tuple[np.ndarray, dict[int, Match], RefineReport]:
+        """Discriminator-guided refinement (``opts.refine`` rounds, ``refine``) of the whole image's fused features;
+        with regions whose dominant style has labels, its objective also matches the regions' statistics.
+        Returns the (H, W, 3) uint8 result, the regions' matches and the per-round report."""
         nets = self.networks
-        disc = nets.discriminator()
-        top = max(range(len(entries)), key=lambda i: weights[i])
-        style = entries[top]
-        assert style.image is not None
-        x, _ = FN.pad_to_multiple(to_tensor(style.image))
-        with torch.no_grad():
-            s_feats = {k: v.float() for k, v in nets.encoder(x.to(nets.device), STYLE_LAYERS).items()}
-            s_vec = style_vector(s_feats)
-        cfg = RefineConfig(rounds=opts.refine, target=opts.refine_target)
-        targets = None
-        if regions is not None and len(regions.styles) > top and (s_lab := regions.styles[top]) is not None:
-            targets = region_style_targets(regions.content, s_lab, s_feats, STYLE_LAYERS)
-        objective = GeneratorObjective(nets.encoder, LossWeights() if targets is None else REGION_LOSS_WEIGHTS)
-
-        def decode(
-            fused: torch.Tensor, target: torch.Tensor, content: torch.Tensor, crop: tuple[int, int]
-        ) -> torch.Tensor:
-            img, rep = refine(fused, target, nets.decoder, objective, disc, s_feats, s_vec, crop, cfg,
+        with t("encode"):
+            feat, target, fused, matches = fused_features(nets, content, fuse, callback)
+        with t("refine"):
+            disc = nets.discriminator()
+            top = max(range(len(fuse.styles)), key=lambda i: fuse.weights[i])
+            style = fuse.styles[top]
+            assert style.image is not None
+            x, _ = FN.pad_to_multiple(to_tensor(style.image))
+            with torch.no_grad():
+                s_feats = {k: v.float() for k, v in nets.encoder(x.to(nets.device), STYLE_LAYERS).items()}
+                s_vec = style_vector(s_feats)
+            cfg = RefineConfig(rounds=opts.refine, target=opts.refine_target)
+            targets = None
+            if regions is not None and len(regions.styles) > top and (s_lab := regions.styles[top]) is not None:
+                targets = region_style_targets(regions.content, s_lab, s_feats, STYLE_LAYERS)
+            objective = GeneratorObjective(nets.encoder, LossWeights() if targets is None else REGION_LOSS_WEIGHTS)
+            img, rep = refine(fused, target, nets.decoder, objective, disc, s_feats, s_vec, content.shape[:2], cfg,
                               progress=lambda r: report(callback, "refine", r, cfg.rounds), regions=targets,
-                              content=content)
-            report_.scores[:], report_.objectives[:], report_.best_round = rep.scores, rep.objectives, rep.best_round
-            return img
-
-        return decode, report_
+                              content=feat)
+        out = np.clip(img[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return out, matches, rep
 
 
 __all__ = ["MIN_SIDE", "Stylizer", "StylizeOptions", "StylizeResult", "check_request", "check_size"]

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from semstyle import motion
 from semstyle.config import VIDEO_CONSISTENCY, VIDEO_HIDDEN, VIDEO_TEXTURE, StylizeOptions
@@ -38,8 +37,9 @@ from semstyle.errors import InputError
 from semstyle.io import video as V
 from semstyle.io.images import ImageInput, load_image, resize_longest
 from semstyle.io.labels import LabelMap
+from semstyle.models.decoder import Decoder, stage_index
 from semstyle.pipelines.stylize import Stylizer
-from semstyle.pipelines.tiling import Tile
+from semstyle.pipelines.transfer import Tile
 from semstyle.types import StylizeRequest, StylizeResult, as_request
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,12 @@ def _feature_flow(f: np.ndarray, ok: np.ndarray, hw: tuple[int, int], stride: in
     return torch.stack([gx, gy], dim=-1)[None], weight
 
 
-HIDDEN_LAYER = 9  # Decoder.layers index whose output ``hidden`` carries: the 2nd conv at stride 4 (256 ch, ReLU)
-HIDDEN_SAMPLING = "bicubic"  # warping the activation: bilinear blurs it (0.50× at +11.4 % vs +8.3 %, layer 6)
+HIDDEN_STAGE = "s4_2"  # the decoder stage whose activation ``hidden`` carries: the 2nd conv at stride 4 (256 ch, ReLU)
+HIDDEN_SAMPLING = "bicubic"  # warping the activation: bilinear blurs it (0.50× at +11.4 % vs +8.3 %, stage s4_1)
 
 
 class FrameCarry:
-    """The networks' temporal carry of a clip, tile by tile (a ``tiling.Carry``).
+    """The networks' temporal carry of a clip, tile by tile (a ``transfer.Carry``).
 
     Features: the previous frame's fused relu4_1 features, warped along the flow (t → t−1), mixed into the
     current ones with weight ``features_w`` where the flow is reliable. Decoder activation (``hidden_w`` > 0):
@@ -107,7 +107,7 @@ class FrameCarry:
     previous map over its crop and writes its core into the next one.
     """
 
-    def __init__(self, features_w: float, hidden_w: float, layer: int | None = HIDDEN_LAYER) -> None:
+    def __init__(self, features_w: float, hidden_w: float, layer: str | None = HIDDEN_STAGE) -> None:
         self.features_w, self.hidden_w = features_w, hidden_w
         self._layer = layer if hidden_w > 0 else None
         self.flow: np.ndarray | None = None  # (H, W, 2) this frame's pixel flow t → t−1
@@ -122,7 +122,7 @@ class FrameCarry:
         self._grids: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
-    def split(self) -> int | None:
+    def split(self) -> str | None:
         return self._layer
 
     def next_frame(self, flow: np.ndarray | None, ok: np.ndarray | None) -> None:
@@ -225,7 +225,7 @@ def stylize_frames(
     consistency: float = DEFAULT_CONSISTENCY,
     texture: float = DEFAULT_TEXTURE,
     hidden: float = DEFAULT_HIDDEN,
-    hidden_layer: int = HIDDEN_LAYER,
+    hidden_layer: str = HIDDEN_STAGE,
     callback: Callable[[int, StylizeResult], None] | None = None,
     options: StylizeOptions | None = None,
 ) -> Iterator[Image.Image]:
@@ -243,6 +243,7 @@ def stylize_frames(
     check_consistency(consistency)
     check_consistency(texture, "texture")
     check_consistency(hidden, "hidden")
+    stage_index(hidden_layer)  # a ValueError naming the stages
     if consistency == 0:  # per-frame: nothing is carried
         hidden = texture = 0.0
     opts = stylizer.options(options)
@@ -250,7 +251,7 @@ def stylize_frames(
     given: list[ImageInput] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]
     styles = [stylizer.encode_style(s, opts) for s in given]
     carry = _Carry()
-    layer = hidden_layer if isinstance(getattr(stylizer.decoder, "layers", None), nn.Sequential) else None
+    layer = hidden_layer if isinstance(stylizer.decoder, Decoder) else None
     nets = FrameCarry(consistency, hidden, layer) if consistency > 0 else None  # the fast model: features only
     frame_opts = opts.updated(size=0)  # frames are resized here, once, so the flow sees what is stylised
     for i, frame in enumerate(frames):
@@ -330,5 +331,5 @@ def stylize_video(
         raise
 
 
-__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_HIDDEN", "DEFAULT_TEXTURE", "HIDDEN_LAYER", "FrameCarry", "carry_texture",
+__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_HIDDEN", "DEFAULT_TEXTURE", "HIDDEN_STAGE", "FrameCarry", "carry_texture",
            "check_consistency", "check_video_options", "stylize_frames", "stylize_video"]

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from semstyle import functional as FN
+from semstyle.config import StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io.images import to_pil
 from semstyle.losses import GeneratorObjective, StyleTargets, discriminator_terms, noise_images
@@ -32,9 +33,9 @@ from semstyle.models import Decoder
 from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from semstyle.models.weights import load_into
 from semstyle.networks import load_encoder
-from semstyle.pipelines.semantic import fuse_regions
+from semstyle.pipelines.fusion import fuse_regions
+from semstyle.pipelines.semantic import merged
 from semstyle.segmentation.auto import cosegment
-from semstyle.segmentation.regions import merge_small_regions
 from semstyle.training.checkpoint import (
     append_metrics,
     check_resumable,
@@ -51,7 +52,6 @@ from semstyle.training.targets import WholeStyleTargets
 from semstyle.types import Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
-MIN_REGION = 0.005  # semantic training: regions under this share of a crop merge into a neighbour
 # config fields a resumed run may change: where it stops (steps also stretches a cosine schedule and moves late_from's
 # step, from the resume on), what it logs and how it checkpoints; any other change would not continue the run
 RESUMABLE: frozenset[str] = frozenset({"out", "steps", "log_every", "image_every", "ckpt_every", "keep_last"})
@@ -216,7 +216,7 @@ class Trainer:
             c_lab, (s_lab,) = cosegment(encode, to_pil(content[i]), [to_pil(style[i])], 3, self.cfg.seed + self.step)
             m, s = FN.mean_std(s4[i : i + 1])
             crop = StyleStats(None, s4[i : i + 1], m, s)  # a training crop: features, no image
-            regions = Regions(merge_small_regions(c_lab, MIN_REGION), [merge_small_regions(s_lab, MIN_REGION)])
+            regions = merged(Regions(c_lab, [s_lab]), StylizeOptions())  # inference's default min_region
             t, _ = fuse_regions(c4[i : i + 1], [crop], [1.0], regions)
             out.append(t)
         return torch.cat(out)

@@ -201,23 +201,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                     result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
                                       elem_id="result", height=300, buttons=["download", "fullscreen"])
                     download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
-            with gr.Row():
-                semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
-                                    info="none: global style; auto: match regions found automatically; "
-                                         "labels: your maps")
-                fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
-                                  info="adain: each region takes its matched style region; attention: a weighted "
-                                       "mixture of the style's regions, same label preferred")
-                decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
-                                   info="finetuned: the adversarially fine-tuned decoder; "
-                                        "fast: the distilled fast model")
-            with gr.Row():
-                alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
-                size = gr.Slider(64, lim.max_size, value=min(512, lim.max_size), step=16,
-                                 label="Output size (longest side, px)", elem_id="size")
-                refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",
-                                   elem_id="refine")
-                preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
+            semantic, fusion, decoder, alpha, size, refine, preserve = _option_controls(gr, lim.max_size)
             with gr.Row(visible=False) as label_row:
                 content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
                                           image_mode=None, elem_id="content-labels", height=200)
@@ -255,6 +239,28 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         _video_tab(gr, handlers, opts)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:
+    """The image tab's option controls: semantic mode, fusion, decoder, α, size, refinement, colour."""
+    with gr.Row():
+        semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
+                            info="none: global style; auto: match regions found automatically; "
+                                 "labels: your maps")
+        fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
+                          info="adain: each region takes its matched style region; attention: a weighted "
+                               "mixture of the style's regions, same label preferred")
+        decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
+                           info="finetuned: the adversarially fine-tuned decoder; "
+                                "fast: the distilled fast model")
+    with gr.Row():
+        alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
+        size = gr.Slider(64, max_size, value=min(512, max_size), step=16,
+                         label="Output size (longest side, px)", elem_id="size")
+        refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",
+                           elem_id="refine")
+        preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
+    return semantic, fusion, decoder, alpha, size, refine, preserve
 
 
 def _video_tab(gr: Any, handlers: Handlers, opts: ServeOptions) -> None:

@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.networks import Networks
-from semstyle.pipelines.semantic import descriptors, region_targets
-from semstyle.segmentation import regions as R
-from semstyle.types import Attention, Callback, Match, Regions, StyleStats, Timings, report
+from semstyle.pipelines.fusion import Fuse, Moments, build_fusion, fusion_masks
+from semstyle.types import Callback, Match, Timings, report
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +48,6 @@ AUTO_TILE = 768  # tile = 0 (auto): core tile side in px
 MARGIN = 96  # px of context per side around each tile (encoder ±34 px + decoder ±30 px, rounded up)
 OVERLAP = 32  # px of the cross-fade between neighbouring tiles
 
-# (fused, target, content) relu4_1 features of the whole padded image and the (H, W) of the image inside it →
-# the decoded (1, 3, H, W) image: refinement replaces the plain decode with it
-Decode = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -96,8 +91,8 @@ class Carry(Protocol):
     """What a clip carries from frame to frame (``pipelines.video``), applied tile by tile in pass 2."""
 
     @property
-    def split(self) -> int | None:
-        """The decoder layer whose output activation is carried (``Decoder.layers`` index); None: none."""
+    def split(self) -> str | None:
+        """The decoder stage whose activation is carried (``models.decoder.STAGES``); None: none."""
         ...
 
     def features(self, fused: torch.Tensor, tile: Tile, size: tuple[int, int]) -> torch.Tensor:
@@ -165,50 +160,6 @@ def ramp(lo: int, hi: int, a: int, b: int, half: int, length: int) -> np.ndarray
     return w.astype(np.float32)
 
 
-def feature_masks(labels: np.ndarray, ids: Sequence[int], feather: float) -> torch.Tensor:
-    """``regions.region_masks`` of (H, W) labels padded to multiples of 8, at (H/8, W/8)."""
-    h, w = labels.shape
-    if h % 8 or w % 8:
-        raise ValueError(f"labels must be padded to multiples of 8, got {labels.shape}")
-    return R.region_masks(labels, list(ids), (h // 8, w // 8), feather)
-
-
-class _Moments:
-    """Float64 running sums for global (and, with masks, per-region) channel statistics."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, list[torch.Tensor]] = {}
-
-    def add(self, name: str, feat: torch.Tensor, masks: torch.Tensor) -> None:
-        got = FN.masked_moments(feat.double(), masks.double())
-        old = self.sums.get(name)
-        self.sums[name] = list(got) if old is None else [a + b for a, b in zip(old, got)]
-
-    def stats(self, name: str, unbiased: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, K, C, 1, 1) mean and std, as ``functional.masked_mean_std`` of the whole feature map."""
-        total, s, ss = self.sums[name]
-        mean, std = FN.stats_from_moments(total, s, ss, unbiased=unbiased)
-        return mean.float(), std.float()
-
-
-@dataclass
-class _Fusion:
-    """What pass 2 applies to every tile's features."""
-
-    c_mean: torch.Tensor  # (1, K, C, 1, 1) content statistics (K = 1: global)
-    c_std: torch.Tensor
-    s_mean: torch.Tensor  # target statistics, same shapes
-    s_std: torch.Tensor
-    soft: torch.Tensor | None = None  # (1, K, Hf, Wf) soft masks over the whole padded image; None: global
-    keep: torch.Tensor | None = None  # (K,) regions whose features stay unchanged
-
-    def __call__(self, feat: torch.Tensor, fy: slice, fx: slice) -> torch.Tensor:
-        if self.soft is None:
-            return FN.renormalize(feat, self.c_mean[:, 0], self.c_std[:, 0], self.s_mean[:, 0], self.s_std[:, 0])
-        masks = self.soft[:, :, fy, fx].to(feat.device)
-        return FN.region_adain_from_stats(feat, masks, self.c_mean, self.c_std, self.s_mean, self.s_std, self.keep)
-
-
 def _grid(hp: int, wp: int, plan: TilePlan) -> list[Tile]:
     """The tiles of a padded (hp, wp) image, row by row."""
     ys, xs = cuts(hp, plan.tile), cuts(wp, plan.tile)
@@ -218,25 +169,11 @@ def _grid(hp: int, wp: int, plan: TilePlan) -> list[Tile]:
             for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
 
 
-@dataclass(frozen=True)
-class Fuse:
-    """How to fuse: the styles, their weights, α and (semantic mode) the regions and their rules."""
-
-    styles: Sequence[StyleStats]
-    weights: Sequence[float]
-    alpha: float
-    regions: Regions | None = None  # None: global AdaIN (interpolated by weight)
-    unmatched: str = "nearest"  # content label missing from a style: nearest | global | keep
-    feather: float = 2.0  # std (feature px) of the blur of region borders
-    attention: Attention | None = None  # None: each region takes its matched style region; else attention fusion
-
-
 def stylize_array(
     nets: Networks,
     content: np.ndarray,  # (H, W, 3) uint8, the resized content
     fuse: Fuse,
     plan: TilePlan | None = None,  # None: one tile
-    decode: Decode | None = None,  # one tile only: replaces decode (refinement)
     callback: Callback | None = None,
     timings: Timings | None = None,  # gets "encode" (pass 1), "decode" (pass 2) or "refine"
     carry: Carry | None = None,  # a clip's temporal carry, tile by tile
@@ -248,61 +185,45 @@ def stylize_array(
     hp, wp = padded.shape[:2]
     plan = plan or whole((w, h))
     tiles = _grid(hp, wp, plan)
-    if decode is not None and len(tiles) > 1:
-        raise ValueError("a custom decode (refinement) needs the whole image as one tile")
     if len(tiles) > 1:
         log.info("tiling %dx%d into %d tiles of ≤ %d px (+%d px context)", w, h, len(tiles), plan.tile, plan.margin)
 
     t = timings if timings is not None else Timings()
-    masks, ids = _masks(fuse.regions, hp, wp, fuse.feather)
+    masks, ids = fusion_masks(fuse.regions, hp, wp, fuse.feather)
     with torch.inference_mode(), t("encode"):
         moments, kept = _statistics(nets, padded, tiles, masks, callback)  # pass 1
-    with torch.inference_mode(), t("refine" if decode is not None else "decode"):
-        fusion, matches = _fusion(moments, masks, ids, fuse, nets.device)
+    with torch.inference_mode(), t("decode"):
+        fusion, matches = build_fusion(moments, masks, ids, fuse, nets.device)
         canvas = _Canvas(h, w, wp)
 
-        def fused_tile(tile: Tile) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            """(features, target, fused) of the tile's crop: encode (or reuse), fuse, mix by α, carry."""
+        def fused_tile(tile: Tile) -> torch.Tensor:
+            """The tile crop's features to decode: encode (or reuse), fuse, mix by α, carry."""
             feat = kept if kept is not None else _encode(nets, padded, tile)
-            target = fusion(feat, *tile.crop(8))
-            fused = FN.mix(feat, target, fuse.alpha)
-            return feat, target, fused if carry is None else carry.features(fused, tile, (hp, wp))
+            fused = FN.mix(feat, fusion(feat, *tile.crop(8)), fuse.alpha)
+            return fused if carry is None else carry.features(fused, tile, (hp, wp))
 
         split = carry.split if carry is not None else None
         if split is not None:  # pass 2a: every tile up to the carried layer, which the carry collects
             assert carry is not None
             for tile in tiles:
-                carry.collect(nets.decode_stage(fused_tile(tile)[2], stop=split + 1), tile, (hp, wp))
+                carry.collect(nets.decode_stage(fused_tile(tile), stop=split), tile, (hp, wp))
         for i, tile in enumerate(tiles):  # pass 2(b): decode, cross-fade into the output
             if split is not None:
                 assert carry is not None
-                img = nets.decode_stage(carry.activation(tile), start=split + 1)
+                img = nets.decode_stage(carry.activation(tile), start=split)
             else:
-                feat, target, fused = fused_tile(tile)
-                img = nets.decode(fused) if decode is None else _refined(decode, feat, target, fused, tile, (h, w))
+                img = nets.decode(fused_tile(tile))
             _blend(canvas, img, tile, plan.overlap // 2, hp, wp)
             report(callback, "decode", i + 1, len(tiles))
         return canvas.finish(), matches
 
 
-def _masks(regions: Regions | None, hp: int, wp: int, feather: float) -> tuple[dict[str, torch.Tensor], list[int]]:
-    """Masks at feature resolution: one all-ones "region" for the global statistics, the hard and soft labels."""
-    masks: dict[str, torch.Tensor] = {"global": torch.ones(1, 1, hp // 8, wp // 8)}
-    if regions is None:
-        return masks, []
-    ids = [int(v) for v in np.unique(regions.content)]
-    labels, _ = FN.pad_to_multiple(regions.content, mode="symmetric")
-    masks["hard"] = feature_masks(labels, ids, 0.0)
-    masks["soft"] = feature_masks(labels, ids, feather) if feather > 0 else masks["hard"]
-    return masks, ids
-
-
 def _statistics(
     nets: Networks, padded: np.ndarray, tiles: Sequence[Tile], masks: dict[str, torch.Tensor],
     callback: Callback | None,
-) -> tuple[_Moments, torch.Tensor | None]:
+) -> tuple[Moments, torch.Tensor | None]:
     """Pass 1: whole-image content statistics summed over the tiles' cores; one tile's features are kept."""
-    moments, kept = _Moments(), None
+    moments, kept = Moments(), None
     for i, tile in enumerate(tiles):
         feat = _encode(nets, padded, tile)
         kept = feat if len(tiles) == 1 else None
@@ -314,31 +235,23 @@ def _statistics(
     return moments, kept
 
 
-def _fusion(
-    moments: _Moments, masks: dict[str, torch.Tensor], ids: list[int], fuse: Fuse, dev: torch.device
-) -> tuple[_Fusion, dict[int, Match]]:
-    """The transform every tile gets: global AdaIN (styles blended by weight) or AdaIN per region."""
-    g_mean, g_std = moments.stats("global", unbiased=True)  # (1, 1, C, 1, 1)
-    regions = fuse.regions
-    if regions is None:
-        s_mean, s_std = FN.blend_stats([e.mean for e in fuse.styles], [e.std for e in fuse.styles], list(fuse.weights))
-        return _Fusion(g_mean.to(dev), g_std.to(dev), s_mean.to(dev)[:, None], s_std.to(dev)[:, None]), {}
-    own_mean, own_std = moments.stats("hard")  # (1, K, C, 1, 1)
-    c_desc = descriptors(own_mean, own_std, g_mean[:, 0], g_std[:, 0])
-    mean, std, keep_w, matches = region_targets(
-        own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention
-    )
-    c_mean, c_std = moments.stats("soft") if "soft" in moments.sums else (own_mean, own_std)
-    fusion = _Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), masks["soft"], keep_w > 1.0 - 1e-6)
-    return fusion, matches
-
-
-def _refined(decode: Decode, feat: torch.Tensor, target: torch.Tensor, fused: torch.Tensor, tile: Tile,
-             hw: tuple[int, int]) -> torch.Tensor:
-    """Refinement's decode of the one tile, its result cropped to the image, padded back to the tile."""
-    with torch.inference_mode(False):
-        img = decode(fused.clone(), target.clone(), feat.clone(), hw)
-    return F.pad(img, (0, (tile.cx1 - tile.cx0) - img.shape[-1], 0, (tile.cy1 - tile.cy0) - img.shape[-2]))
+def fused_features(
+    nets: Networks, content: np.ndarray, fuse: Fuse, callback: Callback | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, Match]]:
+    """The whole (padded) ``content`` as one tile: its relu4_1 features, their fusion target, the fused features
+    (mixed by α) and the regions' matches — the data refinement adjusts and decodes (``pipelines.refine``)."""
+    h, w = content.shape[:2]
+    padded, _ = FN.pad_to_multiple(content)
+    hp, wp = padded.shape[:2]
+    (tile,) = _grid(hp, wp, whole((w, h)))
+    masks, ids = fusion_masks(fuse.regions, hp, wp, fuse.feather)
+    with torch.inference_mode():
+        moments, feat = _statistics(nets, padded, [tile], masks, callback)
+        assert feat is not None
+        fusion, matches = build_fusion(moments, masks, ids, fuse, nets.device)
+        target = fusion(feat, *tile.crop(8))
+        fused = FN.mix(feat, target, fuse.alpha)
+    return feat.clone(), target.clone(), fused.clone(), matches  # out of inference mode: refinement differentiates
 
 
 def _blend(canvas: _Canvas, img: torch.Tensor, tile: Tile, half: int, hp: int, wp: int) -> None:
@@ -387,4 +300,4 @@ class _Canvas:
         return self.out
 
 
-__all__ = ["Carry", "Decode", "Fuse", "Tile", "TilePlan", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]
+__all__ = ["Carry", "Fuse", "Tile", "TilePlan", "fused_features", "cuts", "ramp", "stylize_array", "tile_plan", "whole"]
