@@ -8,8 +8,10 @@ research data beside the repository (``shared_data``, below).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,15 +114,32 @@ def stylizer():
     return Stylizer(NetworkConfig(device="cpu"), defaults=StylizeOptions(size=SIZE, style_size=SIZE))
 
 
-@pytest.fixture
-def one_thread():
-    """torch on one thread for the test: reductions then run in one order, whatever the machine's cores."""
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch on ``n`` threads inside the block, the previous count restored after it."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: reductions then run in one order, whatever the machine's cores."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """One thread for a whole module (``pytestmark = pytest.mark.usefixtures("one_thread_module")``): its
+    comparisons do not depend on the thread count, and tiny tensors do not contend for the 2 cores."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

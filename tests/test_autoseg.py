@@ -12,6 +12,8 @@ from semstyle.metrics import matched_miou
 from semstyle.segmentation import auto as A
 from semstyle.segmentation import guided as G
 
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 
 def scene(
     w: int, h: int, horizon: float, sky: tuple, ground: tuple, period: float, seed: int
@@ -26,16 +28,6 @@ def scene(
     truth = (yy >= horizon * h).astype(np.int64)
     img = np.where(truth[..., None] == 1, bottom, top + rng.normal(0, 0.01, (h, w, 3)))
     return Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)), truth
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_module():
-    """Clustering compares labels exactly (same seed, same labels; k-means and NMF sums depend on the thread
-    count): one thread for the module and, below, the fp32 encoder (bf16 features differ between CPUs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ from torch.nn.utils import parametrize
 
 from semstyle.models.discriminator import STYLE_DIM, DiscriminatorConfig, MultiScaleDiscriminator, style_vector
 
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 
 
@@ -17,14 +19,6 @@ def _feats(n: int, seed: int) -> dict[str, torch.Tensor]:
     """Non-negative (post-ReLU-like) random features with the VGG channel counts."""
     g = torch.Generator().manual_seed(seed)
     return {k: torch.rand(n, c, 6, 5, generator=g) * (1 + i) for i, (k, c) in enumerate(CHANNELS.items())}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():  # tiny tensors: threads only contend on the busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -110,15 +110,6 @@ def test_bad_arguments_fail_fast(
 
 
 # ---------------------------------------------------------------- opset, batches, OnnxStylizer's errors
-@pytest.fixture
-def one_thread_both():
-    """torch and onnxruntime on one thread: each runs its reductions in one order on any machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 HALF_GREY = 0.5 / 255  # the outputs become 8-bit: agreeing within half a grey level gives the same pixels but for
 # values on a rounding edge; fp32 kernels of two runtimes differ by orders of magnitude less (≈ 1e-6 measured)
 
@@ -149,7 +140,7 @@ def test_the_opsets_at_the_ends_of_the_range_export_and_run(opset: int, tmp_path
     assert [o.version for o in onnx.load(str(rep.path), load_external_data=False).opset_import] == [opset]
 
 
-def test_a_batch_of_two_matches_pytorch_image_by_image(graphs, one_thread_both: None) -> None:
+def test_a_batch_of_two_matches_pytorch_image_by_image(graphs, one_thread: None) -> None:  # onnxruntime: threads=1
     """The graphs claim a dynamic batch: two contents with one style (broadcast) or one style each, and two styles
     through the style graph, give each image what PyTorch gives it alone."""
     from semstyle.export import OnnxStylizer

@@ -21,17 +21,11 @@ from semstyle.models.weights import packaged_file, sha256_of
 from semstyle.training.checkpoint import latest_checkpoint
 from semstyle.training.distill import DistillConfig, Distiller, nmse
 
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "semstyle" / "assets"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # small tensors: threads only contend on the 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ---------------------------------------------------------------- networks

@@ -13,13 +13,7 @@ from semstyle.losses import GeneratorObjective, LossWeights, discriminator_loss,
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS, VGGEncoder
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # tiny tensors: threads only contend on the busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:

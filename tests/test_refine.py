@@ -25,15 +25,9 @@ from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.pipelines.refine import RefineConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 SIZE = 64
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # small tensors: threads only contend on the busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,8 @@ from semstyle.pipelines.stylize import StylizeResult
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
-pytestmark = pytest.mark.slow  # real weights; still part of the default suite
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_module():
-    """This module compares code paths within a grey level (interpolation weights, explicit regions, α = 0):
-    one thread for all of it, and (below) the fp32 pipeline, so no comparison depends on the CPU's kernels."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# real weights (still part of the default suite); one thread: this module compares code paths within a grey level
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_module")]
 
 
 @pytest.fixture(scope="module")

@@ -30,16 +30,10 @@ from semstyle.training.config import TrainConfig
 from semstyle.training.data import step_generator
 from semstyle.training.trainer import Trainer
 
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 SIZE = 32  # crop side
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # tiny tensors: threads only contend on the busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _smooth(w: int, h: int, seed: int, freq: float) -> np.ndarray:

@@ -22,13 +22,7 @@ from semstyle.training.checkpoint import latest_checkpoint
 from semstyle.training.schedule import EMA, lr_factor
 from semstyle.training.trainer import Trainer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from test_training import SIZE, _cfg, make_data
 
 from semstyle.cli.main import main
@@ -19,13 +18,7 @@ from semstyle.training.checkpoint import check_resumable, latest_checkpoint
 from semstyle.training.config import TRIAL_COMMIT
 from semstyle.training.trainer import Trainer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semstyle.config import check_style_weights
+
 EPS = 1e-5
 # BT.601 RGB → YUV; row 0 is the luminance (also the metrics' grey level)
 RGB2YUV: tuple[tuple[float, float, float], ...] = (
@@ -180,9 +182,8 @@ def blend_stats(
     """Weighted interpolation of several styles' statistics (weights are normalised to sum 1)."""
     if not (len(means) == len(stds) == len(weights)) or not means:
         raise ValueError("means, stds and weights must be non-empty lists of equal length")
+    check_style_weights(weights)  # the one rule (config.py)
     total = float(sum(weights))
-    if total <= 0 or any(w < 0 for w in weights):
-        raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
     mean = sum(w / total * m for w, m in zip(weights, means))
     std = sum(w / total * s for w, s in zip(weights, stds))
     return mean, std  # type: ignore[return-value]
