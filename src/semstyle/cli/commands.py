@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,6 +19,7 @@ from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path
 from semstyle.io.images import load_image, resize_longest, save_image
 from semstyle.io.labels import parse_label, read_names
+from semstyle.models.style_model import is_style_model
 from semstyle.pipelines import stylize as pipeline
 from semstyle.pipelines.stylize import check_request
 from semstyle.types import ProgressEvent
@@ -26,9 +28,27 @@ from semstyle.viz import overlay, side_by_side
 log = logging.getLogger(__name__)
 
 
-def config_from_args(args: argparse.Namespace) -> StylizeConfig:
-    """The networks and the default options the flags name (flags of other kinds are left out)."""
-    return StylizeConfig.from_values(vars(args))
+def config_from_args(args: argparse.Namespace, styles: Sequence[str] = ()) -> StylizeConfig:
+    """The networks and the default options the flags name (flags of other kinds are left out); a style model
+    among ``styles`` brings its own decoder."""
+    return with_style_model(StylizeConfig.from_values(vars(args)), styles)
+
+
+def with_style_model(cfg: StylizeConfig, styles: Sequence[str]) -> StylizeConfig:
+    """``cfg`` with the decoder of the style model among ``styles`` (``semstyle adapt``): a model is one style
+    and its decoder together, so it comes alone and without another ``--decoder``."""
+    models = [s for s in styles if is_style_model(s)]
+    if not models:
+        return cfg
+    if len(styles) > 1:
+        raise InputError(f"style model '{models[0]}' brings its own decoder: give it as the only style")
+    if cfg.networks.model == "fast":
+        raise InputError(f"style model '{models[0]}' has no fast student; leave out --model fast")
+    mine = str(Path(models[0]).resolve())
+    if cfg.networks.decoder not in ("pretrained", models[0], mine):
+        raise InputError(f"--decoder {cfg.networks.decoder} and style model '{models[0]}' disagree: the model brings "
+                         "its own decoder; leave out --decoder")
+    return cfg.updated(decoder=mine)
 
 
 def _expand(path: Path, what: str) -> list[Path]:
@@ -115,7 +135,7 @@ def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_p
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, [*args.styles, *(spec.partition("=")[2] for spec in args.label_styles or [])])
     label_styles = _label_styles(args.label_styles, args.names)
     jobs, many = plan_jobs(args, label_styles)
     n_pos = len(jobs[0].styles) - len(label_styles)  # positional styles (interpolated)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from semstyle.cli.parsers import adapt as adapt_cli
 from semstyle.cli.parsers import eval as eval_cli
 from semstyle.cli.parsers import export as export_cli
 from semstyle.cli.parsers import optimize, serve, train
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     # further subcommands register themselves: each parsers module has add_parser(sub, add_common)
     train.add_parser(sub, _add_common)
     train.add_distill_parser(sub, _add_common)
+    adapt_cli.add_parser(sub, _add_common)
     export_cli.add_parser(sub, _add_common)
     optimize.add_parser(sub, _add_common)
     eval_cli.add_parser(sub, _add_common)

@@ -16,7 +16,7 @@ from semstyle.pipelines.video import check_consistency, check_video_options, sty
 
 def cmd_video(args: argparse.Namespace) -> int:
     # 1. cheap checks before the networks load: options, output, styles, the clip itself
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, args.styles)
     check_consistency(args.consistency)
     check_consistency(args.texture, "texture")
     check_consistency(args.hidden, "hidden")

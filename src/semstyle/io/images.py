@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path  # re-exported: it was defined here
+from semstyle.models.style_model import load_style_model
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -108,9 +109,13 @@ def load_image(src: ImageInput, max_pixels: int = 64_000_000, what: str = "image
     """Return ``src`` as an 8-bit RGB PIL image with EXIF orientation applied.
 
     Arrays are (H, W), (H, W, 1|3|4) uint8/uint16/float in [0, 1]; tensors are (3, H, W) or
-    (1, 3, H, W) floats in [0, 1].
+    (1, 3, H, W) floats in [0, 1]. A style model file (``semstyle adapt``) gives the style picture it holds.
     """
     if isinstance(src, (str, os.PathLike)):
+        if str(src).lower().endswith(".safetensors"):
+            picture = load_style_model(src).image
+            _check_pixels(*picture.size, max_pixels, what)
+            return picture
         im = open_image(src, max_pixels, what)
         im = ImageOps.exif_transpose(im)
         return _to_rgb(im)

@@ -201,6 +201,8 @@ def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str,
     """Map a bare ``nn.Sequential`` state dict ("3.weight") onto our modules ("layers.3.weight")."""
     out = {}
     for k, v in sd.items():
+        if k.startswith("style."):  # a style model's own picture (models.style_model): not a network's weight
+            continue
         head = k.split(".", 1)[0]
         if head.isdigit():
             if max_index is not None and int(head) > max_index:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_tensor
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
+from semstyle.models.style_model import is_style_model
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
@@ -177,8 +180,10 @@ class Stylizer:
         return opts
 
     def encode_style(self, style: ImageInput, opts: StylizeOptions | None = None) -> StyleStats:
-        """Load, resize and encode a style image once; later calls with the same image reuse it."""
+        """Load, resize and encode a style image once; later calls with the same image reuse it. A style model
+        (``semstyle adapt``) gives its style picture, and needs its own decoder in this Stylizer."""
         opts = opts or self.defaults
+        self._check_style_model(style)
         img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
         check_size(img, "style image")
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
@@ -195,6 +200,15 @@ class Stylizer:
             while len(self._styles) > self.config.style_cache:
                 self._styles.popitem(last=False)
         return entry
+
+    def _check_style_model(self, style: ImageInput) -> None:
+        """A style model is its decoder and its picture together: refuse it under another decoder."""
+        if not (isinstance(style, (str, os.PathLike)) and is_style_model(style)):
+            return
+        mine = self.config.decoder
+        if not (Path(mine).expanduser().exists() and Path(mine).expanduser().resolve() == Path(style).resolve()):
+            raise InputError(f"style model '{style}' needs its own decoder: Stylizer(NetworkConfig(decoder="
+                             f"'{style}')) (the CLI does this itself)")
 
     # ------------------------------------------------------------------ main entry
     def stylize(

@@ -308,8 +308,9 @@ class Trainer:
                 stats.update({f"d/score_{k}": v for k, v in scores.items() if k != "mismatch"})
 
     # ------------------------------------------------------------------ loop
-    def fit(self, progress: bool = True) -> list[dict[str, float]]:
-        """Train until ``cfg.steps``; returns the logged metrics of this call."""
+    def fit(self, progress: bool = True, deadline: float | None = None) -> list[dict[str, float]]:
+        """Train until ``cfg.steps`` (or ``deadline``, a ``time.monotonic()`` time: then a checkpoint is written);
+        returns the logged metrics of this call."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -323,6 +324,10 @@ class Trainer:
         )
         t0 = time.perf_counter()
         while self.step < cfg.steps:
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("time is up at step %d of %d", self.step, cfg.steps)
+                self.save()
+                break
             stats = self.train_step()
             bar.update(1)
             bar.set_postfix(g=f"{stats.get('g/total', math.nan):.3f}", d=f"{stats.get('d/loss', math.nan):.3f}")

@@ -1,0 +1,154 @@
+"""Adapt a decoder to one style in minutes (``semstyle adapt``): the trainer, run on one style picture with the
+adaptation recipe, and its result written as a style model (``models.style_model``).
+
+The recipe (``RECIPE``) starts from the pretrained decoder and the fine-tuned discriminator; the objective is the
+specification's (content, Gram style, total variation, LSGAN adversarial) plus AdaIN's mean/std term, the style
+terms against the whole style picture; the discriminator judges crops of this style against the decoder's outputs.
+The run folder (``<model>.run/``, beside the model) holds the checkpoints, so ``--resume`` continues exactly and
+Ctrl-C keeps a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semstyle import assets
+from semstyle.config import ADAPT_MINUTES, ADAPT_STEPS
+from semstyle.errors import InputError
+from semstyle.io.files import list_images
+from semstyle.io.images import load_image, resize_longest
+from semstyle.losses import LossWeights
+from semstyle.models.style_model import MAX_SIDE, StyleModel
+from semstyle.networks import native_bf16
+from semstyle.training.config import TrainConfig
+from semstyle.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+MIN_CONTENTS = 3  # photos an adaptation needs at the least
+DEFAULT_STEPS = ADAPT_STEPS  # generator updates of the default budget (the values live in config.py, light)
+DEFAULT_MINUTES = ADAPT_MINUTES
+# The adaptation recipe: the prototype of issue 29 (one style, 128 px crops, batch 4, whole-style targets, EMA)
+RECIPE: dict[str, Any] = {
+    "size": 128, "batch": 4, "lr": 1e-4, "lr_d": 1e-4, "warmup": 20, "schedule": "cosine", "min_lr": 0.1,
+    "ema": 0.99, "style_targets": "whole", "style_size": 512, "d_steps": 1, "grad_clip": 1.0,
+    "decoder_init": "pretrained", "discriminator_init": "finetuned", "num_scales": 2,
+    "log_every": 10, "image_every": 0, "ckpt_every": 50, "keep_last": 2,
+}
+RECIPE_WEIGHTS = LossWeights(content=1.0, style_gram=1.0, style_meanstd=10.0, tv=0.0, adv=0.05)
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation made."""
+
+    model: Path  # the style model file
+    steps: int  # generator updates done in all (resumed runs included)
+    seconds: float  # wall time of this call
+
+
+def run_folder(model: Path) -> Path:
+    """The run folder of a model file: checkpoints and the style picture, beside it."""
+    return model.with_name(model.name + ".run")
+
+
+def check_model_path(out: str | os.PathLike, resume: bool, overwrite: bool) -> Path:
+    p = Path(out)
+    if p.suffix.lower() != ".safetensors":
+        raise InputError(f"the style model is a .safetensors file, got '{p}'")
+    if not p.parent.is_dir():
+        raise InputError(f"the folder of '{p}' does not exist")
+    if p.exists() and not (overwrite or resume):
+        raise InputError(f"'{p}' already exists; pass --overwrite to replace it (or --resume to continue its run)")
+    return p
+
+
+def content_folders(contents: Sequence[str | os.PathLike]) -> tuple[str, int]:
+    """The content folders as the trainer's comma-separated list, and how many photos they hold; without any,
+    the bundled photos (a warning: the user's own photos work better)."""
+    if not contents:
+        log.warning("no --contents given: adapting on the %d bundled photos; your own photos (game frames, your "
+                    "photo library) work better", len(assets.content_images()))
+        folders = [assets.content_images()[0].parent]
+    else:
+        folders = [Path(c) for c in contents]
+    n = 0
+    for f in folders:
+        if not f.is_dir():
+            raise InputError(f"contents folder '{f}' {'is a file' if f.exists() else 'does not exist'}")
+        n += len(list_images(f))
+    if n < MIN_CONTENTS:
+        raise InputError(f"the contents hold {n} photo{'s' * (n != 1)}; an adaptation needs at least {MIN_CONTENTS}")
+    return ",".join(str(f) for f in folders), n
+
+
+def adapt_config(run: Path, contents: str, steps: int, precision: str | None = None, crop: int | None = None,
+                 style_size: int | None = None) -> TrainConfig:
+    """The trainer's config of an adaptation: the recipe on this style (``run/style``) and these contents
+    (``crop`` and ``style_size`` override the recipe's crop side and the style picture's side for its targets)."""
+    bf16 = precision == "bf16" or (precision is None and native_bf16(torch.device("cpu")))
+    recipe = {**RECIPE, "size": crop or RECIPE["size"], "style_size": style_size or RECIPE["style_size"]}
+    return TrainConfig(content_dir=contents, style_dir=str(run / "style"), out=str(run), steps=steps,
+                       precision="bf16" if bf16 else "fp32", weights=RECIPE_WEIGHTS, **recipe)
+
+
+def adapt(
+    style: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    contents: Sequence[str | os.PathLike] = (),
+    steps: int = DEFAULT_STEPS,
+    minutes: float = DEFAULT_MINUTES,
+    resume: bool = False,
+    overwrite: bool = False,
+    precision: str | None = None,
+    crop: int | None = None,
+    style_size: int | None = None,
+    progress: bool = True,
+) -> AdaptResult:
+    """Adapt the pretrained decoder to ``style`` and write the style model ``out`` (see the module docstring).
+
+    Stops after ``steps`` updates or ``minutes`` of training, whichever comes first; a KeyboardInterrupt keeps a
+    checkpoint (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size``
+    override the recipe's training crop and the side of the style picture its targets are measured at."""
+    t0 = time.monotonic()
+    if steps < 1 or not minutes > 0:
+        raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
+    model = check_model_path(out, resume, overwrite)
+    picture = load_image(style, what="style image")  # a style that is not an image fails here, in milliseconds
+    folders, n = content_folders(contents)
+    run = run_folder(model)
+    if not resume and run.exists():
+        shutil.rmtree(run)  # an earlier run of this model, not resumed: start afresh
+    (run / "style").mkdir(parents=True, exist_ok=True)
+    resize_longest(picture, min(max(picture.size), MAX_SIDE)).save(run / "style" / "style.png")
+    cfg = adapt_config(run, folders, steps, precision, crop, style_size)
+    log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
+             cfg.precision)
+    trainer = Trainer(cfg, resume=resume)
+    try:
+        trainer.fit(progress=progress, deadline=t0 + 60.0 * minutes)
+    except KeyboardInterrupt:
+        trainer.save()
+        raise
+    finally:
+        trainer.close()
+    decoder = trainer.ema.module if trainer.ema is not None else trainer.decoder
+    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest()
+    meta = {"style_sha256": digest, "recipe": cfg.to_json(), "steps": trainer.step,
+            "seconds": round(time.monotonic() - t0, 1), "contents": n}
+    StyleModel(decoder.state_dict(), load_image(run / "style" / "style.png"), meta).save(model)
+    return AdaptResult(model, trainer.step, time.monotonic() - t0)
+
+
+__all__ = ["AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "adapt", "adapt_config", "run_folder"]

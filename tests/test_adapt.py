@@ -1,0 +1,175 @@
+"""Adapting to one style (issue 29): ``semstyle adapt``, the style model file, and every way a model is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semstyle import assets
+from semstyle.cli.main import main
+from semstyle.errors import InputError
+from semstyle.models.decoder import Decoder
+from semstyle.models.style_model import FORMAT, StyleModel, load_style_model
+from semstyle.models.weights import load_into
+from semstyle.training import adapt as A
+
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # fp32 on one thread: the resume is compared bit for bit
+TINY = {"steps": 4, "crop": 64, "style_size": 96, "precision": "fp32", "progress": False}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for i, p in enumerate(assets.content_images()):
+        Image.open(p).convert("RGB").resize((96, 72)).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def style(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("style") / "wave.png"
+    Image.open(assets.style_images()[3]).convert("RGB").resize((96, 64)).save(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory, photos: Path, style: Path) -> Path:
+    out = tmp_path_factory.mktemp("model") / "wave.safetensors"
+    res = A.adapt(style, out, contents=[photos], **TINY)
+    assert res.model == out and res.steps == 4
+    return out
+
+
+def test_a_tiny_adaptation_writes_a_model_that_is_the_style(model: Path, style: Path) -> None:
+    m = load_style_model(model)
+    pretrained = Decoder()
+    load_into(pretrained, "pretrained", "decoder")
+    moved = [k for k, v in pretrained.state_dict().items() if not torch.equal(v.half().float(), m.decoder[k])]
+    assert moved  # the decoder changed
+    assert np.array_equal(np.asarray(m.image), np.asarray(Image.open(style).convert("RGB")))  # the style, losslessly
+    import hashlib
+
+    assert m.meta["style_sha256"] == hashlib.sha256(style.read_bytes()).hexdigest()
+    assert m.meta["steps"] == 4 and m.meta["recipe"]["size"] == 64 and m.meta["recipe"]["weights"]["adv"] > 0
+    assert (A.run_folder(model) / "checkpoints").is_dir()  # resumable
+
+
+def test_the_model_alone_equals_decoder_model_with_its_style(model: Path, style: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    content = assets.content_images()[1]
+    small = ["--size", "64", "--precision", "fp32"]
+    assert main(["stylize", str(content), str(model), "-o", str(tmp_path / "a.png"), *small]) == 0
+    assert main(["stylize", str(content), str(style), "--decoder", str(model), "-o", str(tmp_path / "b.png"),
+                 *small]) == 0
+    assert main(["stylize", str(content), str(style), "-o", str(tmp_path / "c.png"), *small]) == 0
+    a, b, c = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.int16) for n in "abc")
+    assert np.abs(a - b).max() <= 1  # the same decoder and the same style picture
+    assert np.abs(a - c).mean() > 0.1  # and not the pretrained decoder's picture
+    capsys.readouterr()
+
+
+def test_an_interrupted_adaptation_resumes_exactly(photos: Path, style: Path, model: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from semstyle.training.trainer import Trainer
+
+    real, calls = Trainer.train_step, []
+
+    def stop_at_third(self: Trainer) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    out = tmp_path / "again.safetensors"
+    monkeypatch.setattr(Trainer, "train_step", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        A.adapt(style, out, contents=[photos], **TINY)
+    assert not out.exists() and not list(tmp_path.glob(".again*"))  # no model, no half-written one
+    monkeypatch.setattr(Trainer, "train_step", real)
+    A.adapt(style, out, contents=[photos], resume=True, **TINY)
+    a, b = load_style_model(model), load_style_model(out)
+    for k, v in a.decoder.items():
+        assert torch.equal(v, b.decoder[k]), k  # the resumed run is the uninterrupted one, bit for bit
+
+
+def _junk_models(tmp: Path, model: Path) -> dict[str, tuple[Path, str]]:
+    from safetensors.torch import save_file
+
+    text = tmp / "notes.safetensors"
+    text.write_text("not a model")
+    plain = tmp / "plain.safetensors"
+    save_file({"x": torch.zeros(2)}, str(plain))
+    m = load_style_model(model)
+    wrong = tmp / "wrong.safetensors"
+    StyleModel({k: v[:1] for k, v in m.decoder.items()}, m.image, {}).save(wrong)
+    newer = tmp / "newer.safetensors"
+    save_file({"style.image": torch.zeros(4, 4, 3, dtype=torch.uint8)}, str(newer),
+              metadata={"format": FORMAT, "version": "99"})
+    return {"not safetensors": (text, "is not a safetensors file"),
+            "not a model": (plain, "not a semstyle style model"),
+            "wrong shapes": (wrong, "does not hold a decoder"),
+            "newer": (newer, "format version 99; this semstyle reads up to 1: upgrade semstyle")}
+
+
+@pytest.mark.parametrize("case", ["not safetensors", "not a model", "wrong shapes", "newer"])
+def test_a_file_that_is_not_a_model_is_one_line(case: str, model: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path, needle = _junk_models(tmp_path, model)[case]
+    rc = main(["stylize", str(assets.content_images()[0]), str(path), "-o", str(tmp_path / "o.png"), "--size", "64"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and needle in err[0] and err[0].startswith("semstyle: error: "), err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bad_adaptations_are_refused_before_anything_is_written(photos: Path, style: Path, model: Path,
+                                                                 tmp_path: Path, capsys) -> None:
+    few = tmp_path / "few"
+    few.mkdir()
+    Image.new("RGB", (64, 64)).save(few / "one.png")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    out = str(tmp_path / "m.safetensors")
+    cases = [
+        ([str(notes), "--contents", str(photos), "-o", out], "is not an image file"),
+        ([str(style), "--contents", str(few), "-o", out], "hold 1 photo; an adaptation needs at least 3"),
+        ([str(style), "--contents", str(tmp_path / "none"), "-o", out], "does not exist"),
+        ([str(style), "--contents", str(photos), "-o", str(tmp_path / "m.pth")], "is a .safetensors file"),
+        ([str(style), "--contents", str(photos), "-o", str(model)], "already exists; pass --overwrite"),
+        ([str(style), "--contents", str(photos), "-o", out, "--steps", "0"], "steps must be >= 1"),
+    ]
+    for argv, needle in cases:
+        rc = main(["adapt", *argv, "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0], (needle, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few", "notes.txt"]  # no model, no run folder
+
+
+def test_a_model_is_one_style_with_its_own_decoder(model: Path, style: Path, tmp_path: Path, capsys) -> None:
+    content = str(assets.content_images()[0])
+    cases = [
+        ([content, str(model), str(style)], "give it as the only style"),
+        ([content, str(model), "--decoder", "finetuned"], "leave out --decoder"),
+        ([content, str(model), "--model", "fast"], "has no fast student"),
+    ]
+    for argv, needle in cases:
+        rc = main(["stylize", *argv, "-o", str(tmp_path / "o.png"), "--size", "64"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0], (needle, err)
+    from semstyle import Stylizer
+
+    with pytest.raises(InputError, match="needs its own decoder"):  # the API under another decoder
+        Stylizer().encode_style(model)
+
+
+def test_the_metadata_is_json(model: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == FORMAT and meta["version"] == "1"
+    assert json.loads(meta["recipe"])["style_targets"] == "whole"
