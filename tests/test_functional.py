@@ -213,3 +213,20 @@ def test_lsgan_losses_hand_computed() -> None:
 def test_shape_errors_raise_value_error(call) -> None:
     with pytest.raises(ValueError, match="shape|differ|must match|4-D"):
         call()
+
+
+def test_sliced_wasserstein_is_a_distance_between_distributions() -> None:
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(1, 8, 12, 10, generator=g, dtype=torch.float64)
+    shuffled = a.flatten(2)[..., torch.randperm(120, generator=g)].view(1, 8, 12, 10)
+    assert float(FN.sliced_wasserstein(a, shuffled)) < 1e-12  # the layout does not count, only the distribution
+    # a shift by t along every channel moves each projection by t·Σd_i: the distance is t·RMS over directions
+    t = 0.5
+    dirs = torch.randn(8, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    expect = t * float(dirs.sum(0).pow(2).mean().sqrt())
+    assert float(FN.sliced_wasserstein(a, a + t)) == pytest.approx(expect, rel=1e-9)
+    small = a[..., :6, :5]  # another count: quantiles at the same levels
+    assert float(FN.sliced_wasserstein(a, small)) < float(FN.sliced_wasserstein(a, a * 2))
+    with pytest.raises(ValueError, match="same C"):
+        FN.sliced_wasserstein(a, torch.zeros(1, 4, 3, 3))

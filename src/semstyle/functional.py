@@ -267,6 +267,28 @@ def yuv_to_rgb(img: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- losses
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 64, seed: int = 0) -> torch.Tensor:
+    """Sliced Wasserstein-2 distance between the distributions of the feature vectors of (1, C, H, W) ``a`` and
+    (1, C, h, w) ``b``: the root mean square, over ``projections`` random unit directions of R^C, of the
+    difference of the sorted projections (quantiles at the same levels; the larger set is resampled to the
+    smaller one's count). Independent of where in the image each vector is: a distribution, not a layout."""
+    _check_4d("a", a)
+    _check_4d("b", b)
+    if a.shape[:2] != b.shape[:2] or a.shape[0] != 1:
+        raise ValueError(f"a and b must be (1, C, ·, ·) with the same C, got {tuple(a.shape)} and {tuple(b.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(a.shape[1], projections, generator=g, dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)  # (C, P) unit directions
+    pa = (a[0].flatten(1).T.double() @ dirs.to(a.device)).sort(dim=0).values  # (HW, P)
+    pb = (b[0].flatten(1).T.double() @ dirs.to(b.device)).sort(dim=0).values
+    n = min(pa.shape[0], pb.shape[0])
+    levels = (torch.arange(n, dtype=torch.float64, device=a.device) + 0.5) / n
+    qa = pa[(levels * pa.shape[0]).long().clamp_max(pa.shape[0] - 1)]
+    qb = pb[(levels * pb.shape[0]).long().clamp_max(pb.shape[0] - 1)]
+    out: torch.Tensor = ((qa - qb) ** 2).mean().sqrt()
+    return out
+
+
 def gram(feat: torch.Tensor) -> torch.Tensor:
     """Gram matrix (N, C, C) normalised by H·W (so images of any size compare)."""
     _check_4d("feat", feat)

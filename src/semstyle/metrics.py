@@ -54,6 +54,13 @@ def mean_std_style_loss(out: Feats, style: Feats, layers: tuple[str, ...] = STYL
     return float(FN.mean_std_style_loss([out[k] for k in layers], [style[k] for k in layers]))
 
 
+def sliced_wasserstein_distance(out: Feats, style: Feats, layers: tuple[str, ...] = STYLE_LAYERS,
+                                projections: int = 64) -> float:
+    """Mean over ``layers`` of the sliced Wasserstein-2 distance of the feature-vector distributions
+    (``functional.sliced_wasserstein``, the same random directions for every image: comparable across runs)."""
+    return float(sum(FN.sliced_wasserstein(out[k], style[k], projections) for k in layers) / len(layers))
+
+
 def _gray(img: torch.Tensor) -> torch.Tensor:
     return (img * torch.tensor(LUMA, dtype=img.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
 

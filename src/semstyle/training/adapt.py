@@ -93,13 +93,13 @@ def content_folders(contents: Sequence[str | os.PathLike]) -> tuple[str, int]:
 
 
 def adapt_config(run: Path, contents: str, steps: int, precision: str | None = None, crop: int | None = None,
-                 style_size: int | None = None) -> TrainConfig:
+                 style_size: int | None = None, weights: LossWeights | None = None) -> TrainConfig:
     """The trainer's config of an adaptation: the recipe on this style (``run/style``) and these contents
     (``crop`` and ``style_size`` override the recipe's crop side and the style picture's side for its targets)."""
     bf16 = precision == "bf16" or (precision is None and native_bf16(torch.device("cpu")))
     recipe = {**RECIPE, "size": crop or RECIPE["size"], "style_size": style_size or RECIPE["style_size"]}
     return TrainConfig(content_dir=contents, style_dir=str(run / "style"), out=str(run), steps=steps,
-                       precision="bf16" if bf16 else "fp32", weights=RECIPE_WEIGHTS, **recipe)
+                       precision="bf16" if bf16 else "fp32", weights=weights or RECIPE_WEIGHTS, **recipe)
 
 
 def adapt(
@@ -114,13 +114,15 @@ def adapt(
     precision: str | None = None,
     crop: int | None = None,
     style_size: int | None = None,
+    weights: LossWeights | None = None,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapt the pretrained decoder to ``style`` and write the style model ``out`` (see the module docstring).
 
     Stops after ``steps`` updates or ``minutes`` of training, whichever comes first; a KeyboardInterrupt keeps a
     checkpoint (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size``
-    override the recipe's training crop and the side of the style picture its targets are measured at."""
+    override the recipe's training crop and the side of the style picture its targets are measured at; ``weights``
+    the recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``)."""
     t0 = time.monotonic()
     if steps < 1 or not minutes > 0:
         raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
@@ -132,7 +134,7 @@ def adapt(
         shutil.rmtree(run)  # an earlier run of this model, not resumed: start afresh
     (run / "style").mkdir(parents=True, exist_ok=True)
     resize_longest(picture, min(max(picture.size), MAX_SIDE)).save(run / "style" / "style.png")
-    cfg = adapt_config(run, folders, steps, precision, crop, style_size)
+    cfg = adapt_config(run, folders, steps, precision, crop, style_size, weights)
     log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
              cfg.precision)
     trainer = Trainer(cfg, resume=resume)
@@ -151,4 +153,5 @@ def adapt(
     return AdaptResult(model, trainer.step, time.monotonic() - t0)
 
 
-__all__ = ["AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "adapt", "adapt_config", "run_folder"]
+__all__ = ["AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "RECIPE_WEIGHTS", "adapt", "adapt_config",
+           "run_folder"]
