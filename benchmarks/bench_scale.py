@@ -6,7 +6,7 @@
 
 Parts:
 
-- **tiling**: for each size S, a fresh subprocess loads a ``Stylizer(size=S, tile=768)`` (the tile
+- **tiling**: for each size S, a fresh subprocess loads a Stylizer with ``StylizeOptions(size=S, tile=768)`` (the tile
   auto mode uses over 1.5 Mpx, forced so 1024² is tiled too), stylises the bundled astronaut photo scaled
   to S×S with a 512 px painting, and reports the wall time, its RSS with the networks loaded and
   its peak RSS (``VmHWM`` from /proc/self/status). ``--untiled-max`` also runs ``tile=-1`` up to

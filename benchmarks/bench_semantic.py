@@ -109,7 +109,7 @@ def gt_labels(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_pair(n: int, st: Stylizer) -> tuple[Image.Image, Image.Image, np.ndarray, np.ndarray]:
-    cfg = st.config
+    cfg = st.defaults
     c_img = resize_longest(load_image(DATA / f"input/in{n}.jpg"), cfg.size)
     s_img = resize_longest(load_image(DATA / f"style/tar{n}.jpg"), cfg.style_size)
     return c_img, s_img, gt_labels(DATA / f"segmentation/in{n}.png", c_img.size), \
@@ -247,8 +247,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     st = Stylizer(NetworkConfig(decoder=args.decoder),
-                  defaults=StylizeOptions(size=args.size, style_size=args.size, feather=args.feather,
-                                          min_region=args.min_region, unmatched=args.unmatched, regions=args.regions))
+                  defaults=StylizeOptions().updated(size=args.size, style_size=args.size, feather=args.feather,
+                                                    min_region=args.min_region, unmatched=args.unmatched,
+                                                    regions=args.regions))
     if args.refine_weights or args.refine_opts:  # trial knobs: what the refiner builds its objective and loop from
         import functools
 

@@ -35,7 +35,7 @@ t0 = time.perf_counter()
 import torch
 t["import torch"] = time.perf_counter() - t0; t1 = time.perf_counter()
 from semstyle.cli.main import build_parser
-from semstyle.config import StylizeConfig
+from semstyle.config import NetworkConfig
 from semstyle.networks import Networks
 from semstyle.pipelines.stylize import Stylizer
 t["import semstyle"] = time.perf_counter() - t1; t1 = time.perf_counter()
@@ -50,7 +50,7 @@ for role in ("encoder", "decoder"):
     path, sha, _ = W.resolve("pretrained", role)
     W.sha256_of(path)
 t["(hashing them afresh, for comparison)"] = time.perf_counter() - t1; t1 = time.perf_counter()
-nets = Networks.from_config(StylizeConfig(device="cpu"))
+nets = Networks.from_config(NetworkConfig(device="cpu"))
 t["build and load the networks"] = time.perf_counter() - t1; t1 = time.perf_counter()
 from semstyle.io.images import load_image
 load_image(sys.argv[1]); load_image(sys.argv[2])

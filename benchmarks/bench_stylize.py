@@ -9,7 +9,7 @@ files (``size`` = ``style_size`` = S). Configurations:
 - **canonical**: the pytorch-AdaIN ``test.py`` way, written out inline below: eager fp32, NCHW
   contiguous, no channels_last, ``torch.inference_mode``; content and style each encoded by
   VGG19 up to relu4_1 at S (S = 512 is the reference's default), AdaIN, decode.
-- **semstyle**: ``Stylizer(precision="auto")`` (bf16 where the CPU has native bf16) with the
+- **semstyle**: ``Stylizer(NetworkConfig(precision="auto"))`` (bf16 where the CPU has native bf16) with the
   style cache off, so the style is encoded on every call like the canonical pipeline.
 - **semstyle fp32**: the same with ``precision="fp32"``.
 - **semstyle cached**: the default style cache; every timed call reuses the encoded style.

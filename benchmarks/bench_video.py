@@ -43,7 +43,7 @@ SETTINGS: dict[str, tuple[float, float, float, str]] = {  # name → (consistenc
     "per-frame": (0.0, 0.0, 0.0, "s4_2"), "features only": (0.8, 0.0, 0.0, "s4_2"),
     "texture 0.2": (0.8, 0.2, 0.0, "s4_2"), "hidden 0.5": (0.8, 0.0, 0.5, "s4_2"),
     "hidden 0.7 (default)": (0.8, 0.0, 0.7, "s4_2"), "hidden 0.8": (0.8, 0.0, 0.8, "s4_2"),
-    "hidden 0.7 at layer 3": (0.8, 0.0, 0.7, "up4"), "hidden 0.7 at layer 15": (0.8, 0.0, 0.7, "s4_4"),
+    "hidden 0.7 at stage up4": (0.8, 0.0, 0.7, "up4"), "hidden 0.7 at stage s4_4": (0.8, 0.0, 0.7, "s4_4"),
 }
 DEFAULT_SETTING = "hidden 0.7 (default)"
 

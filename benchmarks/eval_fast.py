@@ -212,18 +212,11 @@ def main() -> None:
     paths = {
         "vgg19": Stylizer(NetworkConfig(style_cache=0), defaults=StylizeOptions(size=args.size, style_size=args.size)),
         "fast": Stylizer(
-            model="fast",
-            size=args.size,
-            style_size=args.size,
-            style_cache=0,
-            **(
-                {
-                    "encoder": str(args.weights / "fast_encoder.safetensors"),
-                    "decoder": str(args.weights / "fast_decoder.safetensors"),
-                }
-                if args.weights
-                else {}
+            NetworkConfig(model="fast", style_cache=0).updated(
+                encoder=str(args.weights / "fast_encoder.safetensors") if args.weights else None,
+                decoder=str(args.weights / "fast_decoder.safetensors") if args.weights else None,
             ),
+            defaults=StylizeOptions(size=args.size, style_size=args.size),
         ),
     }
     vgg = VGGEncoder().eval()

@@ -10,12 +10,14 @@ handler by name when it runs, so ``--help`` never loads torch (checked below).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "semstyle"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "semstyle"
 
 # bottom → top; a module belongs to the layer of the longest prefix that names it
 LAYERS: tuple[tuple[str, ...], ...] = (
@@ -176,3 +178,32 @@ def test_building_the_cli_parser_imports_no_heavy_module() -> None:
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(SRC.parent)}:{node.lineno} {node.name}")
+    assert not long, long
+
+
+def test_scripts_benchmarks_and_docs_build_stylizers_from_the_two_records() -> None:
+    """``Stylizer``/``StylizeConfig``/``Networks.from_config`` take the records, not flat fields: the scripts and
+    benchmarks that no test runs, and the code blocks of the docs, are checked by their syntax."""
+    from semstyle.config import NETWORK_FIELDS, OPTION_FIELDS
+
+    flat = set(NETWORK_FIELDS) | set(OPTION_FIELDS)
+    sources = [(p, p.read_text()) for d in ("scripts", "benchmarks") for p in sorted((ROOT / d).glob("*.py"))]
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```python\n(.*?)```", md.read_text(), re.S)
+        sources += [(md, b) for b in blocks]
+    bad = []
+    for path, text in sources:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                if name in ("Stylizer", "StylizeConfig", "from_config") and {k.arg for k in node.keywords} & flat:
+                    bad.append(f"{path.name}:{node.lineno} {name}(…{sorted({k.arg for k in node.keywords} & flat)})")
+    assert not bad, bad

@@ -105,14 +105,15 @@ def test_region_adain_reproduces_each_region_target() -> None:
     masks = _labels_to_masks(labels, k)
     t_mean = _rand(1, k, c, 1, 1, seed=11, scale=3.0)
     t_std = _rand(1, k, c, 1, 1, seed=12).abs() + 0.5
-    out = FN.region_adain(content, masks, t_mean, t_std)
+    c_mean, c_std = FN.masked_mean_std(content, masks)  # the content regions' own statistics
+    out = FN.region_adain_from_stats(content, masks, c_mean, c_std, t_mean, t_std)
     assert out.shape == content.shape
     o_mean, o_std = FN.masked_mean_std(out, masks)
     torch.testing.assert_close(o_mean, t_mean, rtol=0, atol=1e-8)
     torch.testing.assert_close(o_std, t_std, rtol=1e-4, atol=0)
     # regions listed in ``keep`` are left untouched
     keep = torch.tensor([False, True, False])
-    kept = FN.region_adain(content, masks, t_mean, t_std, keep=keep)
+    kept = FN.region_adain_from_stats(content, masks, c_mean, c_std, t_mean, t_std, keep=keep)
     inside = (labels == 1).expand(1, c, 10, 12)
     assert torch.equal(kept[inside], content[inside])
     assert torch.equal(kept[~inside], out[~inside])
@@ -200,8 +201,9 @@ def test_lsgan_losses_hand_computed() -> None:
         lambda: FN.adain(torch.zeros(3, 4, 4), torch.zeros(1, 3, 4, 4)),
         lambda: FN.masked_mean_std(torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, 4, 5)),
         lambda: FN.masked_mean_std(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 4)),
-        lambda: FN.region_adain(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 4), torch.zeros(1, 2, 3, 1, 1),
-                                torch.ones(1, 2, 3, 1, 1)),
+        lambda: FN.region_adain_from_stats(torch.zeros(1, 3, 4, 4), torch.zeros(2, 4, 4), torch.zeros(1, 2, 3, 1, 1),
+                                           torch.ones(1, 2, 3, 1, 1), torch.zeros(1, 2, 3, 1, 1),
+                                           torch.ones(1, 2, 3, 1, 1)),
         lambda: FN.rgb_to_yuv(torch.zeros(3, 4, 4)),
         lambda: FN.gram(torch.zeros(2, 4)),
         lambda: FN.content_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 5)),

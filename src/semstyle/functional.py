@@ -134,26 +134,6 @@ def renormalize(
     return (x - mean) / std * new_std + new_mean
 
 
-def region_adain(
-    content: torch.Tensor,
-    content_masks: torch.Tensor,
-    style_mean: torch.Tensor,
-    style_std: torch.Tensor,
-    keep: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Region-matched AdaIN.
-
-    content: (N, C, H, W) features; content_masks: (N, K, H, W) soft weights that sum to 1
-    over K at every pixel (hard one-hot masks reproduce each region's style statistics
-    exactly; feathered masks blend neighbouring regions smoothly).
-    style_mean, style_std: (N or 1, K, C, 1, 1), the target statistics for region k.
-    keep: optional bool (K,), regions whose content features are kept unchanged.
-    """
-    _check_4d("content_masks", content_masks)
-    c_mean, c_std = masked_mean_std(content, content_masks)  # (N, K, C, 1, 1)
-    return region_adain_from_stats(content, content_masks, c_mean, c_std, style_mean, style_std, keep)
-
-
 def region_adain_from_stats(
     content: torch.Tensor,  # (N, C, H, W) features (a tile of them is fine)
     masks: torch.Tensor,  # (N, K, H, W) soft region weights over the same pixels, summing to 1 over K

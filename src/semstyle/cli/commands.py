@@ -22,6 +22,7 @@ from semstyle.io.labels import parse_label, read_names
 from semstyle.models.style_model import is_style_model
 from semstyle.pipelines import stylize as pipeline
 from semstyle.pipelines.stylize import check_request
+from semstyle.pipelines.transfer import tile_plan
 from semstyle.types import ProgressEvent
 from semstyle.viz import overlay, side_by_side
 
@@ -156,6 +157,7 @@ def _stylize_one(job: BatchJob, cfg: StylizeConfig, options: BatchOptions, overw
     styles = [resize_longest(load_image(s, opts.max_pixels, "style image"), opts.style_size) for s in job.styles]
     req = options.request(content, styles)
     check_request(req, opts)
+    tile_plan(opts.tile, content.size, opts.refine)  # --tile with --refine: refused before the networks load
     steps = _StepBar()  # its tiles / refinement rounds
     res = pipeline.Stylizer.from_config(cfg).run(req, opts, callback=steps)
     steps.close()

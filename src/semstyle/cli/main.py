@@ -37,7 +37,7 @@ EXAMPLES = """examples:
   semstyle stylize photo.jpg starry_night.jpg -o out.png
   semstyle stylize photo.jpg a.jpg b.jpg --style-weights 0.7,0.3 -o mix.png
   semstyle stylize photos/ styles/ -o outputs/ --size 768
-  semstyle stylize photo.jpg --mask halves.png sea.jpg sky.jpg -o regions.png
+  semstyle stylize photo.jpg sea.jpg sky.jpg --mask halves.png -o regions.png
   semstyle stylize photo.jpg painting.jpg --semantic auto --save-labels labels/ -o out.png
   semstyle stylize in.jpg tar.jpg --semantic labels --content-labels in.png --style-labels tar.png -o out.png
   semstyle segment photo.jpg painting.jpg -o seg/

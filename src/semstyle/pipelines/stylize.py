@@ -122,6 +122,9 @@ class Stylizer:
 
     def __init__(self, config: NetworkConfig | None = None, *, defaults: StylizeOptions | None = None,
                  networks: Networks | None = None) -> None:
+        if not isinstance(config, NetworkConfig | None) or not isinstance(defaults, StylizeOptions | None):
+            raise TypeError("Stylizer(config: NetworkConfig, *, defaults: StylizeOptions); for a StylizeConfig "
+                            "(both) use Stylizer.from_config(cfg)")
         self.config = config or NetworkConfig()  # the networks: fixed for this Stylizer's life
         self.defaults = defaults or StylizeOptions()  # each call's options unless it says otherwise
         try:
