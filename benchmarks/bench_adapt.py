@@ -148,7 +148,7 @@ def main() -> None:
     print("\n".join(table))
     if not args.no_write:
         print("(paste the tables into docs/ADAPT.md)")
-        save_image(figure(work, train, args.steps, 256, args.reuse), ROOT / "docs" / "adapt_grid.png", overwrite=True)
+        save_image(figure(work, train, args.steps, 192, args.reuse), ROOT / "docs" / "adapt_grid.png", overwrite=True)
 
 
 if __name__ == "__main__":
