@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_training import _cfg, _one_line_error, make_data, one_thread, use_fake_trainer
+from test_training import _cfg, _one_line_error, make_data, use_fake_trainer
 
 from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.training.config import TRIAL_COMMIT, TrainConfig, apply_overrides
 
-__all__ = ["one_thread"]  # test_training's autouse fixture: one thread for these tiny tensors
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 # what an old run's config.json had for the removed fields when it used what the trainer still does
 OLD_FIELDS: dict[str, Any] = {"discriminator": "image", "d_taps": ["relu3_1", "relu4_1"], "content_cache": False}
 

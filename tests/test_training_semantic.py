@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_training import _cfg, make_data, one_thread
+from test_training import _cfg, make_data
 
 from semstyle import functional as FN
 from semstyle.errors import InputError
@@ -20,7 +20,8 @@ from semstyle.training.config import TRIAL_COMMIT
 from semstyle.training.trainer import Trainer
 from semstyle.types import Attention, Regions, StyleStats
 
-__all__ = ["one_thread"]  # test_training's autouse fixture: one thread for these tiny tensors
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # one thread: see conftest
+
 
 
 @pytest.fixture(scope="module")
