@@ -20,19 +20,27 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from semstyle import assets
+from semstyle import functional as FN
 from semstyle import metrics as M
 from semstyle.config import NetworkConfig, StylizeOptions
-from semstyle.io.images import load_image, resize_longest, save_image, to_tensor
-from semstyle.models.style_model import load_style_model
+from semstyle.io.images import load_image, resize_longest, to_tensor
+from semstyle.losses import LossWeights
+from semstyle.models.style_model import StyleModel, load_style_model
+from semstyle.networks import Networks, native_bf16
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.training.adapt import RECIPE_WEIGHTS, adapt
+from semstyle.types import StyleStats
 from semstyle.viz import grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +58,16 @@ ALPHAS = (1.0, 0.9, 0.8, 0.7)
 
 
 def score(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int,
-          alpha: float = 1.0) -> tuple[np.ndarray, list[Image.Image]]:
-    """(style distance, Gram, SWD, content) means over the contents, and the pictures."""
-    s_f = M.vgg_features(st.encoder, to_tensor(resize_longest(style_img, size)))
+          alpha: float = 1.0, judge: torch.nn.Module | None = None) -> tuple[np.ndarray, list[Image.Image]]:
+    """(style distance, Gram, SWD, content) means over the contents, and the pictures; measured with the VGG19
+    encoder ``judge`` (default: the Stylizer's own, which must then be VGG19)."""
+    enc = judge or st.encoder
+    s_f = M.vgg_features(enc, to_tensor(resize_longest(style_img, size)))
     rows, pics = [], []
     for c in contents:
         out = st.stylize(c, style_arg, size=size, alpha=alpha).image
-        o_f = M.vgg_features(st.encoder, to_tensor(out))
-        c_f = M.vgg_features(st.encoder, to_tensor(c.resize(out.size)))
+        o_f = M.vgg_features(enc, to_tensor(out))
+        c_f = M.vgg_features(enc, to_tensor(c.resize(out.size)))
         rows.append((M.mean_std_style_loss(o_f, s_f), M.gram_style_loss(o_f, s_f),
                      M.sliced_wasserstein_distance(o_f, s_f), M.content_loss(o_f, c_f)))
         pics.append(out)
@@ -78,21 +88,91 @@ def at_content(curve: np.ndarray, content: float) -> tuple[float, float]:
             float(np.interp(content, curve[order, 3], alphas)))
 
 
+def ensure_model(style: Path, model: Path, train: Path, steps: int, weights: LossWeights | None, student: bool,
+                 reuse: bool) -> StyleModel:
+    """Adapt ``style`` into ``model`` (with ``reuse``, keep a model already there: one made before the student and
+    the default α existed is resumed, which adds them and keeps its decoder)."""
+    if reuse and model.exists():
+        m = load_style_model(model)
+        if (student and m.student is None) or "alpha" not in m.meta:
+            adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
+                  resume=True, progress=False)
+    else:
+        adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
+              progress=False, overwrite=True)
+    return load_style_model(model)
+
+
+def median_fps(call: Callable[[], object], frames: int) -> float:
+    """Calls per second: the median of ``frames`` timed calls after 3 warm-up calls."""
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return 1.0 / float(np.median(times))
+
+
+def student_fps(model: Path, width: int = 640, height: int = 272, frames: int = 30) -> dict[str, float]:
+    """Frames/s of the student at width×height: the networks alone (a frame tensor in, a picture tensor out) and
+    the whole ``Stylizer.stylize`` call (a PIL frame in and out), in bf16 (where the CPU has it) and fp32."""
+    frame = load_image(assets.content_images()[0]).resize((width, height))
+    out = {}
+    for precision in ("bf16", "fp32") if native_bf16(torch.device("cpu")) else ("fp32",):
+        st = Stylizer.from_style_model(model, student=True, config=NetworkConfig(precision=precision))
+        stats = st.encode_style(model, st.defaults.updated(style_size=512))
+        x = to_tensor(frame).contiguous(memory_format=torch.channels_last)
+        alpha, nets = st.defaults.alpha, st.networks
+
+        def networks_only(nets: Networks = nets, x: torch.Tensor = x, stats: StyleStats = stats,
+                          alpha: float = alpha) -> None:
+            with torch.inference_mode():
+                f = nets.encode(x)["relu4_1"]
+                nets.decode(FN.mix(f, FN.adain_from_stats(f, stats.mean, stats.std), alpha))
+
+        out[f"networks {precision}"] = median_fps(networks_only, frames)
+        out[f"stylize {precision}"] = median_fps(partial(st.stylize, frame, model, size=0, style_size=512), frames)
+    return out
+
+
 def figure(work: Path, train: Path, steps: int, size: int, reuse: bool) -> Image.Image:
     """The picture for the docs, from public-domain images only (the shared data is research-only): the bundled
     Composition VII (abstract) adapted on the training photos; the bundled photos stylised by each decoder."""
     style = assets.style_images()[0]
     contents = [resize_longest(load_image(p), size) for p in assets.content_images()]
-    decoders: list[tuple[str, Stylizer]] = [("pretrained", Stylizer(defaults=StylizeOptions(size=size)))]
+    cells: list[tuple[str, Stylizer, object]] = [("pretrained", Stylizer(defaults=StylizeOptions(size=size)), style)]
+    student: tuple[str, Stylizer, object] | None = None
     for name, weights in (("adapted", None), ("adapted, no D", replace(RECIPE_WEIGHTS, adv=0.0))):
         model = work / f"figure_{'adapted' if weights is None else 'noD'}.safetensors"
-        if not (reuse and model.exists()):
-            adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, progress=False,
-                  overwrite=True)
-        decoders.append((name, Stylizer(NetworkConfig(decoder=str(model)), defaults=StylizeOptions(size=size))))
-    rows = [[c, *(st.stylize(c, style if n == "pretrained" else st.config.decoder).image for n, st in decoders)]
-            for c in contents]
-    return grid(rows, cell=160, titles=["content", *(n for n, _ in decoders)])
+        m = ensure_model(style, model, train, steps, weights, weights is None, reuse)
+        cells.append((f"{name}, alpha {m.alpha:.2f}" if weights is None else name, Stylizer.from_style_model(
+            model, defaults=StylizeOptions(size=size)), model))
+        if weights is None:
+            student = ("student", Stylizer.from_style_model(model, student=True, defaults=StylizeOptions(size=size)),
+                       model)
+    cells += [student] if student else []
+    rows = [[c, *(st.stylize(c, arg).image for _, st, arg in cells)] for c in contents]
+    return grid(rows, cell=160, titles=["content", *(n for n, _, _ in cells)])
+
+
+def table(rows: list[tuple], curves: list[tuple]) -> list[str]:
+    """The markdown tables of the scores and of the α sweeps."""
+    out = ["| style | decoder | style distance | Gram | sliced Wasserstein | content | minutes |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    out += [f"| {s} | {n} | {a:+.1f} % | {g:+.1f} % | {w:+.1f} % | {c:+.1f} % | {t / 60:.1f} |"
+            for s, n, a, g, w, c, t in rows]
+    for name in dict.fromkeys(r[1] for r in rows):
+        m = np.mean([r[2:6] for r in rows if r[1] == name], axis=0)
+        out.append(f"| **mean** | {name} | {m[0]:+.1f} % | {m[1]:+.1f} % | {m[2]:+.1f} % | {m[3]:+.1f} % | |")
+    out += ["", "| style | decoder | style distance at pretrained α = 1's content | α for content +10 % | "
+            "style distance there |", "|---|---|---:|---:|---:|"]
+    out += [f"| {s} | {n} | {e:+.1f} % | {a:.2f} | {t:+.1f} % |" for s, n, e, a, t in curves]
+    for name in dict.fromkeys(c[1] for c in curves):
+        m = np.mean([c[2:] for c in curves if c[1] == name], axis=0)
+        out.append(f"| **mean** | {name} | {m[0]:+.1f} % | {m[1]:.2f} | {m[2]:+.1f} % |")
+    return out
 
 
 def main() -> None:
@@ -102,6 +182,7 @@ def main() -> None:
     ap.add_argument("--contents", type=int, default=6, help="held-out content photos scored per style")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-student", action="store_true", help="leave out the real-time students")
     ap.add_argument("--work", type=Path, help="folder of the models (default: a new temporary one)")
     ap.add_argument("--reuse", action="store_true", help="score the models already in --work instead of adapting")
     args = ap.parse_args()
@@ -111,44 +192,44 @@ def main() -> None:
     pre = Stylizer(NetworkConfig(), defaults=StylizeOptions(size=args.size, style_size=512))
     rows, curves, work = [], [], args.work or Path(tempfile.mkdtemp(prefix="adapt-"))
     work.mkdir(parents=True, exist_ok=True)
+    speeds = []
     for k, style in enumerate(heldout_styles(args.styles)):
         style_img = load_image(style)
-        base, base_pics = score(pre, style, contents, style_img, args.size)
-        found: dict[str, tuple[np.ndarray, list[Image.Image], float]] = {}
+        base, _ = score(pre, style, contents, style_img, args.size)
         for name, weights in (("adapted", None), ("no D", replace(RECIPE_WEIGHTS, adv=0.0))):
             model = work / f"{k}_{name.replace(' ', '')}.safetensors"
-            if not (args.reuse and model.exists()):
-                adapt(style, model, contents=[train], steps=args.steps, minutes=60, weights=weights, progress=False,
-                      overwrite=True)
-            took = float(load_style_model(model).meta["seconds"])
-            st = Stylizer(NetworkConfig(decoder=str(model)), defaults=StylizeOptions(size=args.size, style_size=512))
-            sc, pics = score(st, model, contents, style_img, args.size)
-            found[name] = (sc, pics, took)
+            student = weights is None and not args.no_student
+            m = ensure_model(style, model, train, args.steps, weights, student, args.reuse)
+            took = float(m.meta["seconds"])
+            opts = StylizeOptions(size=args.size, style_size=512)
+            st = Stylizer.from_style_model(model, defaults=opts)
+            runs = [(name, st, 1.0)]
+            if weights is None:
+                runs.append((f"adapted, α {m.alpha:.2f}", st, m.alpha))
+            if student:
+                runs.append(("student", Stylizer.from_style_model(model, student=True, defaults=opts), m.alpha))
+                speeds.append((style.name, student_fps(model)))
+            for label, runner, alpha in runs:
+                sc, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder)
+                rel = 100 * (sc / base - 1)
+                print(f"{style.name:40s} {label:16s} style {rel[0]:+6.1f} %  gram {rel[1]:+6.1f} %  "
+                      f"swd {rel[2]:+6.1f} %  content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
+                rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α",
+                             *rel, took))
             curve = sweep(st, model, contents, style_img, args.size)
             eq_style, _ = at_content(curve, base[3])
             s10, a10 = at_content(curve, 1.1 * base[3])
             curves.append((style.name, name, 100 * (eq_style / base[0] - 1), a10, 100 * (s10 / base[0] - 1)))
-            rel = 100 * (sc / base - 1)
-            print(f"{style.name:40s} {name:8s} style {rel[0]:+6.1f} %  gram {rel[1]:+6.1f} %  swd {rel[2]:+6.1f} %  "
-                  f"content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
-            rows.append((style.name, name, *rel, took))
-    table = ["| style | decoder | style distance | Gram | sliced Wasserstein | content | minutes |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    table += [f"| {s} | {n} | {a:+.1f} % | {g:+.1f} % | {w:+.1f} % | {c:+.1f} % | {t / 60:.1f} |"
-              for s, n, a, g, w, c, t in rows]
-    for name in ("adapted", "no D"):
-        m = np.mean([r[2:6] for r in rows if r[1] == name], axis=0)
-        table.append(f"| **mean** | {name} | {m[0]:+.1f} % | {m[1]:+.1f} % | {m[2]:+.1f} % | {m[3]:+.1f} % | |")
-    table += ["", "| style | decoder | style distance at pretrained α = 1's content | α for content +10 % | "
-              "style distance there |", "|---|---|---:|---:|---:|"]
-    table += [f"| {s} | {n} | {e:+.1f} % | {a:.2f} | {t:+.1f} % |" for s, n, e, a, t in curves]
-    for name in ("adapted", "no D"):
-        m = np.mean([c[2:] for c in curves if c[1] == name], axis=0)
-        table.append(f"| **mean** | {name} | {m[0]:+.1f} % | {m[1]:.2f} | {m[2]:+.1f} % |")
-    print("\n".join(table))
+    print("\n".join(table(rows, curves)))
+    if speeds:
+        print("\n| style | " + " | ".join(f"frames/s, {k}" for k in speeds[0][1]) + " |")
+        print("|---|" + "---:|" * len(speeds[0][1]))
+        for name, fps in speeds:
+            print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in fps.values()) + " |")
     if not args.no_write:
         print("(paste the tables into docs/ADAPT.md)")
-        save_image(figure(work, train, args.steps, 192, args.reuse), ROOT / "docs" / "adapt_grid.png", overwrite=True)
+        pic = figure(work, train, args.steps, 192, args.reuse)  # a 256-colour PNG: a third of the bytes
+        pic.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(ROOT / "docs" / "adapt_grid.png", optimize=True)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,32 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     return Images(folder=folder, **out)
 
 
+def interrupt_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, n: int) -> object:
+    """Make ``owner.name`` raise KeyboardInterrupt (Ctrl-C) on its ``n``-th call; returns the real method, for
+    ``monkeypatch.setattr(owner, name, real)`` when the interrupted run is over."""
+    real, calls = getattr(owner, name), []
+
+    def interrupted(self: object) -> object:
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    return real
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of the three bundled photos at 96×72 px: contents for tiny adaptations."""
+    from semstyle import assets
+
+    folder = tmp_path_factory.mktemp("photos")
+    for i, p in enumerate(assets.content_images()):
+        Image.open(p).convert("RGB").resize((96, 72)).save(folder / f"p{i}.png")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``SHARED_DATA``; a missing folder fails the test unless SEMSTYLE_NO_SHARED_DATA=1 (then: skip)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_on_call
 from PIL import Image
 
 from semstyle import assets
@@ -20,14 +21,6 @@ from semstyle.training import adapt as A
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # fp32 on one thread: the resume is compared bit for bit
 TINY = {"steps": 4, "crop": 64, "style_size": 96, "precision": "fp32", "progress": False}
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for i, p in enumerate(assets.content_images()):
-        Image.open(p).convert("RGB").resize((96, 72)).save(folder / f"p{i}.png")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +70,8 @@ def test_an_interrupted_adaptation_resumes_exactly(photos: Path, style: Path, mo
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from semstyle.training.trainer import Trainer
 
-    real, calls = Trainer.train_step, []
-
-    def stop_at_third(self: Trainer) -> dict[str, float]:
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self)
-
     out = tmp_path / "again.safetensors"
-    monkeypatch.setattr(Trainer, "train_step", stop_at_third)
+    real = interrupt_on_call(monkeypatch, Trainer, "train_step", 3)
     with pytest.raises(KeyboardInterrupt):
         A.adapt(style, out, contents=[photos], **TINY)
     assert not out.exists() and not list(tmp_path.glob(".again*"))  # no model, no half-written one
@@ -154,7 +139,7 @@ def test_a_model_is_one_style_with_its_own_decoder(model: Path, style: Path, tmp
     cases = [
         ([content, str(model), str(style)], "give it as the only style"),
         ([content, str(model), "--decoder", "finetuned"], "leave out --decoder"),
-        ([content, str(model), "--model", "fast"], "has no fast student"),
+        ([content, str(model), "--model", "fast"], "has no student for --model fast; make one with semstyle adapt"),
     ]
     for argv, needle in cases:
         rc = main(["stylize", *argv, "-o", str(tmp_path / "o.png"), "--size", "64"])

@@ -70,6 +70,8 @@ def form(content: object, style: object, **kw: object) -> tuple:
         "decoder": "pretrained",
         "refine": 0,
         "fusion": "adain",
+        "style_model": None,
+        "model": "(none)",
     }
     d.update(kw)
     return (
@@ -84,6 +86,8 @@ def form(content: object, style: object, **kw: object) -> tuple:
         d["decoder"],
         d["refine"],
         d["fusion"],
+        d["style_model"],
+        d["model"],
     )
 
 

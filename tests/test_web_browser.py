@@ -169,7 +169,8 @@ def test_ten_requests_queued_at_once_all_complete(server: str) -> None:
     client = Client(server, verbose=False)
     t0 = time.perf_counter()
     jobs = [client.submit(handle_file(str(content)), handle_file(str(style)), "none", None, None, 0.1 * (i + 1),
-                          False, 64, "pretrained", 0, "adain", api_name="/stylize") for i in range(10)]
+                          False, 64, "pretrained", 0, "adain", None, "(none)", api_name="/stylize")
+            for i in range(10)]
     results = [job.result(timeout=300) for job in jobs]
     elapsed = time.perf_counter() - t0
     for res in results:

@@ -27,6 +27,7 @@ VIDEO_TEXTURE = 0.0  # video texture carry: off, its style cost is over the 10 %
 VIDEO_HIDDEN = 0.7  # video decoder-activation carry: with the feature carry 0.50× the flicker at +9 % style
 ADAPT_STEPS = 300  # semstyle adapt: generator updates of the default budget (~5 min on 2 CPU cores, 128 px, bf16)
 ADAPT_MINUTES = 10.0  # semstyle adapt: and never longer than this
+STUDENT_STEPS = 300  # updates of an adaptation's real-time student (adapt --student; ~1 s each on 2 cores)
 ENGINES: tuple[str, ...] = ("local", "ray")  # batch engines (semstyle.batch): one process, or a Ray cluster
 MIN_SIDE = 16  # px: the smallest image side semstyle stylises (the encoder downsamples by 8)
 MAX_SIDE = 16384  # px: the largest --size

@@ -23,6 +23,7 @@ from semstyle.errors import InputError
 from semstyle.models import Decoder, VGGEncoder
 from semstyle.models.discriminator import MultiScaleDiscriminator
 from semstyle.models.fast import FastConfig, FastDecoder, FastEncoder
+from semstyle.models.style_model import StyleModel, is_style_model, load_style_model
 from semstyle.models.weights import fast_shape, load_into
 from semstyle.segmentation.auto import DEFAULT as DEFAULT_COSEG
 from semstyle.segmentation.auto import FAST as FAST_COSEG
@@ -111,30 +112,49 @@ class Networks:
     coseg: CosegOptions = DEFAULT_COSEG  # the co-segmentation's features for this model
     discriminator_source: str = "finetuned"  # weights of the lazily loaded discriminator
     compiled: bool = False  # encoder/decoder calls go through torch.compile
+    student: bool = False  # the fast networks are a style model's student (no colour correction: it learned colour)
     _run_encoder: nn.Module | None = field(default=None, repr=False)
     _run_decoder: nn.Module | None = field(default=None, repr=False)
     _disc: MultiScaleDiscriminator | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_config(cls, cfg: NetworkConfig) -> Networks:
-        """Build and load the networks ``cfg`` names (model, weights, device, precision, compile)."""
-        device = pick_device(cfg.device)
+    def from_config(cls, cfg: NetworkConfig, model: StyleModel | None = None) -> Networks:
+        """Build and load the networks ``cfg`` names (model, weights, device, precision, compile); with ``model`` (a
+        loaded style model), its decoder — or with ``cfg.model`` "fast", its student — instead of ``cfg.decoder``."""
         fast = cfg.model == "fast"
-        shape: FastConfig | None = fast_shape(cfg.encoder) if fast else None
-        if fast:
-            log.warning("the fast model is experimental: ~14x faster than VGG19 but weaker in style "
-                        "(docs/FAST_MODEL.md)")
-        encoder: nn.Module = FastEncoder(shape) if shape else VGGEncoder()
-        decoder: nn.Module = FastDecoder(shape) if shape else Decoder()
-        load_into(encoder, cfg.encoder, "fast_encoder" if fast else "encoder")
-        load_into(decoder, cfg.decoder, "fast_decoder" if fast else "decoder")
+        if model is None and is_style_model(cfg.decoder):
+            model = load_style_model(cfg.decoder) if fast else None  # the VGG19 decoder loads as any decoder file
+        encoder: nn.Module
+        decoder: nn.Module
+        if fast and model is not None:  # a style model's real-time student (semstyle adapt --student)
+            s_enc, s_dec = model.student_networks()
+            shape: FastConfig | None = s_enc.cfg
+            encoder, decoder = s_enc, s_dec
+        else:
+            shape = fast_shape(cfg.encoder) if fast else None
+            if fast:
+                log.warning("the fast model is experimental: ~14x faster than VGG19 but weaker in style "
+                            "(docs/FAST_MODEL.md)")
+            encoder = FastEncoder(shape) if shape else VGGEncoder()
+            decoder = FastDecoder(shape) if shape else Decoder()
+            load_into(encoder, cfg.encoder, "fast_encoder" if fast else "encoder")
+            if model is not None:
+                decoder.load_state_dict(model.decoder)
+            else:
+                load_into(decoder, cfg.decoder, "fast_decoder" if fast else "decoder")
+        return cls._assemble(cfg, encoder, decoder, shape, student=fast and model is not None)
+
+    @classmethod
+    def _assemble(cls, cfg: NetworkConfig, encoder: nn.Module, decoder: nn.Module, shape: FastConfig | None,
+                  student: bool) -> Networks:
+        device = pick_device(cfg.device)
         for net in (encoder, decoder):
             net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         nets = cls(
             encoder, decoder, device, resolve_bf16(cfg.precision, device), cfg.model,
-            shape.channels()["relu4_1"] if shape else 512, FAST_COSEG if fast else DEFAULT_COSEG,
-            cfg.discriminator, cfg.compile,
+            shape.channels()["relu4_1"] if shape else 512, FAST_COSEG if shape else DEFAULT_COSEG,
+            cfg.discriminator, cfg.compile, student,
         )
         if cfg.compile:  # inductor fuses convolutions with their activations and padding; docs/speed_study.md
             nets._run_encoder = torch.compile(encoder)  # type: ignore[assignment]

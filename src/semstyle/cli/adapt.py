@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from semstyle.training.adapt import adapt, run_folder
+from semstyle.training.student import StudentRecipe
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -14,12 +15,19 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     try:
         res = adapt(args.style, args.output, contents=contents, steps=args.steps, minutes=args.minutes,
                     resume=args.resume, overwrite=args.overwrite, precision=args.precision, crop=args.crop,
+                    student=args.student, student_recipe=StudentRecipe(steps=args.student_steps),
                     progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"semstyle: interrupted; the checkpoint in {run_folder(Path(args.output))} is kept: add --resume to "
               "continue", file=sys.stderr)
         return 130
+    sc = res.scores
     print(f"adapted in {res.steps} steps ({res.seconds / 60:.1f} min): {res.model}")
+    print(f"default alpha {sc.alpha:.2f}: style distance {100 * sc.style:+.1f} %, content loss "
+          f"{100 * sc.content:+.1f} % against pretrained AdaIN ({sc.photos} of your photos)")
+    if sc.student_style is not None and sc.student_content is not None:
+        print(f"student (--model fast): style distance {100 * sc.student_style:+.1f} %, content loss "
+              f"{100 * sc.student_content:+.1f} %")
     return 0
 
 

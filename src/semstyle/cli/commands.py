@@ -19,9 +19,9 @@ from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path
 from semstyle.io.images import load_image, resize_longest, save_image
 from semstyle.io.labels import parse_label, read_names
-from semstyle.models.style_model import is_style_model
+from semstyle.models.style_model import is_style_model, load_style_model
 from semstyle.pipelines import stylize as pipeline
-from semstyle.pipelines.stylize import check_request
+from semstyle.pipelines.requests import check_request
 from semstyle.pipelines.transfer import tile_plan
 from semstyle.types import ProgressEvent
 from semstyle.viz import overlay, side_by_side
@@ -31,25 +31,29 @@ log = logging.getLogger(__name__)
 
 def config_from_args(args: argparse.Namespace, styles: Sequence[str] = ()) -> StylizeConfig:
     """The networks and the default options the flags name (flags of other kinds are left out); a style model
-    among ``styles`` brings its own decoder."""
-    return with_style_model(StylizeConfig.from_values(vars(args)), styles)
+    among ``styles`` brings its own decoder (or student) and, unless --alpha is given, its own α."""
+    return with_style_model(StylizeConfig.from_values(vars(args)), styles,
+                            alpha_given=getattr(args, "alpha", None) is not None)
 
 
-def with_style_model(cfg: StylizeConfig, styles: Sequence[str]) -> StylizeConfig:
-    """``cfg`` with the decoder of the style model among ``styles`` (``semstyle adapt``): a model is one style
-    and its decoder together, so it comes alone and without another ``--decoder``."""
+def with_style_model(cfg: StylizeConfig, styles: Sequence[str], *, alpha_given: bool = True) -> StylizeConfig:
+    """``cfg`` with the decoder of the style model among ``styles`` (``semstyle adapt``) — with ``model fast``,
+    its student — and its default α unless ``alpha_given``: a model is one style and its networks together, so it
+    comes alone and without another ``--decoder``."""
     models = [s for s in styles if is_style_model(s)]
     if not models:
         return cfg
     if len(styles) > 1:
         raise InputError(f"style model '{models[0]}' brings its own decoder: give it as the only style")
-    if cfg.networks.model == "fast":
-        raise InputError(f"style model '{models[0]}' has no fast student; leave out --model fast")
+    model = load_style_model(models[0])
+    if cfg.networks.model == "fast" and model.student is None:
+        raise InputError(f"style model '{models[0]}' has no student for --model fast; make one with semstyle adapt "
+                         "--student, or leave out --model fast")
     mine = str(Path(models[0]).resolve())
     if cfg.networks.decoder not in ("pretrained", models[0], mine):
         raise InputError(f"--decoder {cfg.networks.decoder} and style model '{models[0]}' disagree: the model brings "
                          "its own decoder; leave out --decoder")
-    return cfg.updated(decoder=mine)
+    return cfg.updated(decoder=mine, alpha=None if alpha_given else model.alpha)
 
 
 def _expand(path: Path, what: str) -> list[Path]:

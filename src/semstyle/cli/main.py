@@ -54,7 +54,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     o, n = StylizeOptions(), NetworkConfig()  # the defaults shown in --help
-    p.add_argument("--alpha", type=float, default=o.alpha, help="style strength in [0, 1] (default %(default)s)")
+    p.add_argument("--alpha", type=float,
+                   help=f"style strength in [0, 1] (default {o.alpha:g}, or a style model's own)")
     p.add_argument(
         "--size", type=int, default=o.size, help="content's longest side in px, 0 keeps it (default %(default)s)"
     )
@@ -80,7 +81,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         "--model",
         choices=MODELS,
         default=n.model,
-        help="vgg19: AdaIN's networks; fast: the distilled student, ~1/16 of the work (default %(default)s)",
+        help="vgg19: AdaIN's networks; fast: the distilled student, ~1/16 of the work, or with a style model its own "
+             "real-time student (semstyle adapt --student) (default %(default)s)",
     )
     p.add_argument("--max-pixels", type=int, default=o.max_pixels, help="refuse larger inputs (default %(default)s)")
     p.add_argument(

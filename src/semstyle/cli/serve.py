@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from semstyle.config import NetworkConfig, StylizeConfig
@@ -39,7 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             max_side=args.max_video_size)
     except ValueError as e:
         raise InputError(str(e)) from None
-    engine = Engine(StylizeConfig(NetworkConfig(device=args.device)), limits, concurrency=args.concurrency)
+    models = Path(args.models) if getattr(args, "models", None) else None
+    if models is not None and not models.is_dir():
+        raise InputError(f"--models '{models}' is not a folder")
+    engine = Engine(StylizeConfig(NetworkConfig(device=args.device)), limits, concurrency=args.concurrency,
+                    models=models)
+    if models is not None:
+        log.info("%d style models in %s", len(engine.style_models()), models)
     opts = ServeOptions(host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size,
                         video=video)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

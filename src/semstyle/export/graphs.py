@@ -7,7 +7,9 @@ multiple of 8 by reflection and crop back, like ``Stylizer``):
   ``style_std`` (N or 1, 512, 1, 1), ``alpha`` (a scalar) → ``image`` (N, 3, H, W) in [0, 1]:
   VGG19 to relu4_1, AdaIN with the given style statistics, the alpha mix, the decoder;
 - **style** (``StyleStatsGraph``): ``style`` (N, 3, H, W) → ``style_mean``, ``style_std``, the
-  relu4_1 channel statistics the full graph takes.
+  relu4_1 channel statistics the full graph takes;
+- **student** (``StudentGraph``): a style model's real-time student (``semstyle adapt --student``, named by
+  ``decoder``): ``content`` and ``alpha`` → ``image``, the style's statistics built in — no VGG19, one small graph.
 
 The export uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs only the
 ``onnx`` package; ``onnxruntime`` is used to check the graph against PyTorch.
@@ -22,6 +24,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -31,18 +34,21 @@ from torch import nn
 
 from semstyle.assets import content_images, style_images
 from semstyle.errors import InputError, SemstyleError
-from semstyle.io.images import to_tensor
+from semstyle.io.images import resize_longest, to_tensor
 from semstyle.models import Decoder, VGGEncoder
+from semstyle.models.fast import FastDecoder, FastEncoder
+from semstyle.models.style_model import is_style_model, load_style_model
 from semstyle.models.weights import load_into
 from semstyle.version import __version__
 
 log = logging.getLogger(__name__)
 
-PARTS: tuple[str, ...] = ("full", "style")
+PARTS: tuple[str, ...] = ("full", "style", "student")
 FORMATS: tuple[str, ...] = ("onnx",)
 INSTALL_HINT = "pip install semstyle[export]"
 OPSETS: tuple[int, int] = (11, 21)  # the ONNX opsets the export is tested at (both ends): reflection Pad needs 11
 EPS = 1e-5  # as functional.mean_std
+STUDENT_STYLE_SIDE = 512  # the style picture's side for a student's statistics (the pipeline's default style_size)
 
 
 def _pad8(x: torch.Tensor) -> torch.Tensor:
@@ -88,10 +94,42 @@ class StyleStatsGraph(nn.Module):
         return _mean_std(self.encoder.encode(_pad8(style)))
 
 
+class StudentGraph(nn.Module):
+    """A style model's student: fast encoder → AdaIN to the style's built-in statistics → alpha mix → fast decoder."""
+
+    def __init__(self, encoder: FastEncoder, decoder: FastDecoder, style: Image.Image) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        with torch.inference_mode():  # as the pipeline computes them: the student's encoder, the style at 512 px
+            mean, std = _mean_std(encoder.encode(_pad8(to_tensor(resize_longest(style, STUDENT_STYLE_SIDE)))))
+        self.register_buffer("style_mean", mean.clone())  # (1, C, 1, 1)
+        self.register_buffer("style_std", std.clone())
+
+    def forward(self, content: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        h, w = content.shape[2], content.shape[3]
+        feat = self.encoder.encode(_pad8(content))
+        c_mean, c_std = _mean_std(feat)
+        s_mean, s_std = cast(torch.Tensor, self.style_mean), cast(torch.Tensor, self.style_std)
+        target = (feat - c_mean) / c_std * s_std + s_mean
+        return self.decoder(alpha * target + (1 - alpha) * feat)[:, :, :h, :w].clamp(0, 1)
+
+
+def _student_graph(model: str) -> nn.Module:
+    if not is_style_model(model):
+        raise InputError(f"--part student needs --decoder MODEL.safetensors, a style model with a student "
+                         f"(semstyle adapt --student); got '{model}'")
+    sm = load_style_model(model)
+    enc, dec = sm.student_networks()
+    return StudentGraph(enc, dec, sm.image).eval().requires_grad_(False)
+
+
 def build_graph(part: str, encoder: str = "pretrained", decoder: str = "pretrained") -> nn.Module:
-    """The fp32 eval-mode module for ``part`` ("full" or "style") with the named weights."""
+    """The fp32 eval-mode module for ``part`` (``PARTS``) with the named weights (for "student", ``decoder`` names
+    the style model)."""
     if part not in PARTS:
         raise InputError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if part == "student":
+        return _student_graph(decoder)
     enc = VGGEncoder()
     load_into(enc, encoder, "encoder")
     if part == "style":
@@ -135,6 +173,8 @@ def example_inputs(part: str, size: int) -> dict[str, torch.Tensor]:
 
     if part == "style":
         return {"style": load(style_images()[0])}
+    if part == "student":
+        return {"content": load(content_images()[0]), "alpha": torch.tensor(1.0)}
     style = load(style_images()[0])
     enc = VGGEncoder()
     load_into(enc, "pretrained", "encoder")
@@ -149,6 +189,8 @@ def _io_names(part: str) -> tuple[list[str], list[str], dict[str, dict[int, str]
     if part == "style":
         stats = {0: "batch"}
         return ["style"], ["style_mean", "style_std"], {"style": hw, "style_mean": stats, "style_std": stats}
+    if part == "student":
+        return ["content", "alpha"], ["image"], {"content": hw, "image": hw}
     dyn = {"content": hw, "image": hw, "style_mean": {0: "style_batch"}, "style_std": {0: "style_batch"}}
     return ["content", "style_mean", "style_std", "alpha"], ["image"], dyn
 
@@ -201,10 +243,11 @@ def _add_metadata(path: str, part: str) -> None:
     import onnx
 
     model = onnx.load(path)
-    model.doc_string = f"semstyle {__version__} '{part}' graph: " + (
-        "content RGB [0,1], style_mean/std (relu4_1), alpha -> image RGB [0,1]" if part == "full"
-        else "style RGB [0,1] -> relu4_1 channel mean/std"
-    )
+    model.doc_string = f"semstyle {__version__} '{part}' graph: " + {
+        "full": "content RGB [0,1], style_mean/std (relu4_1), alpha -> image RGB [0,1]",
+        "style": "style RGB [0,1] -> relu4_1 channel mean/std",
+        "student": "content RGB [0,1], alpha -> image RGB [0,1] (one style's real-time student)",
+    }[part]
     entry = model.metadata_props.add()
     entry.key, entry.value = "semstyle_part", part
     onnx.save(model, path)

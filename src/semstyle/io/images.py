@@ -21,9 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semstyle.errors import InputError
 from semstyle.io.files import OUTPUT_FORMATS, check_output_path  # re-exported: it was defined here
-from semstyle.models.style_model import load_style_model
+from semstyle.models.style_model import StyleModel, load_style_model
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, StyleModel]  # a style model: its picture
 
 
 
@@ -111,6 +111,9 @@ def load_image(src: ImageInput, max_pixels: int = 64_000_000, what: str = "image
     Arrays are (H, W), (H, W, 1|3|4) uint8/uint16/float in [0, 1]; tensors are (3, H, W) or
     (1, 3, H, W) floats in [0, 1]. A style model file (``semstyle adapt``) gives the style picture it holds.
     """
+    if isinstance(src, StyleModel):
+        _check_pixels(*src.image.size, max_pixels, what)
+        return src.image
     if isinstance(src, (str, os.PathLike)):
         if str(src).lower().endswith(".safetensors"):
             picture = load_style_model(src).image

@@ -2,9 +2,11 @@
 what made it (``semstyle adapt``).
 
 Layout: the decoder's tensors under their own names (``layers.N.weight``, so ``--decoder MODEL`` loads it as any
-decoder file), the style picture as ``style.image`` (uint8, H×W×3, longest side at most ``MAX_SIDE``) and string
-metadata: ``format`` (``FORMAT``), ``version``, the original style file's ``style_sha256``, the ``recipe`` (the
-training config as JSON), ``steps``, ``seconds`` and the ``scores`` measured at the end (JSON).
+decoder file), the style picture as ``style.image`` (uint8, H×W×3, longest side at most ``MAX_SIDE``), optionally
+the real-time student (``adapt --student``: a fast-model encoder and decoder made for this style) under
+``student.encoder.*`` and ``student.decoder.*``, and string metadata: ``format`` (``FORMAT``), ``version``, the
+original style file's ``style_sha256``, the ``recipe`` (the training config as JSON), ``steps``, ``seconds``, the
+model's default ``alpha`` and the ``scores`` measured at the end (JSON).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from PIL import Image
 
 from semstyle.errors import InputError
 from semstyle.models.decoder import Decoder
+from semstyle.models.fast import FastConfig, FastDecoder, FastEncoder
 
 FORMAT = "semstyle-style-model"
 VERSION = 1
 IMAGE_KEY = "style.image"
+STUDENT = "student."  # prefix of the student's tensors: student.encoder.*, student.decoder.*
 MAX_SIDE = 1024  # the embedded style picture's longest side (the style itself up to that size, else resized)
 
 
@@ -35,7 +39,25 @@ class StyleModel:
 
     decoder: dict[str, torch.Tensor]  # the adapted decoder's state dict (``Decoder`` keys)
     image: Image.Image  # the style picture (RGB)
-    meta: dict[str, Any] = field(default_factory=dict)  # style_sha256, recipe, steps, seconds, scores
+    meta: dict[str, Any] = field(default_factory=dict)  # style_sha256, recipe, steps, seconds, alpha, scores
+    student: dict[str, torch.Tensor] | None = None  # the student's tensors (``encoder.*``, ``decoder.*``), or None
+
+    @property
+    def alpha(self) -> float:
+        """The model's default style strength (chosen at the end of ``semstyle adapt``; 1 when it says nothing)."""
+        return float(self.meta.get("alpha", 1.0))
+
+    def student_networks(self) -> tuple[FastEncoder, FastDecoder]:
+        """The student as fast-model networks (eval mode); InputError when the model has none."""
+        if self.student is None:
+            raise InputError("this style model has no student; make one with semstyle adapt --student")
+        enc = {k.removeprefix("encoder."): v for k, v in self.student.items() if k.startswith("encoder.")}
+        dec = {k.removeprefix("decoder."): v for k, v in self.student.items() if k.startswith("decoder.")}
+        shape = FastConfig.from_state_dict(enc)
+        encoder, decoder = FastEncoder(shape), FastDecoder(shape)
+        encoder.load_state_dict(enc)
+        decoder.load_state_dict(dec)
+        return encoder.eval(), decoder.eval()
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to ``path`` atomically (a temporary file beside it, then a rename)."""
@@ -44,6 +66,8 @@ class StyleModel:
         p = Path(path)
         tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in self.decoder.items()}
         tensors[IMAGE_KEY] = torch.from_numpy(np.array(self.image.convert("RGB"), dtype=np.uint8))
+        for k, v in (self.student or {}).items():
+            tensors[STUDENT + k] = v.detach().to(torch.float16).contiguous()
         meta = {"format": FORMAT, "version": str(VERSION)}
         meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in self.meta.items()})
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".safetensors")
@@ -98,7 +122,9 @@ def load_style_model(path: str | os.PathLike) -> StyleModel:
     img = tensors.pop(IMAGE_KEY, None)
     if img is None or img.dtype != torch.uint8 or img.ndim != 3 or img.shape[-1] != 3:
         raise InputError(f"style model '{p}' has no style picture ({IMAGE_KEY}, uint8 H×W×3)")
-    own = Decoder().state_dict()
+    student = {k.removeprefix(STUDENT): tensors.pop(k).float() for k in [k for k in tensors if k.startswith(STUDENT)]}
+    with torch.device("meta"):  # shapes only: no memory, no initialisation (a model may be read once per frame)
+        own = Decoder().state_dict()
     bad = sorted(set(own) ^ set(tensors)) or [k for k in own if tensors[k].shape != own[k].shape]
     if bad:
         raise InputError(f"style model '{p}' does not hold a decoder ({bad[0]} does not fit)")
@@ -110,7 +136,29 @@ def load_style_model(path: str | os.PathLike) -> StyleModel:
             info[k] = json.loads(v)
         except json.JSONDecodeError:
             info[k] = v
-    return StyleModel({k: v.float() for k, v in tensors.items()}, Image.fromarray(img.numpy(), "RGB"), info)
+    model = StyleModel({k: v.float() for k, v in tensors.items()}, Image.fromarray(img.numpy(), "RGB"), info,
+                       student or None)
+    if model.student is not None and (why := _student_misfit(model.student)):
+        raise InputError(f"style model '{p}' has a student that does not fit the fast model ({why})")
+    return model
 
 
-__all__ = ["FORMAT", "IMAGE_KEY", "MAX_SIDE", "StyleModel", "VERSION", "is_style_model", "load_style_model"]
+def _student_misfit(student: dict[str, torch.Tensor]) -> str:
+    """Why a student's tensors do not fit the fast model's networks ("" when they do), from shapes alone."""
+    enc = {k.removeprefix("encoder."): v for k, v in student.items() if k.startswith("encoder.")}
+    dec = {k.removeprefix("decoder."): v for k, v in student.items() if k.startswith("decoder.")}
+    try:
+        shape = FastConfig.from_state_dict(enc)
+    except ValueError as e:
+        return str(e)
+    with torch.device("meta"):
+        own = {"encoder": FastEncoder(shape).state_dict(), "decoder": FastDecoder(shape).state_dict()}
+    for name, got in (("encoder", enc), ("decoder", dec)):
+        bad = sorted(set(own[name]) ^ set(got)) or [k for k in got if got[k].shape != own[name][k].shape]
+        if bad:
+            return f"{name}.{bad[0]}"
+    return ""
+
+
+__all__ = ["FORMAT", "IMAGE_KEY", "MAX_SIDE", "STUDENT", "StyleModel", "VERSION", "is_style_model",
+           "load_style_model"]

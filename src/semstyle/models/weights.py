@@ -201,7 +201,7 @@ def _adapt_keys(sd: dict[str, torch.Tensor], max_index: int | None) -> dict[str,
     """Map a bare ``nn.Sequential`` state dict ("3.weight") onto our modules ("layers.3.weight")."""
     out = {}
     for k, v in sd.items():
-        if k.startswith("style."):  # a style model's own picture (models.style_model): not a network's weight
+        if k.startswith(("style.", "student.")):  # a style model's picture and student (models.style_model)
             continue
         head = k.split(".", 1)[0]
         if head.isdigit():

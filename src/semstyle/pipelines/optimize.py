@@ -38,7 +38,8 @@ from semstyle.io.labels import LabelMap, fit_to, harmonize, load_labels
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.networks import Networks
 from semstyle.pipelines.optimize_config import INITS, OPTIMIZERS, OptimizeConfig
-from semstyle.pipelines.stylize import Stylizer, check_size
+from semstyle.pipelines.requests import check_size
+from semstyle.pipelines.stylize import Stylizer
 from semstyle.segmentation import regions as R
 
 log = logging.getLogger(__name__)

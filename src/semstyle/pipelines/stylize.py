@@ -32,17 +32,17 @@ from semstyle.config import (
     StylizeOptions,
     Unmatched,
     check_pair,
-    check_style_weights,
 )
 from semstyle.errors import InputError
 from semstyle.io.images import ImageInput, load_image, resize_longest, to_tensor
 from semstyle.losses import GeneratorObjective, LossWeights
 from semstyle.models.discriminator import MultiScaleDiscriminator, style_vector
-from semstyle.models.style_model import is_style_model
+from semstyle.models.style_model import StyleModel, is_style_model, load_style_model
 from semstyle.models.vgg import STYLE_LAYERS
 from semstyle.networks import Networks
 from semstyle.pipelines import postprocess
 from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS, RefineConfig, refine, region_style_targets
+from semstyle.pipelines.requests import check_request, check_size
 from semstyle.pipelines.semantic import cosegment_images, resolve_labels
 from semstyle.pipelines.transfer import Carry, Fuse, TilePlan, fused_features, stylize_array, tile_plan
 from semstyle.types import (
@@ -62,50 +62,6 @@ from semstyle.types import (
 log = logging.getLogger(__name__)
 
 PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
-
-
-def check_size(img: Image.Image, what: str) -> None:
-    """Refuse images under ``MIN_SIDE`` px a side (after resizing): the encoder cannot see them."""
-    if min(img.size) < MIN_SIDE:
-        raise InputError(
-            f"{what} is {img.size[0]}x{img.size[1]} after resizing; it needs at least {MIN_SIDE} px a side"
-        )
-
-
-def check_request(req: StylizeRequest, opts: StylizeOptions) -> tuple[float, ...]:
-    """Every rule a request must follow (the options were checked when they were built); returns the
-    style weights to use, one per style."""
-    styles = req.styles
-    if not styles:
-        raise InputError("at least one style image is needed")
-    weights = req.style_weights if req.style_weights is not None else opts.style_weights
-    try:
-        check_style_weights(weights, len(styles))
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    if opts.fusion == "attention" and req.mask is None and opts.semantic == "none":
-        raise InputError("fusion 'attention' weighs the style's regions; add a semantic mode (auto, labels, segformer)")
-    rs = req.region_styles
-    if rs is not None and req.mask is None and opts.semantic == "none":
-        raise InputError("region_styles needs a mask (or a semantic mode) that defines the regions")
-    if rs:
-        bad = [s for s in rs.values() if not 0 <= s < len(styles)]
-        if bad:
-            raise InputError(f"region_styles points at style {bad[0]}, but only {len(styles)} styles were given")
-    if req.mask is not None and opts.semantic != "none":
-        raise InputError("give either a mask (one style per region) or a semantic mode, not both")
-    if opts.semantic == "labels":
-        named = set((rs or {}).values())  # styles named for a label may come without a map
-        given = list(req.style_labels or [])
-        if (
-            req.content_labels is None
-            or any(i not in named for i in range(len(given), len(styles)))
-            or any(s is None and i not in named for i, s in enumerate(given))
-        ):
-            raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
-        if len(given) > len(styles):
-            raise InputError(f"got {len(given)} style label maps for {len(styles)} styles")
-    return tuple(weights) if weights is not None else (1.0,) * len(styles)
 
 
 class Stylizer:
@@ -133,11 +89,37 @@ class Stylizer:
             raise InputError(str(e)) from None
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
+        self.style_model: StyleModel | None = None  # the style model whose networks these are (from_style_model)
 
     @classmethod
     def from_config(cls, cfg: StylizeConfig) -> Stylizer:
         """A Stylizer for a front end's settings: its networks and its default options."""
         return cls(cfg.networks, defaults=cfg.options)
+
+    @classmethod
+    def from_style_model(cls, model: str | os.PathLike[str] | StyleModel, *, student: bool = False,
+                         config: NetworkConfig | None = None, defaults: StylizeOptions | None = None) -> Stylizer:
+        """A Stylizer for a style model (``semstyle adapt``; a path or a loaded ``StyleModel``): its adapted decoder,
+        or with ``student`` its real-time student (the fast model made for it), and the model's α as the default
+        strength. Stylise with the model (or its path) as the style:
+
+            st = Stylizer.from_style_model("wave.safetensors")
+            st.stylize("photo.jpg", st.style_model).image
+        """
+        sm = model if isinstance(model, StyleModel) else load_style_model(model)
+        if student and sm.student is None:
+            raise InputError("this style model has no student; make one with semstyle adapt --student")
+        # a file is named as the decoder (so its path is accepted as the style); a loaded model has no path
+        decoder = "pretrained" if isinstance(model, StyleModel) else str(Path(model).resolve())
+        cfg = (config or NetworkConfig()).updated(model="fast" if student else "vgg19", decoder=decoder)
+        try:
+            check_pair(cfg, defaults or StylizeOptions())
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        nets = Networks.from_config(cfg, sm)  # its weights, read once
+        st = cls(cfg, defaults=(defaults or StylizeOptions()).updated(alpha=sm.alpha), networks=nets)
+        st.style_model = sm
+        return st
 
     # ------------------------------------------------------------------ networks (views of ``networks``)
     @property
@@ -206,6 +188,10 @@ class Stylizer:
 
     def _check_style_model(self, style: ImageInput) -> None:
         """A style model is its decoder and its picture together: refuse it under another decoder."""
+        if isinstance(style, StyleModel):
+            if style is not self.style_model:
+                raise InputError("a loaded style model needs its own networks: Stylizer.from_style_model(model)")
+            return
         if not (isinstance(style, (str, os.PathLike)) and is_style_model(style)):
             return
         mine = self.config.decoder
@@ -307,7 +293,7 @@ class Stylizer:
         with t("color"):
             if opts.preserve_color:
                 postprocess.keep_luminance(out, np.asarray(content_img, dtype=np.uint8))
-            elif self.networks.model == "fast":
+            elif self.networks.model == "fast" and not self.networks.student:
                 self._fast_colours(out, content_img, entries, weights, opts.alpha)
 
         return StylizeResult(

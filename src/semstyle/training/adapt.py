@@ -16,11 +16,13 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from semstyle import assets
 from semstyle.config import ADAPT_MINUTES, ADAPT_STEPS
@@ -29,13 +31,20 @@ from semstyle.io.files import list_images
 from semstyle.io.images import load_image, resize_longest
 from semstyle.losses import LossWeights
 from semstyle.models.style_model import MAX_SIDE, StyleModel
-from semstyle.networks import native_bf16
+from semstyle.networks import load_decoder, native_bf16
+from semstyle.training.adapt_scores import Judge, Scores, calibrate
 from semstyle.training.config import TrainConfig
+from semstyle.training.data import collect
+from semstyle.training.student import StudentDistiller, StudentRecipe, check_recipe, recipe_json
 from semstyle.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 MIN_CONTENTS = 3  # photos an adaptation needs at the least
+FEW_CONTENTS = 20  # under this many photos (the bundled ones), each is also shown at SCALES
+SCALES = (0.75, 0.5)  # the extra scales of a handful of photos
+ADAPT_SHARE = 0.35  # the adaptation's share of --minutes when a student follows (300 steps: ~3 min of 10)
+JUDGE_PHOTOS = 4  # photos the end scores and the default α are measured on
 DEFAULT_STEPS = ADAPT_STEPS  # generator updates of the default budget (the values live in config.py, light)
 DEFAULT_MINUTES = ADAPT_MINUTES
 # The adaptation recipe: the prototype of issue 29 (one style, 128 px crops, batch 4, whole-style targets, EMA)
@@ -55,6 +64,7 @@ class AdaptResult:
     model: Path  # the style model file
     steps: int  # generator updates done in all (resumed runs included)
     seconds: float  # wall time of this call
+    scores: Scores  # the default α and the scores measured at the end
 
 
 def run_folder(model: Path) -> Path:
@@ -115,17 +125,23 @@ def adapt(
     crop: int | None = None,
     style_size: int | None = None,
     weights: LossWeights | None = None,
+    student: bool = False,
+    student_recipe: StudentRecipe | None = None,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapt the pretrained decoder to ``style`` and write the style model ``out`` (see the module docstring).
 
-    Stops after ``steps`` updates or ``minutes`` of training, whichever comes first; a KeyboardInterrupt keeps a
-    checkpoint (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size``
-    override the recipe's training crop and the side of the style picture its targets are measured at; ``weights``
-    the recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``)."""
+    Stops after ``steps`` updates or ``minutes`` of training, whichever comes first (with ``student``, the
+    adaptation gets ``ADAPT_SHARE`` of the time and the student the rest); a KeyboardInterrupt keeps a checkpoint
+    (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size`` override
+    the recipe's training crop and the side of the style picture its targets are measured at; ``weights`` the
+    recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``); ``student`` also distils the real-time
+    student (``training.student``) into the model."""
     t0 = time.monotonic()
     if steps < 1 or not minutes > 0:
         raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
+    recipe = student_recipe or StudentRecipe()
+    check_recipe(recipe)
     model = check_model_path(out, resume, overwrite)
     picture = load_image(style, what="style image")  # a style that is not an image fails here, in milliseconds
     folders, n = content_folders(contents)
@@ -138,19 +154,42 @@ def adapt(
     log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
              cfg.precision)
     trainer = Trainer(cfg, resume=resume)
+    if n < FEW_CONTENTS:  # a handful of photos: show each at several scales too
+        trainer.contents.add_scales(SCALES, max(cfg.size, cfg.late_size))
     try:
-        trainer.fit(progress=progress, deadline=t0 + 60.0 * minutes)
+        trainer.fit(progress=progress, deadline=t0 + 60.0 * minutes * (ADAPT_SHARE if student else 1.0))
     except KeyboardInterrupt:
         trainer.save()
         raise
     finally:
         trainer.close()
     decoder = trainer.ema.module if trainer.ema is not None else trainer.decoder
-    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest()
-    meta = {"style_sha256": digest, "recipe": cfg.to_json(), "steps": trainer.step,
-            "seconds": round(time.monotonic() - t0, 1), "contents": n}
-    StyleModel(decoder.state_dict(), load_image(run / "style" / "style.png"), meta).save(model)
-    return AdaptResult(model, trainer.step, time.monotonic() - t0)
+    judge = Judge(trainer.encoder, load_decoder("pretrained", torch.device("cpu")),
+                  load_image(run / "style" / "style.png"), sample_photos(folders, JUDGE_PHOTOS))
+    scores = calibrate(judge, decoder)
+    log.info("default alpha %.2f: style distance %+.1f %%, content %+.1f %% against pretrained AdaIN", scores.alpha,
+             100 * scores.style, 100 * scores.content)
+    meta = {"style_sha256": hashlib.sha256(Path(style).read_bytes()).hexdigest(), "recipe": cfg.to_json(),
+            "steps": trainer.step, "contents": n, "alpha": scores.alpha}
+    result = StyleModel(decoder.state_dict(), load_image(run / "style" / "style.png"), meta)
+    if student:
+        distiller = StudentDistiller(result, folders, run, recipe=recipe, bf16=cfg.precision == "bf16",
+                                     resume=resume, scales=SCALES if n < FEW_CONTENTS else ())
+        distiller.fit(t0 + 60.0 * minutes, progress)
+        result.student = distiller.state()
+        s_style, s_content = judge.relative(distiller.student)
+        scores = replace(scores, student_style=s_style, student_content=s_content)
+        meta.update(student_recipe=recipe_json(recipe), student_steps=distiller.step)
+    result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
+    result.save(model)
+    return AdaptResult(model, trainer.step, time.monotonic() - t0, scores)
+
+
+def sample_photos(folders: str, n: int) -> list[Image.Image]:
+    """``n`` of the adaptation's photos (a seeded sample, the same every run) for its end scores."""
+    paths = collect(folders)
+    pick = sorted(np.random.default_rng(0).choice(len(paths), min(n, len(paths)), replace=False))
+    return [load_image(paths[i], what="content photo") for i in pick]
 
 
 __all__ = ["AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "RECIPE_WEIGHTS", "adapt", "adapt_config",

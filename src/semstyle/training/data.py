@@ -7,6 +7,7 @@ draws exactly the batches the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,25 +77,45 @@ class ImageBank:
         self.images = [style_variant(im, k, n + 1) for im in self.images for k in range(n + 1)]
         self.paths = [p for p in self.paths for _ in range(n + 1)]
 
+    def add_scales(self, factors: Sequence[float], min_side: int) -> None:
+        """Add a copy of every image at each of ``factors`` (< 1: smaller, never under ``min_side`` px a side), so
+        a handful of photos shows its content at several scales (the bundled photos' augmentation)."""
+        extra, paths = [], []
+        for im, p in zip(self.images, self.paths, strict=True):
+            h, w = im.shape[:2]
+            for f in factors:
+                f = max(f, min_side / min(h, w))
+                if f < 1:
+                    size = (max(min_side, round(w * f)), max(min_side, round(h * f)))
+                    extra.append(np.asarray(Image.fromarray(im).resize(size, Image.Resampling.LANCZOS)))
+                    paths.append(p)
+        self.images += extra
+        self.paths += paths
 
     def crops(self, g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:
         """``n`` random crops (N, 3, size, size) in [0, 1] with random flips; also the image indices."""
-        idx = torch.randint(len(self.images), (n,), generator=g).tolist()
-        out = []
-        for i in idx:
-            arr = self.images[i]
-            h, w = arr.shape[:2]
-            y = int(torch.randint(h - size + 1, (1,), generator=g)) if h > size else 0
-            x = int(torch.randint(w - size + 1, (1,), generator=g)) if w > size else 0
-            crop = torch.from_numpy(arr[y : y + size, x : x + size].copy()).permute(2, 0, 1).float() / 255
-            if crop.shape[1:] != (size, size):
-                crop = torch.nn.functional.interpolate(
-                    crop[None], size=(size, size), mode="bilinear", align_corners=False
-                )[0]
-            if bool(torch.rand((), generator=g) < 0.5):
-                crop = crop.flip(-1)
-            out.append(crop)
-        return torch.stack(out), idx
+        return random_crops(self.images, g, n, size)
+
+
+def random_crops(images: list[np.ndarray], g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:
+    """``n`` random crops (N, C, size, size) in [0, 1] of (H, W, C) uint8 ``images`` (upscaled where an image is
+    smaller), flipped left-right at random; also the image indices. C may be any count: pictures stacked along the
+    channels are cropped together."""
+    idx = torch.randint(len(images), (n,), generator=g).tolist()
+    out = []
+    for i in idx:
+        arr = images[i]
+        h, w = arr.shape[:2]
+        y = int(torch.randint(h - size + 1, (1,), generator=g)) if h > size else 0
+        x = int(torch.randint(w - size + 1, (1,), generator=g)) if w > size else 0
+        crop = torch.from_numpy(arr[y : y + size, x : x + size].copy()).permute(2, 0, 1).float() / 255
+        if crop.shape[1:] != (size, size):
+            crop = torch.nn.functional.interpolate(crop[None], size=(size, size), mode="bilinear",
+                                                   align_corners=False)[0]
+        if bool(torch.rand((), generator=g) < 0.5):
+            crop = crop.flip(-1)
+        out.append(crop)
+    return torch.stack(out), idx
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

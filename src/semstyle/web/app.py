@@ -34,6 +34,7 @@ from semstyle.web.video import VideoLimits, run_video
 log = logging.getLogger(__name__)
 
 TITLE = "semstyle — semantic style transfer"
+NO_MODEL = "(none)"  # the model picker's empty choice
 CSS = """
 .semstyle-msg { padding: 0.6em 0.9em; border-radius: 6px; font-size: 0.95em; }
 .semstyle-msg.error { background: #fdecea; color: #8a1c14; border: 1px solid #f5c2bd; }
@@ -86,21 +87,36 @@ class Handlers:
     def _checked(self, req: WebRequest) -> WebRequest:
         if self.confine is not None:
             for up, what in ((req.content, "content image"), (req.style, "style image"),
-                             (req.content_labels, "content label map"), (req.style_labels, "style label map")):
+                             (req.content_labels, "content label map"), (req.style_labels, "style label map"),
+                             (req.style_model, "style model")):
                 self.confine.check(up, what)
         return req
 
     @staticmethod
     def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
                 style_labels: Any = None, alpha: float = 1.0, preserve_color: bool = False, size: int = 512,
-                decoder: str = "pretrained", refine: int = 0, fusion: str = "adain") -> WebRequest:
+                decoder: str = "pretrained", refine: int = 0, fusion: str = "adain", style_model: Any = None,
+                model: str | None = None) -> WebRequest:
         return WebRequest(
             content=Upload.of(content), style=Upload.of(style), semantic=str(semantic or "none"),
             content_labels=Upload.of(content_labels), style_labels=Upload.of(style_labels),
             alpha=float(alpha if alpha is not None else 1.0), preserve_color=bool(preserve_color),
             size=int(size or 0), decoder=str(decoder or "pretrained"), refine=int(refine or 0),
-            fusion=str(fusion or "adain"),
+            fusion=str(fusion or "adain"), style_model=Upload.of(style_model),
+            model="" if model in (None, NO_MODEL) else str(model),
         )
+
+    def model_alpha(self, style_model: Any, model: str | None) -> float | None:
+        """The default α of the style model a user just picked or uploaded (None: none, or unreadable)."""
+        try:
+            req = WebRequest(None, None, style_model=Upload.of(style_model),
+                             model="" if model in (None, NO_MODEL) else str(model))
+            if self.confine is not None:
+                self.confine.check(req.style_model, "style model")
+            found = self.engine.style_model(req)
+        except Exception:  # noqa: BLE001 - Stylise reports the problem; picking only moves the slider
+            return None
+        return found[1].alpha if found is not None else None
 
     def run(self, *form: Any, progress: Progress | None = None) -> RunView:
         """Stylise; every failure comes back as a message, never as an exception."""
@@ -197,6 +213,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                     style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
                                      elem_id="style", height=300)
                     gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
+                    style_model, model_pick = _model_controls(gr, list(engine.style_models()))
                 with gr.Column():
                     result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
                                       elem_id="result", height=300, buttons=["download", "fullscreen"])
@@ -217,7 +234,16 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                 s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
                                   elem_id="style-overlay", height=240)
 
-        form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion]
+        form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion,
+                style_model, model_pick]
+
+        def on_model(up: Any, name: str | None) -> Any:  # a picked model brings its own α
+            a = handlers.model_alpha(up, name)
+            return gr.update() if a is None else gr.update(value=a)
+
+        for picker in (style_model, model_pick):
+            picker.change(on_model, [style_model, model_pick], alpha, queue=False, preprocess=False,
+                          api_visibility="private")
 
         def on_run(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008 - Gradio's idiom
             v = handlers.run(*values, progress=lambda f, d: progress(f, desc=d))
@@ -239,6 +265,16 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         _video_tab(gr, handlers, opts)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _model_controls(gr: Any, names: list[str]) -> tuple[Any, Any]:
+    """A style model in place of the style image: an upload, or a pick from the server's --models folder."""
+    with gr.Accordion("Style model (semstyle adapt)", open=bool(names), elem_id="style-model-box"):
+        up = gr.File(label="Upload a style model (.safetensors): it is the style", file_types=[".safetensors"],
+                     elem_id="style-model", height=90)
+        pick = gr.Dropdown([NO_MODEL, *names], value=NO_MODEL, label="Or pick one of this server's",
+                           elem_id="model-pick", visible=bool(names))
+    return up, pick
 
 
 def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:

@@ -24,9 +24,11 @@ from PIL import Image
 from semstyle.config import FUSIONS, StylizeConfig
 from semstyle.errors import SemstyleError, WeightsError
 from semstyle.io.images import load_image, resize_longest
+from semstyle.models.style_model import StyleModel, load_style_model
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.types import ProgressEvent, StylizeRequest, StylizeResult
 from semstyle.viz import overlay
+from semstyle.web.models import ModelShelf
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class WebRequest:
     decoder: str = "pretrained"
     refine: int = 0
     fusion: str = "adain"  # semantic modes: "adain" or "attention"
+    style_model: Upload | None = None  # an uploaded style model (semstyle adapt): it is the style
+    model: str = ""  # or the name of one in the server's --models folder ("" = none)
 
 
 @dataclass
@@ -161,7 +165,7 @@ class Engine:
     """
 
     def __init__(self, base: StylizeConfig | None = None, limits: Limits | None = None, concurrency: int = 1,
-                 outputs: Path | None = None) -> None:
+                 outputs: Path | None = None, models: Path | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.limits = limits or Limits()
@@ -172,6 +176,7 @@ class Engine:
         self.style_size = min(base.options.style_size or 512, self.limits.max_size)
         self.concurrency = concurrency
         self._stylizers: dict[str, Stylizer] = {}
+        self.shelf = ModelShelf(self.base, models)  # style models: by name from a folder, or uploaded
         self._unavailable: dict[str, str] = {}  # decoder → why its weights could not be loaded
         self._lock = threading.Lock()
         self._own_outdir = outputs is None
@@ -218,6 +223,28 @@ class Engine:
                 log.info("loaded the %s decoder in %.1f s", decoder, time.perf_counter() - t0)
             return st
 
+    def style_models(self) -> dict[str, Path]:
+        """The style models of the ``--models`` folder by name (file stem), sorted; {} without one."""
+        return self.shelf.names()
+
+    def style_model(self, req: WebRequest) -> tuple[Path, StyleModel] | None:
+        """The request's style model (an upload, else one named from the folder), read and checked; None."""
+        if req.style_model is not None:
+            self._check_size(req.style_model, "style model")
+            path = req.style_model.path
+        elif req.model:
+            found = self.style_models().get(req.model)
+            if found is None:
+                raise UserError(f"there is no style model '{req.model}' on this server")
+            path = found
+        else:
+            return None
+        try:
+            return path, load_style_model(path)
+        except SemstyleError as e:
+            name = req.style_model.name if req.style_model is not None else req.model
+            raise UserError(str(e).replace(str(path), name)) from None
+
     def loaded(self) -> list[str]:
         """Decoders loaded so far."""
         return sorted(self._stylizers)
@@ -253,20 +280,21 @@ class Engine:
         cfg = self.config_for(req)
         say(0.05, "reading the images")
         content = self.load(req.content, "content image", cfg.options.size)
-        style = self.load(req.style, "style image", self.style_size)
+        found = self.style_model(req)
+        if found is not None:  # the model is the style: its picture, its decoder or student
+            style = resize_longest(found[1].image, self.style_size)
+            try:
+                st = self.shelf.stylizer(found[0], found[1], cfg.networks.model == "fast")
+            except SemstyleError as e:
+                raise UserError(str(e)) from None
+        else:
+            style = self.load(req.style, "style image", self.style_size)
+            st = self._shared(cfg, say)
         request = StylizeRequest(content, (style,))
         if cfg.options.semantic == "labels":
             request = StylizeRequest(content, (style,), content_labels=self._labels(req.content_labels,
                                                                                     "content label map"),
                                      style_labels=(self._labels(req.style_labels, "style label map"),))
-        key = _choice(cfg)
-        if key not in self._stylizers:
-            say(0.1, f"loading the {key} networks")
-        try:
-            st = self.stylizer(key)
-        except WeightsError as e:
-            raise UserError(f"the {key} {'model' if key == 'fast' else 'decoder'} is not available on this server: "
-                            f"{e}") from e
         if cfg.options.refine:
             say(0.15, "loading the discriminator")
             try:
@@ -286,9 +314,20 @@ class Engine:
         if res.refine is not None:
             out.scores = [round(s, 3) for s in res.refine.scores]
         out.seconds = time.perf_counter() - t0
-        out.summary = self._summary(cfg, out, res)
+        model_name = (req.style_model.name if req.style_model is not None else req.model) if found else ""
+        out.summary = self._summary(cfg, out, res, model_name)
         log.info("request done in %.1f s: %s", out.seconds, out.summary)
         return out
+
+    def _shared(self, cfg: StylizeConfig, say: Progress) -> Stylizer:
+        key = _choice(cfg)
+        if key not in self._stylizers:
+            say(0.1, f"loading the {key} networks")
+        try:
+            return self.stylizer(key)
+        except WeightsError as e:
+            raise UserError(f"the {key} {'model' if key == 'fast' else 'decoder'} is not available on this server: "
+                            f"{e}") from e
 
     def segment(self, req: WebRequest, progress: Progress | None = None) -> tuple[Image.Image, Image.Image, int]:
         """The automatic co-segmentation of content and style, as overlays, and the number of regions."""
@@ -335,9 +374,11 @@ class Engine:
         return path
 
     @staticmethod
-    def _summary(cfg: StylizeConfig, out: WebResult, res: StylizeResult) -> str:
+    def _summary(cfg: StylizeConfig, out: WebResult, res: StylizeResult, model: str = "") -> str:
         w, h = out.size
-        parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.options.alpha:g}", f"decoder {cfg.networks.decoder}"]
+        networks = (f"style model {model}{' (its student)' if cfg.networks.model == 'fast' else ''}" if model
+                    else f"decoder {cfg.networks.decoder}")
+        parts = [f"{w}×{h} px in {out.seconds:.1f} s", f"α = {cfg.options.alpha:g}", networks]
         if cfg.options.semantic != "none":
             n = len(set(res.matches)) or "?"
             parts.append(f"semantic {cfg.options.semantic} ({n} regions)")

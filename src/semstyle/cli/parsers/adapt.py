@@ -7,10 +7,13 @@ from collections.abc import Callable
 
 from semstyle.config import ADAPT_MINUTES as DEFAULT_MINUTES
 from semstyle.config import ADAPT_STEPS as DEFAULT_STEPS
+from semstyle.config import STUDENT_STEPS
 
 EXAMPLES = """examples:
-  semstyle adapt wave.jpg --contents photos/ -o wave.safetensors          # about 5 minutes on 2 CPU cores
+  semstyle adapt wave.jpg --contents photos/ -o wave.safetensors          # about 4 minutes on 2 CPU cores
   semstyle stylize photo.jpg wave.safetensors -o out.png                    # the model is the style
+  semstyle adapt wave.jpg --contents frames/ -o wave.safetensors --student # + a real-time student, ~10 minutes
+  semstyle video clip.mp4 wave.safetensors --model fast -o out.mp4          # the student: no VGG19
   semstyle adapt wave.jpg --contents photos/ -o wave.safetensors --resume   # after Ctrl-C: continue
 """
 
@@ -34,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--overwrite", action="store_true", help="replace an existing model")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 where the CPU has it")
     p.add_argument("--crop", type=int, help="training crop side in px, a multiple of 8 (default: the recipe's, 128)")
+    p.add_argument("--student", action="store_true",
+                   help="also distil a real-time student into the model (--model fast uses it); shares --minutes")
+    p.add_argument("--student-steps", type=int, default=STUDENT_STEPS,
+                   help="the student's updates (default %(default)s)")
     p.add_argument("--no-progress", action="store_true")
     add_common(p)
     p.set_defaults(handler="semstyle.cli.adapt:cmd_adapt")

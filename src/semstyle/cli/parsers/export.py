@@ -8,6 +8,7 @@ from collections.abc import Callable
 EXAMPLES = """examples:
   semstyle export --format onnx -o model.onnx                 # encoder + AdaIN + decoder
   semstyle export --format onnx --part style -o style.onnx    # encoder + style statistics
+  semstyle export --part student --decoder wave.safetensors -o wave.onnx   # a style model's real-time student
 """
 
 
@@ -22,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     )
     p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default %(default)s)")
     p.add_argument("-o", "--output", required=True, help="output file (.onnx)")
-    p.add_argument("--part", choices=("full", "style"), default="full",
-                   help="full = content + style statistics + alpha → image; style = style image → statistics")
+    p.add_argument("--part", choices=("full", "style", "student"), default="full",
+                   help="full = content + style statistics + alpha → image; style = style image → statistics; "
+                        "student = content + alpha → image, a style model's student (--decoder MODEL)")
     p.add_argument("--size", type=int, default=256,
                    help="side of the example input for tracing and the check (default %(default)s)")
     p.add_argument("--encoder-weights", dest="encoder", default="pretrained", help="'pretrained', a file or a URL")

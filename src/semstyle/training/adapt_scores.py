@@ -1,0 +1,107 @@
+"""The end of an adaptation: its default α and its scores, measured on a few of its photos against pretrained AdaIN.
+
+The adapted decoder stylises harder than the pretrained one, and its content loss grows with α. ``calibrate`` sweeps
+α over ``ALPHAS`` and picks the largest α whose content loss stays within ``CONTENT_BUDGET`` of pretrained AdaIN's
+at α = 1 (interpolated between the sweep's points): the model's default α. ``Scores`` (kept in the model's
+metadata) are the style distance (channel mean/std, relu1_1 … relu4_1) and the content loss (relu4_1) relative to
+pretrained AdaIN's, for the adapted decoder at that α and, when there is one, the student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from semstyle import functional as FN
+from semstyle import metrics as M
+from semstyle.io.images import resize_longest, to_tensor
+
+ALPHAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6)  # the sweep, strongest first
+CONTENT_BUDGET = 1.10  # the default α keeps content loss within +10 % of pretrained AdaIN's
+SIDE = 384  # the photos' longest side when scored (smaller photos keep theirs)
+STYLE_SIDE = 512  # the style picture's longest side for AdaIN's statistics
+
+Render = Callable[[torch.Tensor], torch.Tensor]  # (1, 3, H, W) photo in [0, 1] → (1, 3, H, W) picture
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Relative to pretrained AdaIN (α = 1) on the same photos: −0.3 is 30 % less."""
+
+    photos: int  # photos scored (a sample of the adaptation's own)
+    alpha: float  # the model's default α
+    style: float  # adapted decoder at ``alpha``: style distance, relative
+    content: float  # adapted decoder at ``alpha``: content loss, relative
+    student_style: float | None = None  # the student's style distance, relative
+    student_content: float | None = None  # the student's content loss, relative
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+class Judge:
+    """Scores pictures of ``photos`` against a style with the VGG19 encoder (the evaluation's features), relative to
+    the ``pretrained`` decoder's at α = 1."""
+
+    def __init__(self, encoder: nn.Module, pretrained: nn.Module, style: Image.Image, photos: list[Image.Image]
+                 ) -> None:
+        self.encoder = encoder
+        self.photos = [to_tensor(resize_longest(p, min(SIDE, max(p.size)))) for p in photos]  # never upscaled
+        with torch.inference_mode():
+            s_img = to_tensor(resize_longest(style, STYLE_SIDE))
+            self.s_mean, self.s_std = FN.mean_std(encoder(s_img, ("relu4_1",))["relu4_1"].float())
+        self.style_feats = M.vgg_features(encoder, to_tensor(resize_longest(style, SIDE)))
+        self.content_feats = [M.vgg_features(encoder, p) for p in self.photos]
+        self.base = self.score(self.adain(pretrained, 1.0))  # pretrained AdaIN's (style distance, content loss)
+
+    def adain(self, decoder: nn.Module, alpha: float) -> Render:
+        """The VGG19 pipeline with ``decoder`` at ``alpha`` (whole-image AdaIN)."""
+        def render(x: torch.Tensor) -> torch.Tensor:
+            c4 = self.encoder(x, ("relu4_1",))["relu4_1"].float()  # (1, 512, H/8, W/8)
+            return decoder(FN.mix(c4, FN.adain_from_stats(c4, self.s_mean, self.s_std), alpha)).float()
+        return render
+
+    def score(self, render: Render) -> tuple[float, float]:
+        """Mean (style distance, content loss) of ``render``'s pictures of the photos."""
+        rows = []
+        with torch.inference_mode():
+            for x, c_f in zip(self.photos, self.content_feats, strict=True):
+                xp, (h, w) = FN.pad_to_multiple(x)
+                out = render(xp)[..., :h, :w].clamp(0, 1)
+                o_f = M.vgg_features(self.encoder, out)
+                rows.append((M.mean_std_style_loss(o_f, self.style_feats), M.content_loss(o_f, c_f)))
+        style, content = np.asarray(rows).mean(0)
+        return float(style), float(content)
+
+    def relative(self, render: Render) -> tuple[float, float]:
+        """``score`` relative to pretrained AdaIN's: (style, content), −0.3 is 30 % less."""
+        style, content = self.score(render)
+        return style / self.base[0] - 1, content / self.base[1] - 1
+
+
+def pick_alpha(contents: list[float], budget: float) -> float:
+    """The largest α of ``ALPHAS`` (content losses ``contents``, one per α, strongest first) whose content loss is
+    at most ``budget``, interpolated linearly between the sweep's points; the weakest α when none is."""
+    if contents[0] <= budget:
+        return ALPHAS[0]
+    for i in range(1, len(ALPHAS)):
+        if contents[i] <= budget:  # between ALPHAS[i] (within) and ALPHAS[i - 1] (over)
+            t = (budget - contents[i]) / max(contents[i - 1] - contents[i], 1e-12)
+            return float(ALPHAS[i] + t * (ALPHAS[i - 1] - ALPHAS[i]))
+    return ALPHAS[-1]
+
+
+def calibrate(judge: Judge, adapted: nn.Module) -> Scores:
+    """The adapted decoder's default α (see the module docstring) and its scores there."""
+    sweep = [judge.score(judge.adain(adapted, a)) for a in ALPHAS]
+    alpha = round(pick_alpha([c for _, c in sweep], CONTENT_BUDGET * judge.base[1]), 3)
+    style, content = judge.relative(judge.adain(adapted, alpha))
+    return Scores(len(judge.photos), alpha, style, content)
+
+
+__all__ = ["ALPHAS", "CONTENT_BUDGET", "Judge", "Scores", "calibrate", "pick_alpha"]
