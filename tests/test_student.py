@@ -224,3 +224,10 @@ def test_the_served_page_picks_a_model_from_the_folder(model: Path, tmp_path: Pa
     finally:
         demo.close()
         engine.close()
+
+
+def test_serve_refuses_a_models_folder_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("gradio")
+    rc = main(["serve", "--models", str(tmp_path / "nowhere"), "--port", "8765"])  # refused before it listens
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--models" in err[0] and "is not a folder" in err[0], err
