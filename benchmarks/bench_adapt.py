@@ -147,11 +147,11 @@ def figure(work: Path, train: Path, steps: int, size: int, reuse: bool) -> Image
     for name, weights in (("adapted", None), ("adapted, no D", replace(RECIPE_WEIGHTS, adv=0.0))):
         model = work / f"figure_{'adapted' if weights is None else 'noD'}.safetensors"
         m = ensure_model(style, model, train, steps, weights, weights is None, reuse)
-        cells.append((f"{name}, alpha {m.alpha:.2f}" if weights is None else name, Stylizer.from_style_model(
-            model, defaults=StylizeOptions(size=size)), model))
+        own = StylizeOptions(size=size, alpha=m.alpha)  # each model at its own α
+        cells.append((f"{name}, alpha {m.alpha:.2f}" if weights is None else name,
+                      Stylizer.from_style_model(model, defaults=own), model))
         if weights is None:
-            student = ("student", Stylizer.from_style_model(model, student=True, defaults=StylizeOptions(size=size)),
-                       model)
+            student = ("student", Stylizer.from_style_model(model, student=True, defaults=own), model)
     cells += [student] if student else []
     rows = [[c, *(st.stylize(c, arg).image for _, st, arg in cells)] for c in contents]
     return grid(rows, cell=160, titles=["content", *(n for n, _, _ in cells)])

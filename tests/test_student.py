@@ -99,10 +99,43 @@ def test_a_model_without_a_student_is_refused_for_fast(photos: Path, style: Path
     A.adapt(style, plain, contents=[photos], **TINY)
     with pytest.raises(InputError, match="has no student; make one with semstyle adapt --student"):
         Stylizer.from_style_model(plain, student=True)
-    rc = main(["export", "--part", "student", "--decoder", str(style), "-o", str(tmp_path / "s.onnx")])
+    content, out = str(assets.content_images()[0]), str(tmp_path / "o.png")
+    cases = [
+        (["export", "--part", "student", "--decoder", str(style), "-o", str(tmp_path / "s.onnx")],
+         "needs --decoder MODEL.safetensors"),
+        (["export", "--part", "student", "--decoder", str(plain), "-o", str(tmp_path / "s.onnx")],
+         "has no student; make one with semstyle adapt --student"),
+        (["stylize", content, str(plain), "--model", "fast", "-o", out], "has no student for --model fast"),
+    ]
+    for argv, needle in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0], (needle, err)
+    assert not (tmp_path / "s.onnx").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_the_student_is_refused_with_another_style(model: Path, style: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["stylize", str(assets.content_images()[0]), str(assets.style_images()[0]), "--model", "fast",
+               "--decoder", str(model), "-o", str(tmp_path / "o.png"), "--size", "64"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "needs --decoder MODEL.safetensors" in err[0], err
-    assert not (tmp_path / "s.onnx").exists()
+    assert rc == 2 and len(err) == 1 and "is made for that model's own style" in err[0], err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_the_model_alpha_is_the_default_and_alpha_overrides_it(model: Path, tmp_path: Path) -> None:
+    m = load_style_model(model)
+    mild = tmp_path / "mild.safetensors"
+    StyleModel(m.decoder, m.image, {**m.meta, "alpha": 0.7}, m.student).save(mild)
+    assert Stylizer.from_style_model(mild).defaults.alpha == 0.7
+    content = str(assets.content_images()[0])
+    small = ["--size", "64", "--precision", "fp32"]
+    pics = {}
+    for name, extra in (("default", []), ("same", ["--alpha", "0.7"]), ("full", ["--alpha", "1"])):
+        assert main(["stylize", content, str(mild), "-o", str(tmp_path / f"{name}.png"), *small, *extra]) == 0
+        pics[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16)
+    assert np.array_equal(pics["default"], pics["same"])  # no --alpha: the model's own
+    assert np.abs(pics["default"] - pics["full"]).mean() > 1  # an explicit --alpha wins
 
 
 def test_an_interrupted_student_resumes_exactly(photos: Path, style: Path, model: Path, tmp_path: Path,
@@ -110,7 +143,7 @@ def test_an_interrupted_student_resumes_exactly(photos: Path, style: Path, model
     from semstyle.training.student import StudentDistiller
 
     out = tmp_path / "again.safetensors"
-    real = interrupt_on_call(monkeypatch, StudentDistiller, "train_step", 3)
+    real = interrupt_on_call(monkeypatch, StudentDistiller, "train_step", 2)  # before any periodic checkpoint
     with pytest.raises(KeyboardInterrupt):
         A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, **TINY)
     assert not out.exists()  # no model until the student is done
@@ -226,8 +259,26 @@ def test_the_served_page_picks_a_model_from_the_folder(model: Path, tmp_path: Pa
         engine.close()
 
 
-def test_serve_refuses_a_models_folder_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_models_folder_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("gradio")
+    from semstyle.cli import serve
+
+    def never(*args: object, **kw: object) -> None:
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(serve, "launch", never)
     rc = main(["serve", "--models", str(tmp_path / "nowhere"), "--port", "8765"])  # refused before it listens
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--models" in err[0] and "is not a folder" in err[0], err
+
+
+def test_a_student_of_an_older_adaptation_is_not_reused(photos: Path, style: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "grow.safetensors"
+    A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, **TINY)
+    more = {**TINY, "steps": TINY["steps"] + 1}  # the adaptation goes on: its decoder, the student's teacher, moves
+    A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, resume=True, **more)
+    assert "the student starts afresh" in caplog.text
+    m = load_style_model(out)
+    assert m.meta["steps"] == 3 and m.meta["student_steps"] == RECIPE.steps

@@ -42,6 +42,9 @@ def with_style_model(cfg: StylizeConfig, styles: Sequence[str], *, alpha_given: 
     comes alone and without another ``--decoder``."""
     models = [s for s in styles if is_style_model(s)]
     if not models:
+        if cfg.networks.model == "fast" and is_style_model(cfg.networks.decoder):
+            raise InputError(f"the student of '{cfg.networks.decoder}' is made for that model's own style: give the "
+                             "model as the style, or leave out --model fast")
         return cfg
     if len(styles) > 1:
         raise InputError(f"style model '{models[0]}' brings its own decoder: give it as the only style")

@@ -149,8 +149,8 @@ def _student_misfit(student: dict[str, torch.Tensor]) -> str:
     dec = {k.removeprefix("decoder."): v for k, v in student.items() if k.startswith("decoder.")}
     try:
         shape = FastConfig.from_state_dict(enc)
-    except ValueError as e:
-        return str(e)
+    except (ValueError, IndexError) as e:  # no such key, or a tensor without the dimensions of a convolution
+        return str(e) or type(e).__name__
     with torch.device("meta"):
         own = {"encoder": FastEncoder(shape).state_dict(), "decoder": FastDecoder(shape).state_dict()}
     for name, got in (("encoder", enc), ("decoder", dec)):

@@ -101,7 +101,8 @@ class Stylizer:
                          config: NetworkConfig | None = None, defaults: StylizeOptions | None = None) -> Stylizer:
         """A Stylizer for a style model (``semstyle adapt``; a path or a loaded ``StyleModel``): its adapted decoder,
         or with ``student`` its real-time student (the fast model made for it), and the model's α as the default
-        strength. Stylise with the model (or its path) as the style:
+        strength (``defaults``, when given, are used as they are, their α included). Stylise with the model (or its
+        path) as the style:
 
             st = Stylizer.from_style_model("wave.safetensors")
             st.stylize("photo.jpg", st.style_model).image
@@ -117,7 +118,7 @@ class Stylizer:
         except ValueError as e:
             raise InputError(str(e)) from None
         nets = Networks.from_config(cfg, sm)  # its weights, read once
-        st = cls(cfg, defaults=(defaults or StylizeOptions()).updated(alpha=sm.alpha), networks=nets)
+        st = cls(cfg, defaults=defaults or StylizeOptions(alpha=sm.alpha), networks=nets)
         st.style_model = sm
         return st
 

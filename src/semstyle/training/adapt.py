@@ -10,6 +10,7 @@ Ctrl-C keeps a checkpoint.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -31,7 +32,7 @@ from semstyle.io.files import list_images
 from semstyle.io.images import load_image, resize_longest
 from semstyle.losses import LossWeights
 from semstyle.models.style_model import MAX_SIDE, StyleModel
-from semstyle.networks import load_decoder, native_bf16
+from semstyle.networks import load_decoder, load_encoder, native_bf16
 from semstyle.training.adapt_scores import Judge, Scores, calibrate
 from semstyle.training.config import TrainConfig
 from semstyle.training.data import collect
@@ -163,8 +164,9 @@ def adapt(
         raise
     finally:
         trainer.close()
-    decoder = trainer.ema.module if trainer.ema is not None else trainer.decoder
-    judge = Judge(trainer.encoder, load_decoder("pretrained", torch.device("cpu")),
+    cpu = torch.device("cpu")  # the end runs on the CPU, wherever the trainer ran
+    decoder = copy.deepcopy(trainer.ema.module if trainer.ema is not None else trainer.decoder).float().to(cpu)
+    judge = Judge(load_encoder("pretrained", cpu), load_decoder("pretrained", cpu),
                   load_image(run / "style" / "style.png"), sample_photos(folders, JUDGE_PHOTOS))
     scores = calibrate(judge, decoder)
     log.info("default alpha %.2f: style distance %+.1f %%, content %+.1f %% against pretrained AdaIN", scores.alpha,
@@ -176,10 +178,13 @@ def adapt(
         distiller = StudentDistiller(result, folders, run, recipe=recipe, bf16=cfg.precision == "bf16",
                                      resume=resume, scales=SCALES if n < FEW_CONTENTS else ())
         distiller.fit(t0 + 60.0 * minutes, progress)
-        result.student = distiller.state()
-        s_style, s_content = judge.relative(distiller.student)
-        scores = replace(scores, student_style=s_style, student_content=s_content)
-        meta.update(student_recipe=recipe_json(recipe), student_steps=distiller.step)
+        if distiller.step == 0:  # no time was left: a model without a student, said so
+            log.warning("no time was left for the student: the model has none; add --resume and more --minutes")
+        else:
+            result.student = distiller.state()
+            s_style, s_content = judge.relative(distiller.student)
+            scores = replace(scores, student_style=s_style, student_content=s_content)
+            meta.update(student_recipe=recipe_json(recipe), student_steps=distiller.step)
     result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
     result.save(model)
     return AdaptResult(model, trainer.step, time.monotonic() - t0, scores)

@@ -10,16 +10,18 @@ default budget (docs/ADAPT.md); a start that already stylises is what makes minu
 The teacher is the style model's own adapted decoder behind the VGG19 encoder and AdaIN, at the model's α. It
 stylises every training photo once, whole, at ``StudentRecipe.side`` px (the scale the student learns: texture
 size follows the picture's scale); each step then crops the same window of a photo and of its teacher picture.
-The student (``models.student``) learns from four terms: L1 to the teacher's picture, the teacher picture's VGG
-features (relu1_1 … relu3_1, scale-free MSE), the style's channel mean/std (AdaIN's style term, against the style
+The student learns from four terms: L1 to the teacher's picture, the teacher picture's VGG features (relu4_1,
+scale-free MSE), the style's channel mean/std (AdaIN's style term, against the style
 picture) and the adaptation's LSGAN discriminator, frozen (the adversarial term). Checkpoints go to the model's run
 folder (``<model>.run/student``), so ``--resume`` continues exactly and Ctrl-C keeps one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -121,7 +123,13 @@ class StudentDistiller:
         load_into(self.s_encoder, "pretrained", "fast_encoder")
         load_into(self.s_decoder, "pretrained", "fast_decoder")
         self.opt = torch.optim.Adam([*self.s_encoder.parameters(), *self.s_decoder.parameters()], lr=recipe.lr)
-        if resume and (ckpt := latest_checkpoint(self.run)) is not None:
+        self.teacher = {"steps": int(model.meta.get("steps", 0)), "alpha": alpha}  # which teacher it learns from
+        ckpt = latest_checkpoint(self.run) if resume else None
+        if ckpt is not None and json.loads((ckpt / "state.json").read_text()).get("teacher") != self.teacher:
+            log.warning("the adaptation changed since the student's checkpoint: the student starts afresh")
+            shutil.rmtree(self.run, ignore_errors=True)
+            ckpt = None
+        if ckpt is not None:
             self.step = int(load_checkpoint(ckpt, self._modules(), {"optim": self.opt})["step"])
             log.info("student resumed at step %d", self.step)
 
@@ -179,7 +187,7 @@ class StudentDistiller:
 
     def save(self) -> None:
         save_checkpoint(self.run, self.step, self._modules(), {"optim": self.opt},
-                        {"recipe": asdict(self.recipe)}, keep_last=2)
+                        {"recipe": asdict(self.recipe), "teacher": self.teacher}, keep_last=2)
 
     def fit(self, deadline: float | None, progress: bool) -> list[dict[str, float]]:
         """Train to ``recipe.steps`` or ``deadline`` (``time.monotonic()``); a checkpoint at the end and on Ctrl-C."""
