@@ -218,9 +218,14 @@ def test_a_misshapen_student_is_one_line(model: Path, tmp_path: Path, capsys: py
     bad = tmp_path / "bad.safetensors"
     StyleModel(m.decoder, m.image, m.meta, {k: v for k, v in m.student.items() if not k.startswith("decoder.")}
                ).save(bad)
-    rc = main(["stylize", str(assets.content_images()[0]), str(bad), "-o", str(tmp_path / "o.png"), "--size", "64"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "has a student that does not fit the fast model" in err[0], err
+    tiny = tmp_path / "tiny.safetensors"
+    StyleModel(m.decoder, Image.new("RGB", (40, 8)), m.meta, m.student).save(tiny)
+    for path, needle in ((bad, "has a student that does not fit the fast model"),
+                         (tiny, "holds a 40x8 style picture; a model's is 16 to 1024 px a side")):
+        rc = main(["stylize", str(assets.content_images()[0]), str(path), "-o", str(tmp_path / "o.png"),
+                   "--size", "64"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "o.png").exists()
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from semstyle.config import MIN_SIDE
 from semstyle.errors import InputError
 from semstyle.models.decoder import Decoder
 from semstyle.models.fast import FastConfig, FastDecoder, FastEncoder
@@ -122,6 +123,9 @@ def load_style_model(path: str | os.PathLike) -> StyleModel:
     img = tensors.pop(IMAGE_KEY, None)
     if img is None or img.dtype != torch.uint8 or img.ndim != 3 or img.shape[-1] != 3:
         raise InputError(f"style model '{p}' has no style picture ({IMAGE_KEY}, uint8 H×W×3)")
+    if not (MIN_SIDE <= min(img.shape[:2]) and max(img.shape[:2]) <= MAX_SIDE):
+        raise InputError(f"style model '{p}' holds a {img.shape[1]}x{img.shape[0]} style picture; a model's is "
+                         f"{MIN_SIDE} to {MAX_SIDE} px a side")
     student = {k.removeprefix(STUDENT): tensors.pop(k).float() for k in [k for k in tensors if k.startswith(STUDENT)]}
     with torch.device("meta"):  # shapes only: no memory, no initialisation (a model may be read once per frame)
         own = Decoder().state_dict()
