@@ -53,7 +53,7 @@ class Judge:
         self.encoder = encoder
         self.photos = [to_tensor(resize_longest(p, min(SIDE, max(p.size)))) for p in photos]  # never upscaled
         with torch.inference_mode():
-            s_img = to_tensor(resize_longest(style, STYLE_SIDE))
+            s_img = FN.pad_to_multiple(to_tensor(resize_longest(style, STYLE_SIDE)))[0]  # as inference encodes it
             self.s_mean, self.s_std = FN.mean_std(encoder(s_img, ("relu4_1",))["relu4_1"].float())
         self.style_feats = M.vgg_features(encoder, to_tensor(resize_longest(style, SIDE)))
         self.content_feats = [M.vgg_features(encoder, p) for p in self.photos]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from semstyle import functional as FN
 from semstyle.config import STUDENT_STEPS
@@ -74,13 +75,18 @@ class StudentRecipe:
     seed: int = 0  # every random choice derives from (seed, step)
 
 
+def style_tensor(picture: Image.Image) -> torch.Tensor:
+    """The style picture as inference encodes it: longest side ``STYLE_SIDE``, reflection-padded to multiples of 8."""
+    return FN.pad_to_multiple(to_tensor(resize_longest(picture, STYLE_SIDE)))[0]
+
+
 def teacher_pictures(photos: list[np.ndarray], model: StyleModel, alpha: float, bf16: bool) -> list[np.ndarray]:
     """Each (H, W, 3) uint8 photo stylised whole by the model's decoder at ``alpha`` (uint8, the same size)."""
     encoder = load_encoder("pretrained", torch.device("cpu"))
     decoder = Decoder()
     decoder.load_state_dict(model.decoder)
     decoder.eval().requires_grad_(False)
-    style = to_tensor(resize_longest(model.image, 512))
+    style = style_tensor(model.image)
     out = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         s_mean, s_std = FN.mean_std(encoder(style, ("relu4_1",))["relu4_1"].float())
@@ -112,12 +118,12 @@ class StudentDistiller:
         self.pairs = [np.concatenate([c, t], axis=2) for c, t in zip(bank.images, teacher, strict=True)]  # (H, W, 6)
         self.encoder = load_encoder("pretrained", torch.device("cpu"))  # the frozen loss network
         with torch.no_grad():
-            feats = self.encoder(to_tensor(resize_longest(model.image, 512)), STYLE_LAYERS)
+            feats = self.encoder(style_tensor(model.image), STYLE_LAYERS)
             self.targets = StyleTargets.from_feats({k: v.float() for k, v in feats.items()})
             self.cond = style_vector({k: v.float() for k, v in feats.items()})  # (1, 1920)
         self.disc = self._discriminator(run)
         self.alpha = alpha
-        self.style = to_tensor(resize_longest(model.image, STYLE_SIDE))  # (1, 3, h, w)
+        self.style = style_tensor(model.image)  # (1, 3, h, w), h and w multiples of 8
         shape = fast_shape("pretrained")
         self.s_encoder, self.s_decoder = FastEncoder(shape), FastDecoder(shape)  # the student: starts as the fast model
         load_into(self.s_encoder, "pretrained", "fast_encoder")

@@ -38,13 +38,16 @@ class ModelShelf:
         key = f"{'fast' if fast else 'vgg19'}@{sha256_of(path)}"
         with self._lock:
             st = self._stylizers.get(key)
-            if st is None:
-                st = Stylizer.from_config(self.base.updated(model="fast" if fast else "vgg19", decoder=str(path)))
-                self._stylizers[key] = st
+        if st is None:  # loaded outside the lock: a request for a model already loaded never waits for this one
+            built = Stylizer.from_config(self.base.updated(model="fast" if fast else "vgg19", decoder=str(path)))
+            with self._lock:
+                st = self._stylizers.setdefault(key, built)  # two loads of one model at once: the first one stays
                 while len(self._stylizers) > KEEP:
                     self._stylizers.popitem(last=False)
-            self._stylizers.move_to_end(key)
-            return st
+        with self._lock:
+            if key in self._stylizers:
+                self._stylizers.move_to_end(key)
+        return st
 
 
 __all__ = ["KEEP", "ModelShelf"]
