@@ -107,6 +107,16 @@ def interrupt_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, n
     return real
 
 
+def bundled_style(tmp_path_factory: pytest.TempPathFactory, index: int, size: tuple[int, int]) -> Path:
+    """Bundled style painting ``index`` resized to ``size`` (w, h), as a PNG in a fresh folder."""
+    from semstyle import assets
+
+    src = assets.style_images()[index]
+    p = tmp_path_factory.mktemp("style") / f"{src.stem}.png"
+    Image.open(src).convert("RGB").resize(size).save(p)
+    return p
+
+
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of the three bundled photos at 96×72 px: contents for tiny adaptations."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import interrupt_on_call
+from conftest import bundled_style, interrupt_on_call
 from PIL import Image
 
 from semstyle import assets
@@ -25,9 +25,7 @@ TINY = {"steps": 4, "crop": 64, "style_size": 96, "precision": "fp32", "progress
 
 @pytest.fixture(scope="module")
 def style(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    p = tmp_path_factory.mktemp("style") / "wave.png"
-    Image.open(assets.style_images()[3]).convert("RGB").resize((96, 64)).save(p)
-    return p
+    return bundled_style(tmp_path_factory, 3, (96, 64))
 
 
 @pytest.fixture(scope="module")

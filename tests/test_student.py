@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import interrupt_on_call
+from conftest import bundled_style, interrupt_on_call
 from PIL import Image
 
 from semstyle import NetworkConfig, StylizeConfig, Stylizer, assets
@@ -25,9 +25,7 @@ RECIPE = StudentRecipe(steps=4, crop=32, batch=2, side=64, images=3, ckpt_every=
 
 @pytest.fixture(scope="module")
 def style(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    p = tmp_path_factory.mktemp("style") / "scream.png"
-    Image.open(assets.style_images()[2]).convert("RGB").resize((64, 80)).save(p)
-    return p
+    return bundled_style(tmp_path_factory, 2, (64, 80))
 
 
 @pytest.fixture(scope="module")

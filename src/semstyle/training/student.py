@@ -164,32 +164,39 @@ class StudentDistiller:
         g = step_generator(r.seed, self.step)
         both, _ = random_crops(self.pairs, g, r.batch, r.crop)  # (N, 6, S, S)
         photo, teacher = both[:, :3], both[:, 3:]
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            t_feats = {k: v.float() for k, v in self.encoder(teacher, r.feature_taps).items()}
-            c4 = self.encoder(photo, ("relu4_1",))["relu4_1"].float()  # (N, 512, S/8, S/8)
-            target = FN.mix(c4, FN.adain_from_stats(c4, self.targets.means["relu4_1"], self.targets.stds["relu4_1"]),
-                            self.alpha)
         self.opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.student(photo)  # (N, 3, S, S)
-            taps = tuple(dict.fromkeys((*STYLE_LAYERS, *r.feature_taps)))
-            feats = {k: v.float() for k, v in self.encoder(out, taps).items()}
-            n = out.shape[0]
-            terms = {
-                "pixel": F.l1_loss(out, teacher),
-                "feature": torch.stack([nmse(feats[k], t_feats[k]) for k in r.feature_taps]).sum(),
-                "style": FN.mean_std_loss_to([feats[k] for k in STYLE_LAYERS],
-                                             [self.targets.means[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS],
-                                             [self.targets.stds[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS]),
-                "adv": FN.lsgan_g_loss(self.disc(out, self.cond.expand(n, -1))),
-                "content": FN.content_loss(feats["relu4_1"], target),
-            }
+        terms = self._terms(photo, teacher)
         total = torch.stack([getattr(r, k) * v.float() for k, v in terms.items()]).sum()
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], 1.0)
         self.opt.step()
         self.step += 1
         return {"total": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def _terms(self, photo: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of the student's pictures of ``photo`` (N, 3, S, S); a term weighted 0 is not computed."""
+        r, auto = self.recipe, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+        with torch.no_grad(), auto:
+            t_feats = {k: v.float() for k, v in self.encoder(teacher, r.feature_taps).items()} if r.feature else {}
+            c4 = self.encoder(photo, ("relu4_1",))["relu4_1"].float() if r.content else None  # (N, 512, S/8, S/8)
+        with auto:
+            out = self.student(photo)  # (N, 3, S, S)
+            feats = {k: v.float() for k, v in self.encoder(out, tuple(dict.fromkeys((*STYLE_LAYERS, *r.feature_taps)))
+                                                           ).items()}
+            n = out.shape[0]
+            terms = {"pixel": F.l1_loss(out, teacher),
+                     "style": FN.mean_std_loss_to([feats[k] for k in STYLE_LAYERS],
+                                                  [self.targets.means[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS],
+                                                  [self.targets.stds[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS])}
+            if r.feature:
+                terms["feature"] = torch.stack([nmse(feats[k], t_feats[k]) for k in r.feature_taps]).sum()
+            if r.adv:
+                terms["adv"] = FN.lsgan_g_loss(self.disc(out, self.cond.expand(n, -1)))
+            if c4 is not None:  # AdaIN's content term, to the AdaIN target at α
+                s_mean, s_std = self.targets.means["relu4_1"], self.targets.stds["relu4_1"]
+                terms["content"] = FN.content_loss(feats["relu4_1"], FN.mix(c4, FN.adain_from_stats(c4, s_mean, s_std),
+                                                                            self.alpha))
+        return terms
 
     def save(self) -> None:
         save_checkpoint(self.run, self.step, self._modules(), {"optim": self.opt},
