@@ -178,6 +178,7 @@ def table(rows: list[tuple], curves: list[tuple]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", type=int, default=6)
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first SKIP styles (scored in an earlier run)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--contents", type=int, default=6, help="held-out content photos scored per style")
     ap.add_argument("--size", type=int, default=384)
@@ -194,6 +195,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     speeds = []
     for k, style in enumerate(heldout_styles(args.styles)):
+        if k < args.skip:
+            continue
         style_img = load_image(style)
         base, _ = score(pre, style, contents, style_img, args.size)
         for name, weights in (("adapted", None), ("no D", replace(RECIPE_WEIGHTS, adv=0.0))):
