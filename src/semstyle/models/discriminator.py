@@ -82,31 +82,6 @@ class MultiScaleDiscriminator(nn.Module):
         return torch.stack([o.mean(dim=(1, 2, 3)) for o in self(img, style_vec)]).mean(0)
 
 
-_TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-
-
-class VGGPatchDiscriminator(nn.Module):
-    """A patch discriminator on the frozen VGG encoder's features (one head per tap, finest first): it judges the
-    style's textures where the style losses measure them. The encoder is held, not owned (no parameters of it
-    here). Scores: a list of (N, 1, h_t, w_t) maps, as ``MultiScaleDiscriminator``'s."""
-
-    def __init__(self, encoder: nn.Module, taps: tuple[str, ...] = ("relu2_1", "relu3_1"), channels: int = 128,
-                 style_dim: int = STYLE_DIM) -> None:
-        super().__init__()
-        self.taps = taps
-        self._encoder = [encoder]  # a list: not registered, so not saved, trained or moved with the heads
-        self.heads = nn.ModuleList(
-            nn.Sequential(spectral_norm(nn.Conv2d(_TAP_CHANNELS[t], channels, 1)), nn.LeakyReLU(0.2),
-                          spectral_norm(nn.Conv2d(channels, channels, 3, 1, 1)), nn.LeakyReLU(0.2),
-                          spectral_norm(nn.Conv2d(channels, channels, 3, 2, 1)), nn.LeakyReLU(0.2),
-                          spectral_norm(nn.Conv2d(channels, 1, 1)))
-            for t in taps)
-
-    def forward(self, img: torch.Tensor, style_vec: torch.Tensor) -> list[torch.Tensor]:
-        feats = self._encoder[0](img, self.taps)
-        return [head(torch.log1p(feats[t].float())) for t, head in zip(self.taps, self.heads, strict=True)]
-
-
 def style_vector(
     feats: dict[str, torch.Tensor], layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 ) -> torch.Tensor:

@@ -119,9 +119,6 @@ class TrainConfig:
     encoder: str = "pretrained"  # encoder weights
     discriminator_init: str = ""  # optional discriminator weights to start from
     num_scales: int = 2  # discriminator scales (image space)
-    d_space: str = "image"  # "image": the multi-scale PatchGAN on pixels; "vgg": patch heads on VGG relu2_1/relu3_1
-    adv_from: float = 0.0  # share of the steps before which the adversarial term is off (the discriminator learns)
-    real_scales: int = 1  # the discriminator's real crops are cut at size·2^k (k < real_scales), shown at size
     channels_last: bool = False  # decoder and encoder in channels_last memory format
     precision: str = "fp32"  # fp32 | bf16 (CPU autocast); CUDA always uses fp16 autocast + GradScaler
     log_every: int = 10  # steps between scalar logs
@@ -184,9 +181,6 @@ class TrainConfig:
             raise InputError(f"warmup must be >= 0 and min_lr in [0, 1], got {self.warmup} and {self.min_lr}")
         if not 0.0 <= self.ema < 1.0:
             raise InputError(f"ema must be in [0, 1), got {self.ema}")
-        if self.d_space not in ("image", "vgg") or not 0 <= self.adv_from < 1 or not 1 <= self.real_scales <= 4:
-            raise InputError(f"d_space must be image or vgg, adv_from in [0, 1), real_scales 1 to 4; got "
-                             f"{self.d_space!r}, {self.adv_from}, {self.real_scales}")
         if self.style_targets not in ("crop", "whole"):
             raise InputError(f"style_targets must be crop or whole, got {self.style_targets!r}")
         if self.late_size and (self.late_size % 8 or not self.size <= self.late_size <= 2048):

@@ -92,19 +92,9 @@ class ImageBank:
         self.images += extra
         self.paths += paths
 
-    def crops(self, g: torch.Generator, n: int, size: int, scales: int = 1) -> tuple[torch.Tensor, list[int]]:
-        """``n`` random crops (N, 3, size, size) in [0, 1] with random flips; also the image indices. With
-        ``scales`` > 1 each crop is cut at size·2^k (k drawn below ``scales``, as far as the image holds it) and
-        shown at ``size``."""
-        if scales == 1:
-            return random_crops(self.images, g, n, size)
-        out, idx = [], []
-        for _ in range(n):
-            k = int(torch.randint(scales, (1,), generator=g))
-            crop, i = random_crops(self.images, g, 1, size * 2**k)
-            out.append(torch.nn.functional.interpolate(crop, size=(size, size), mode="area") if k else crop)
-            idx += i
-        return torch.cat(out), idx
+    def crops(self, g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:
+        """``n`` random crops (N, 3, size, size) in [0, 1] with random flips; also the image indices."""
+        return random_crops(self.images, g, n, size)
 
 
 def random_crops(images: list[np.ndarray], g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, list[int]]:

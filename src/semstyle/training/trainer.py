@@ -30,7 +30,7 @@ from semstyle.errors import InputError
 from semstyle.io.images import to_pil
 from semstyle.losses import GeneratorObjective, StyleTargets, discriminator_terms, noise_images
 from semstyle.models import Decoder
-from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator, VGGPatchDiscriminator
+from semstyle.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from semstyle.models.weights import load_into
 from semstyle.networks import load_encoder
 from semstyle.pipelines.fusion import fuse_regions
@@ -100,9 +100,8 @@ class Trainer:
         self.encoder = load_encoder(cfg.encoder, dev)  # the frozen loss network
         decoder = Decoder()
         load_into(decoder, cfg.decoder_init, "decoder")
-        disc: nn.Module = (VGGPatchDiscriminator(self.encoder) if cfg.d_space == "vgg" else
-                           MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales)))
-        if cfg.discriminator_init and cfg.d_space == "image":
+        disc = MultiScaleDiscriminator(DiscriminatorConfig(num_scales=cfg.num_scales))
+        if cfg.discriminator_init:
             load_into(disc, cfg.discriminator_init, "discriminator")
         decoder.to(dev).train()
         if cfg.channels_last:
@@ -232,7 +231,7 @@ class Trainer:
             g = step_generator(cfg.seed, self.step, self.d.rank)
             size = self.crop_size(self.step)
             content, _ = self.contents.crops(g, cfg.batch, size)
-            style, s_idx = self.styles.crops(g, cfg.batch, size, cfg.real_scales)
+            style, s_idx = self.styles.crops(g, cfg.batch, size)
         taps = tuple(dict.fromkeys((*cfg.weights.style_layers, "relu1_1", "relu2_1", "relu3_1", "relu4_1")))
         with torch.no_grad(), self._autocast(), t("encode"):
             c4 = self.encoder(self._fmt(content.to(dev)), ("relu4_1",))["relu4_1"].float()
@@ -246,8 +245,6 @@ class Trainer:
             svec = s_targets.cond
             perm = torch.roll(torch.arange(cfg.batch), 1)
             mismatch = svec[perm] if cfg.batch > 1 else None
-            if mismatch is not None and bool((mismatch == svec).all(1).any()):  # one style: nothing mismatches
-                mismatch = None
 
         stats: dict[str, float] = {}
         with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
@@ -272,7 +269,7 @@ class Trainer:
         """One decoder update (none in a judge stage); returns the decoded batch."""
         cfg = self.cfg
         disc_raw = _unwrap(self.disc)
-        adv_on = cfg.weights.adv > 0 and self.step >= cfg.adv_from * cfg.steps
+        assert isinstance(disc_raw, MultiScaleDiscriminator)
         if not cfg.train_generator:
             with torch.no_grad(), self._autocast():
                 return self.decoder(self._fmt(target))
@@ -280,7 +277,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.decoder(self._fmt(target))
-            terms = self.objective(out.float(), target, s_targets, disc_raw if adv_on else None, svec, c4)
+            terms = self.objective(out.float(), target, s_targets, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
         disc_raw.requires_grad_(True)
         if torch.isfinite(terms["total"]):
             self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))
