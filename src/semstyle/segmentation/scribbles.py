@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from semstyle import functional as FN
 from semstyle.errors import InputError
 from semstyle.io.images import open_image, to_tensor
 from semstyle.io.labels import ASPECT_TOLERANCE, pack_rgb
@@ -59,6 +60,7 @@ class GrowOptions:
     k: int = 8  # nearest painted pixels a region's score averages
     temperature: float = 0.5  # softness of the memberships, relative to the mean best score
     max_seeds: int = 600  # painted grid pixels kept per region (a seeded subsample)
+    smooth: float = 2.0  # std (grid px) of a Gaussian blur of the memberships before the refinement (0 = off)
     rounds: int = 2  # rounds of growth; after each, pixels surer than ``confident`` count as painted
     confident: float = 0.9  # membership above which a grown pixel seeds the next round
     guide_radius: float = 0.04  # guided filter radius, a share of the longest side
@@ -212,6 +214,8 @@ def grow(encode: Encode, img: Image.Image, seeds: np.ndarray, opt: GrowOptions |
             grown = F.one_hot(probs.argmax(0), len(ids)).T.float() * sure  # (K, hw)
             probs = memberships(desc, torch.maximum(painted, grown), opt)
         probs = probs.view(1, len(ids), *hw)
+        if opt.smooth > 0:  # neighbours vote: fewer one-cell islands
+            probs = FN.gaussian_blur(probs, opt.smooth)
         lab = G.refine(img, probs, "guided", opt.guide_radius, opt.guide_eps, opt.side)
     labels = np.asarray(ids, dtype=np.int64)[lab]
     return np.where(seeds >= 0, seeds, labels)

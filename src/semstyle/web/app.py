@@ -273,13 +273,19 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                       preprocess=False, concurrency_id="semstyle", show_progress_on=[result, status])
         seg_btn.click(on_segment, form, [c_over, s_over, status], api_name="segment", preprocess=False,
                       concurrency_id="semstyle", show_progress_on=[c_over, s_over])
-        semantic.change(lambda m: (gr.Row(visible=m == "labels"), gr.Row(visible=m == "scribbles")), semantic,
-                        [label_row, paint_row], queue=False, api_visibility="private")
-        for picture, editor in ((content, content_paint), (style, style_paint)):  # paint over the picture itself
-            picture.change(_paint_over, picture, editor, queue=False, api_visibility="private", preprocess=False)
+        _mode_events(gr, semantic, label_row, paint_row, ((content, content_paint), (style, style_paint)))
         _video_tab(gr, handlers, opts)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _mode_events(gr: Any, semantic: Any, label_row: Any, paint_row: Any, paintings: tuple[tuple[Any, Any], ...]
+                 ) -> None:
+    """The semantic mode shows the label-map uploads or the brushes; a new picture becomes its brush's canvas."""
+    semantic.change(lambda m: (gr.Row(visible=m == "labels"), gr.Row(visible=m == "scribbles")), semantic,
+                    [label_row, paint_row], queue=False, api_visibility="private")
+    for picture, editor in paintings:  # paint over the picture itself
+        picture.change(_paint_over, picture, editor, queue=False, api_visibility="private", preprocess=False)
 
 
 def _paint_over(value: Any) -> dict[str, Any] | None:
