@@ -329,3 +329,8 @@ def test_a_small_stroke_is_a_region_however_much_else_is_painted() -> None:
     arr[100:104, 60:64] = (*GREEN, 255)  # 16 px: 0.2 % of the paint
     seeds = read_scribbles(arr, (SIZE, SIZE))
     assert (seeds == int(pack_rgb(np.array(GREEN)))).sum() == 16
+
+
+def test_grow_without_paint_is_refused(encode) -> None:
+    with pytest.raises(ValueError, match="no painted pixel"):
+        grow(encode, Image.fromarray(content_array(32, 32)), np.full((32, 32), -1))

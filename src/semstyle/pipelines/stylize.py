@@ -61,7 +61,7 @@ from semstyle.types import (
 
 log = logging.getLogger(__name__)
 
-PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
+PROXY_SIDE = 1024  # tiled semantic "auto"/"scribbles": find the regions on a copy this size, then upscale them
 
 
 class Stylizer:
@@ -320,9 +320,11 @@ class Stylizer:
         self, req: StylizeRequest, opts: StylizeOptions, content: Image.Image, entries: list[StyleStats],
         plan: TilePlan | None,
     ) -> Regions | None:
-        """The regions of this call; a tiled automatic run segments a ≤ ``PROXY_SIDE`` px copy, then upscales."""
+        """The regions of this call; a tiled automatic (or scribbled) run finds them on a ≤ ``PROXY_SIDE`` px copy,
+        then upscales them."""
         img = content
-        if plan is not None and opts.semantic == "auto" and req.mask is None and max(img.size) > PROXY_SIDE:
+        found = opts.semantic in ("auto", "scribbles") and req.mask is None  # regions this call finds itself
+        if plan is not None and found and max(img.size) > PROXY_SIDE:
             s = PROXY_SIDE / max(img.size)
             img = img.resize((max(1, round(img.size[0] * s)), max(1, round(img.size[1] * s))),
                              Image.Resampling.BILINEAR)

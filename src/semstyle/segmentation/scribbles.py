@@ -116,12 +116,15 @@ def read_scribbles(src: Any, size: tuple[int, int], what: str = "scribbles",
     main = _stroke_colors(full, colors, counts)
     if len(main) > MAX_COLORS:
         raise InputError(f"{what} paints {len(main)} colours; at most {MAX_COLORS} regions can be painted")
-    rgb = np.stack([(main >> 16) & 255, (main >> 8) & 255, main & 255], axis=1).astype(np.int64)  # (M, 3)
-    px = arr[..., :3][painted].astype(np.int64)  # (P, 3)
-    nearest = np.argmin(((px[:, None] - rgb[None]) ** 2).sum(-1), axis=1)
+    nearest = main[np.argmin(((_rgb(colors)[:, None] - _rgb(main)[None]) ** 2).sum(-1), axis=1)]  # per colour used
     seeds = np.full(painted.shape, -1, dtype=np.int64)
-    seeds[painted] = main[nearest]
+    seeds[painted] = nearest[np.searchsorted(colors, full[painted])]
     return seeds
+
+
+def _rgb(packed: np.ndarray) -> np.ndarray:
+    """(N,) packed colours → (N, 3) int64."""
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1).astype(np.int64)
 
 
 def _stroke_colors(full: np.ndarray, colors: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -202,6 +205,8 @@ def grow(encode: Encode, img: Image.Image, seeds: np.ndarray, opt: GrowOptions |
     """(H, W) labels (the seeds' packed colours) covering all of ``img``, grown from ``seeds`` (``read_scribbles``)."""
     opt = opt or GrowOptions()
     ids = [int(v) for v in np.unique(seeds) if v >= 0]
+    if not ids:
+        raise ValueError("no painted pixel to grow from (read the strokes with read_scribbles)")
     if len(ids) == 1:
         return np.full(seeds.shape, ids[0], dtype=np.int64)
     hw = _grid_size(img.size, opt.side)
