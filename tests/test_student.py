@@ -251,7 +251,7 @@ def test_the_served_page_picks_a_model_from_the_folder(model: Path, tmp_path: Pa
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         content = assets.content_images()[0]
         res = client.predict(handle_file(str(content)), None, "none", None, None, 0.9, False, 64, "fast", 0,
-                             "adain", None, "scream", api_name="/stylize")
+                             "adain", None, "scream", None, None, api_name="/stylize")
         assert 'id="semstyle-ok"' in res[4] and "style model scream (its student)" in res[4], res[4]
         st = Stylizer.from_style_model(model, student=True, config=NetworkConfig(precision="fp32"))
         want = np.asarray(st.stylize(content, model, size=64, style_size=512, alpha=0.9).image, dtype=np.int16)

@@ -246,7 +246,7 @@ def _bad_inputs(tmp: Path, clip: Path) -> dict[str, tuple[list[object], str]]:
         ),
         "texture": ([clip, style_path(), "-o", tmp / "o.mp4", "--texture", "-0.1"], "texture must be in [0, 1)"),
         "hidden": ([clip, style_path(), "-o", tmp / "o.mp4", "--hidden", "1"], "hidden must be in [0, 1)"),
-        "labels": ([clip, style_path(), "-o", tmp / "o.mp4", "--semantic", "labels"], "supports semantic none or auto"),
+        "labels": ([clip, style_path(), "-o", tmp / "o.mp4", "--semantic", "labels"], "supports semantic none, auto"),
         "refine": ([clip, style_path(), "-o", tmp / "o.mp4", "--refine", "2"], "drop --refine for video"),
         "missing style": ([clip, tmp / "nope.jpg", "-o", tmp / "o.mp4"], "nope.jpg' does not exist"),
     }

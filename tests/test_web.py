@@ -72,6 +72,8 @@ def form(content: object, style: object, **kw: object) -> tuple:
         "fusion": "adain",
         "style_model": None,
         "model": "(none)",
+        "content_paint": None,
+        "style_paint": None,
     }
     d.update(kw)
     return (
@@ -88,6 +90,8 @@ def form(content: object, style: object, **kw: object) -> tuple:
         d["fusion"],
         d["style_model"],
         d["model"],
+        d["content_paint"],
+        d["style_paint"],
     )
 
 

@@ -169,7 +169,8 @@ def test_ten_requests_queued_at_once_all_complete(server: str) -> None:
     client = Client(server, verbose=False)
     t0 = time.perf_counter()
     jobs = [client.submit(handle_file(str(content)), handle_file(str(style)), "none", None, None, 0.1 * (i + 1),
-                          False, 64, "pretrained", 0, "adain", None, "(none)", api_name="/stylize")
+                          False, 64, "pretrained", 0, "adain", None, "(none)", None, None,
+                          api_name="/stylize")
             for i in range(10)]
     results = [job.result(timeout=300) for job in jobs]
     elapsed = time.perf_counter() - t0
@@ -179,3 +180,61 @@ def test_ten_requests_queued_at_once_all_complete(server: str) -> None:
             assert im.format == "PNG" and im.size == expected
     print(f"10 queued requests at 64 px: {elapsed:.1f} s")
     client.close()
+
+
+def _paint(page, editor: str, color: str, points: list[tuple[float, float]]) -> None:
+    """Drag one stroke with the mouse over ``editor``'s canvas in palette colour ``color`` ("r, g, b"); points are
+    shares of the canvas (a square picture fills its height, centred)."""
+    page.locator(f"{editor} button[aria-label=Brush]").click()
+    page.locator(f"{editor} button[aria-label=Color]").click()
+    page.locator(f'{editor} button[style*="background-color: rgb({color})"]').click()
+    box = page.locator(f"{editor} canvas").first.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + points[0][0] * box["width"], y + points[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(x + fx * box["width"], y + fy * box["height"], steps=10)
+    page.mouse.up()
+
+
+def test_painted_strokes_choose_the_regions(server: str, browser, tmp_path: Path) -> None:
+    """Scribbles from the page (issue 31): the sky painted in the palette's second colour, matched with the style's
+    cool bottom, and the ground in its first, matched with the warm top — a pairing neither position nor looks
+    would give. The result's sky comes out cool and its ground warm, and both pictures show the grown regions."""
+    from conftest import content_array, cool_style_array, warm_style_array
+
+    side = 128
+    content, style = tmp_path / "scene.png", tmp_path / "halves.png"
+    Image.fromarray(content_array(side, side)).save(content)
+    halves = cool_style_array(side, side)
+    halves[: side // 2] = warm_style_array(side, side)[: side // 2]
+    Image.fromarray(halves).save(style)
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(server)
+    page.locator("#run").wait_for(timeout=60_000)
+    page.get_by_label("scribbles").check()
+    page.locator("#content input[type=file]").set_input_files(str(content))
+    page.locator("#style input[type=file]").set_input_files(str(style))
+    page.locator("#content-paint canvas").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # the editors take the pictures as their backgrounds
+    red, green = "230, 25, 75", "60, 180, 75"  # the palette's first two colours
+    _paint(page, "#content-paint", green, [(0.42, 0.15), (0.58, 0.2)])  # sky
+    _paint(page, "#content-paint", red, [(0.45, 0.85), (0.6, 0.9)])  # ground
+    _paint(page, "#style-paint", red, [(0.42, 0.2), (0.58, 0.25)])  # warm top
+    _paint(page, "#style-paint", green, [(0.42, 0.8), (0.58, 0.85)])  # cool bottom
+    size_box = page.locator("#size input[type=number]")
+    size_box.fill(str(side))
+    size_box.press("Enter")
+    page.locator("#run").click()
+    page.locator("#semstyle-ok, #semstyle-error").wait_for(timeout=120_000)
+    assert page.locator("#semstyle-ok").count() == 1, page.locator("#status").inner_text()
+    page.locator("#content-overlay img").wait_for(timeout=30_000)
+    page.locator("#style-overlay img").wait_for(timeout=30_000)
+    with page.expect_download(timeout=30_000) as dl:
+        page.locator("#download").click()
+    with Image.open(dl.value.path()) as im:
+        out = np.asarray(im.convert("RGB"), dtype=np.float64)
+    sky, ground = out[: side // 3].reshape(-1, 3).mean(0), out[-side // 4 :].reshape(-1, 3).mean(0)
+    assert sky[2] > sky[0], f"the sky should take the cool bottom: mean RGB {sky}"
+    assert ground[0] > ground[2], f"the ground should take the warm top: mean RGB {ground}"
+    page.close()

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-Semantic = Literal["none", "auto", "labels", "segformer"]
+Semantic = Literal["none", "auto", "labels", "segformer", "scribbles"]
 Unmatched = Literal["nearest", "global", "keep"]
 Precision = Literal["auto", "fp32", "bf16"]
 Model = Literal["vgg19", "fast"]
 Fusion = Literal["adain", "attention"]
 
-SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer")
+SEMANTIC_MODES: tuple[str, ...] = ("none", "auto", "labels", "segformer", "scribbles")
 UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 MODELS: tuple[str, ...] = ("vgg19", "fast")
@@ -74,7 +74,7 @@ class StylizeOptions:
     max_pixels: int = 64_000_000  # refuse input images larger than this (decompression bombs)
     refine: int = 0  # discriminator-guided refinement: at most this many rounds (0 = off)
     refine_target: float = 0.5  # stop refining once the discriminator's score reaches this
-    semantic: Semantic = "none"  # region prior: none | auto | labels | segformer
+    semantic: Semantic = "none"  # region prior: none | auto | labels | segformer | scribbles
     regions: int = 0  # auto mode: number of regions; 0 chooses it automatically
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
     segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more

@@ -66,6 +66,8 @@ class StylizeRequest:
     region_styles: Mapping[int, int] | None = None  # label → style index
     content_labels: Any = None  # semantic "labels": the content's map
     style_labels: tuple[Any, ...] | None = None  # semantic "labels": one map per style (None for a named style)
+    content_scribbles: Any = None  # semantic "scribbles": the content's strokes (RGBA, transparent elsewhere)
+    style_scribbles: tuple[Any, ...] | None = None  # semantic "scribbles": one stroke picture per style
 
 
 @dataclass
@@ -126,6 +128,8 @@ def as_request(
     region_styles: Mapping[int, int] | None = None,
     content_labels: Any = None,
     style_labels: Any = None,
+    content_scribbles: Any = None,
+    style_scribbles: Any = None,
 ) -> StylizeRequest:
     """A request from the API's loose arguments (one style or a list, one style label map or a list)."""
     return StylizeRequest(
@@ -136,6 +140,8 @@ def as_request(
         region_styles=None if region_styles is None else dict(region_styles),
         content_labels=content_labels,
         style_labels=None if style_labels is None else _sequence(style_labels),
+        content_scribbles=content_scribbles,
+        style_scribbles=None if style_scribbles is None else _sequence(style_scribbles),
     )
 
 

@@ -52,11 +52,13 @@ class BatchOptions:
     style_labels: tuple[Path | None, ...] | None = None  # ``semantic="labels"``: one map per style of a job
     style_weights: tuple[float, ...] | None = None  # interpolation weights over BatchJob.styles
     labels_dir: Path | None = None  # also write each job's colourised label maps here (``--save-labels``)
+    content_scribbles: Path | None = None  # ``semantic="scribbles"``: strokes over the content (same for every job)
+    style_scribbles: tuple[Path, ...] | None = None  # ``semantic="scribbles"``: one stroke picture per style
 
     def request(self, content: Any, styles: Sequence[Any]) -> StylizeRequest:
         """The request of one job: its (decoded) content and styles with the options every job shares."""
         return StylizeRequest(content, tuple(styles), self.style_weights, self.mask, self.region_styles,
-                              self.content_labels, self.style_labels)
+                              self.content_labels, self.style_labels, self.content_scribbles, self.style_scribbles)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,11 @@ def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]],
         raise InputError(f"got {len(args.style_labels)} --style-labels for {n_pos} STYLE images; give one per STYLE")
     if (args.content_labels or args.style_labels) and args.semantic != "labels":
         raise InputError("--content-labels/--style-labels are used with --semantic labels; add it")
+    if args.style_scribbles and len(args.style_scribbles) not in (1, n_pos):
+        raise InputError(f"got {len(args.style_scribbles)} --style-scribbles for {n_pos} STYLE images; give one "
+                         "per STYLE")
+    if (args.content_scribbles or args.style_scribbles) and args.semantic != "scribbles":
+        raise InputError("--content-scribbles/--style-scribbles are used with --semantic scribbles; add it")
     if label_styles and not (args.mask or args.semantic != "none"):
         raise InputError("--style LABEL=PATH needs regions: add --mask or a --semantic mode")
     if args.save_labels and not (args.mask or args.semantic != "none"):
@@ -121,6 +126,10 @@ def _check_flags(args: argparse.Namespace, label_styles: list[tuple[int, Path]],
         if p and not Path(p).is_file():
             problem = "is a folder, not an image file" if Path(p).is_dir() else "does not exist"
             raise InputError(f"label map '{p}' {problem}")
+    for p in [args.content_scribbles, *(args.style_scribbles or [])]:
+        if p and not Path(p).is_file():
+            problem = "is a folder, not an image file" if Path(p).is_dir() else "does not exist"
+            raise InputError(f"scribbles '{p}' {problem}")
 
 
 def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_pos: int) -> BatchOptions:
@@ -130,6 +139,10 @@ def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_p
     if args.semantic == "labels":  # one map per positional style; styles named for a label need none
         given = [Path(p) for p in args.style_labels or []]
         style_labels = tuple(given * n_pos if len(given) == 1 else given) + (None,) * len(label_styles)
+    style_scribbles = None
+    if args.semantic == "scribbles":  # one stroke picture per positional style (one given: every style's)
+        strokes = [Path(p) for p in args.style_scribbles or []]
+        style_scribbles = tuple(strokes * n_pos if len(strokes) == 1 else strokes)
     weights = args.style_weights
     if label_styles and n_pos:
         weights = tuple(weights or [1.0] * n_pos) + (0.0,) * len(label_styles)
@@ -138,6 +151,8 @@ def _options(args: argparse.Namespace, label_styles: list[tuple[int, Path]], n_p
         content_labels=Path(args.content_labels) if args.content_labels else None,
         region_styles={lab: n_pos + i for i, (lab, _) in enumerate(label_styles)} or None,
         style_labels=style_labels, style_weights=weights,
+        content_scribbles=Path(args.content_scribbles) if args.content_scribbles else None,
+        style_scribbles=style_scribbles,
         labels_dir=Path(args.save_labels) if args.save_labels else None,
     )
 

@@ -40,6 +40,8 @@ EXAMPLES = """examples:
   semstyle stylize photo.jpg sea.jpg sky.jpg --mask halves.png -o regions.png
   semstyle stylize photo.jpg painting.jpg --semantic auto --save-labels labels/ -o out.png
   semstyle stylize in.jpg tar.jpg --semantic labels --content-labels in.png --style-labels tar.png -o out.png
+  semstyle stylize in.jpg tar.jpg --semantic scribbles --content-scribbles in_strokes.png \
+      --style-scribbles tar_strokes.png --save-labels grown/ -o out.png
   semstyle segment photo.jpg painting.jpg -o seg/
   semstyle video clip.mp4 starry_night.jpg -o out.mp4
 """
@@ -194,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="label map over the content: region i takes style i (sorted labels)")
     p.add_argument("--content-labels", help="label map of the content (--semantic labels)")
     p.add_argument("--style-labels", nargs="+", default=None, help="label map(s) of the style(s)")
+    p.add_argument("--content-scribbles", metavar="PNG",
+                   help="strokes painted over the content (--semantic scribbles): an RGBA PNG, transparent where "
+                        "nothing is painted; each colour grows into a region")
+    p.add_argument("--style-scribbles", metavar="PNG", nargs="+", default=None,
+                   help="strokes over the style(s), one per STYLE: the same colour marks the matching region")
     p.add_argument("--names", help="names file mapping labels to names (JSON or 'label name' lines)")
     p.add_argument("--save-labels", metavar="DIR", help="write colourised label maps of content and style here")
     p.add_argument("--overwrite", action="store_true",

@@ -30,6 +30,18 @@ def cmd_video(args: argparse.Namespace) -> int:
         check_style_weights(cfg.options.style_weights, len(styles))
     except ValueError as e:
         raise InputError(str(e)) from None
+    strokes = [Path(p) for p in [args.content_scribbles, *(args.style_scribbles or [])] if p]
+    if strokes and cfg.options.semantic != "scribbles":
+        raise InputError("--content-scribbles/--style-scribbles are used with --semantic scribbles; add it")
+    if cfg.options.semantic == "scribbles" and (not args.content_scribbles or not args.style_scribbles):
+        raise InputError("--semantic scribbles needs --content-scribbles and --style-scribbles")
+    for p in strokes:
+        if not p.is_file():
+            raise InputError(f"scribbles '{p}' {'is a folder' if p.is_dir() else 'does not exist'}")
+    style_strokes = None
+    if args.style_scribbles:
+        style_strokes = [Path(p) for p in args.style_scribbles]
+        style_strokes = style_strokes * len(styles) if len(style_strokes) == 1 else style_strokes
     info = V.probe(args.input, cfg.options.max_pixels)  # a bad clip fails before the networks load
 
     # 2. the stream: decode → stylise → encode, one frame at a time, into a temporary output
@@ -43,7 +55,9 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     try:
         stylize_video(stylizer, info.path, styles, out, overwrite=args.overwrite, consistency=args.consistency,
-                      texture=args.texture, hidden=args.hidden, callback=step)
+                      texture=args.texture, hidden=args.hidden, callback=step,
+                      content_scribbles=Path(args.content_scribbles) if args.content_scribbles else None,
+                      style_scribbles=style_strokes)
     finally:
         bar.close()
     print(out)

@@ -29,7 +29,8 @@ def check_request(req: StylizeRequest, opts: StylizeOptions) -> tuple[float, ...
     except ValueError as e:
         raise InputError(str(e)) from None
     if opts.fusion == "attention" and req.mask is None and opts.semantic == "none":
-        raise InputError("fusion 'attention' weighs the style's regions; add a semantic mode (auto, labels, segformer)")
+        raise InputError("fusion 'attention' weighs the style's regions; add a semantic mode (auto, labels, segformer, "
+                         "scribbles)")
     rs = req.region_styles
     if rs is not None and req.mask is None and opts.semantic == "none":
         raise InputError("region_styles needs a mask (or a semantic mode) that defines the regions")
@@ -50,6 +51,12 @@ def check_request(req: StylizeRequest, opts: StylizeOptions) -> tuple[float, ...
             raise InputError("--semantic labels needs --content-labels and --style-labels (one per style)")
         if len(given) > len(styles):
             raise InputError(f"got {len(given)} style label maps for {len(styles)} styles")
+    if opts.semantic == "scribbles":
+        given = list(req.style_scribbles or [])
+        if req.content_scribbles is None or len(given) != len(styles) or any(s is None for s in given):
+            raise InputError("--semantic scribbles needs --content-scribbles and --style-scribbles (one per style)")
+    elif req.content_scribbles is not None or req.style_scribbles:
+        raise InputError("scribbles are used with --semantic scribbles; add it")
     return tuple(weights) if weights is not None else (1.0,) * len(styles)
 
 

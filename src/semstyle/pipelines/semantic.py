@@ -22,6 +22,7 @@ from semstyle.networks import Networks
 from semstyle.segmentation import regions as R
 from semstyle.segmentation import segformer
 from semstyle.segmentation.auto import cosegment
+from semstyle.segmentation.scribbles import grow, read_scribbles
 from semstyle.types import Attention, Match, Regions, StyleStats
 
 
@@ -48,6 +49,8 @@ def resolve_labels(
     region_styles: Mapping[int, int] | None = None,
     content_labels: Any = None,
     style_labels: Sequence[Any] | None = None,
+    content_scribbles: Any = None,
+    style_scribbles: Sequence[Any] | None = None,
 ) -> Regions | None:
     """Build the ``Regions`` for this call (``cfg.semantic`` names the source), or None for plain AdaIN."""
     semantic = cfg.semantic
@@ -83,6 +86,9 @@ def resolve_labels(
         regions = Regions(c_lm.labels, [None if s is None else s.labels for s in s_lms],
                           dict(region_styles or {}) or None, c_lm.from_colors)
         return merged(regions, cfg)
+    if semantic == "scribbles":
+        return merged(scribble_regions(nets, cfg, content_img, entries, content_scribbles, style_scribbles or (),
+                                       region_styles), cfg)
     if semantic == "auto":
         c_lab, s_labs = cosegment_images(nets, content_img, [e.image for e in entries if e.image is not None], cfg)
         return merged(Regions(c_lab, list(s_labs), dict(region_styles or {}) or None), cfg)
@@ -91,7 +97,30 @@ def resolve_labels(
         regions = Regions(seg(content_img), [None if e.image is None else seg(e.image) for e in entries],
                           dict(region_styles or {}) or None)
         return merged(regions, cfg)
-    raise InputError(f"semantic must be none, auto, labels or segformer, got {semantic!r}")
+    raise InputError(f"semantic must be none, auto, labels, segformer or scribbles, got {semantic!r}")
+
+
+def scribble_regions(
+    nets: Networks, cfg: StylizeOptions, content_img: Image.Image, entries: Sequence[StyleStats],
+    content_scribbles: Any, style_scribbles: Sequence[Any], region_styles: Mapping[int, int] | None,
+) -> Regions:
+    """Regions grown from painted strokes (``segmentation.scribbles``): labels are the painted colours, so the
+    same colour on the content and a style is one matched region; a colour on one side only follows
+    ``cfg.unmatched``."""
+    seeds = read_scribbles(content_scribbles, content_img.size, "content scribbles", cfg.max_pixels)
+    c_lab = grow(nets.encode, content_img, seeds)
+    s_labs: list[np.ndarray | None] = []
+    for i, (e, src) in enumerate(zip(entries, style_scribbles, strict=True)):
+        if e.image is None:  # a clip's style encoded once: its regions were grown on the first frame
+            s_labs.append(None)
+            continue
+        s_seeds = read_scribbles(src, e.image.size, f"style scribbles {i + 1}", cfg.max_pixels)
+        common = set(np.unique(seeds[seeds >= 0])) & set(np.unique(s_seeds[s_seeds >= 0]))
+        if not common:
+            raise InputError(f"the content scribbles and style scribbles {i + 1} share no colour; paint matched "
+                             "regions with the same colour on both pictures")
+        s_labs.append(grow(nets.encode, e.image, s_seeds))
+    return Regions(c_lab, s_labs, dict(region_styles or {}) or None, from_colors=True)
 
 
 def _check_named(region_styles: Mapping[int, int], lm: LabelMap, what: str) -> None:

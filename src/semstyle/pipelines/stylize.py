@@ -61,7 +61,7 @@ from semstyle.types import (
 
 log = logging.getLogger(__name__)
 
-PROXY_SIDE = 1024  # tiled semantic "auto": segment a copy of the content this size, then upscale the labels
+PROXY_SIDE = 1024  # tiled semantic "auto"/"scribbles": find the regions on a copy this size, then upscale them
 
 
 class Stylizer:
@@ -211,6 +211,8 @@ class Stylizer:
         region_styles: Mapping[int, int] | None = None,
         content_labels: Any = None,
         style_labels: Any = None,
+        content_scribbles: Any = None,
+        style_scribbles: Any = None,
         options: StylizeOptions | None = None,
         callback: Callback | None = None,
         alpha: float | None = None,
@@ -245,6 +247,9 @@ class Stylizer:
                 only that style (``--style LABEL=PATH``); other labels blend the styles by weight.
             content_labels, style_labels: label maps for ``semantic="labels"`` (one per style;
                 a style named in ``region_styles`` may have None and gives its whole-image statistics).
+            content_scribbles, style_scribbles: for ``semantic="scribbles"``, a few painted strokes per
+                picture (RGBA path, PIL image or (H, W, 4) array, transparent where nothing is painted; one
+                per style): each colour grows into a region, the same colour on both sides is matched.
             options: this call's options as a record (default: the Stylizer's ``defaults``).
             callback: called with a ``ProgressEvent`` per step (tiles encoded and decoded, rounds refined).
             alpha … tile: the fields of ``StylizeOptions`` (see there), each overriding ``options`` for
@@ -252,7 +257,8 @@ class Stylizer:
         """
         overrides = {k: v for k, v in locals().items() if k in OPTION_FIELDS and k != "style_weights"}
         req = as_request(content, style, style_weights=style_weights, mask=mask, region_styles=region_styles,
-                         content_labels=content_labels, style_labels=style_labels)
+                         content_labels=content_labels, style_labels=style_labels,
+                         content_scribbles=content_scribbles, style_scribbles=style_scribbles)
         return self.run(req, self.options(options, overrides), callback)
 
     __call__ = stylize
@@ -314,14 +320,17 @@ class Stylizer:
         self, req: StylizeRequest, opts: StylizeOptions, content: Image.Image, entries: list[StyleStats],
         plan: TilePlan | None,
     ) -> Regions | None:
-        """The regions of this call; a tiled automatic run segments a ≤ ``PROXY_SIDE`` px copy, then upscales."""
+        """The regions of this call; a tiled automatic (or scribbled) run finds them on a ≤ ``PROXY_SIDE`` px copy,
+        then upscales them."""
         img = content
-        if plan is not None and opts.semantic == "auto" and req.mask is None and max(img.size) > PROXY_SIDE:
+        found = opts.semantic in ("auto", "scribbles") and req.mask is None  # regions this call finds itself
+        if plan is not None and found and max(img.size) > PROXY_SIDE:
             s = PROXY_SIDE / max(img.size)
             img = img.resize((max(1, round(img.size[0] * s)), max(1, round(img.size[1] * s))),
                              Image.Resampling.BILINEAR)
         regions = resolve_labels(self.networks, opts, img, entries, mask=req.mask, region_styles=req.region_styles,
-                                 content_labels=req.content_labels, style_labels=req.style_labels)
+                                 content_labels=req.content_labels, style_labels=req.style_labels,
+                                 content_scribbles=req.content_scribbles, style_scribbles=req.style_scribbles)
         if regions is not None and regions.content.shape != content.size[::-1]:
             lab = Image.fromarray(regions.content.astype(np.int32), mode="I")
             lab = lab.resize(content.size, Image.Resampling.NEAREST)

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,8 +57,9 @@ def check_consistency(w: float, name: str = "consistency") -> None:
 
 def check_video_options(opts: StylizeOptions) -> None:
     """The options a clip cannot use: per-frame label maps and per-image refinement."""
-    if opts.semantic not in ("none", "auto"):
-        raise InputError(f"video supports semantic none or auto (regions follow the flow), got {opts.semantic!r}")
+    if opts.semantic not in ("none", "auto", "scribbles"):
+        raise InputError(f"video supports semantic none, auto or scribbles (regions follow the flow), got "
+                         f"{opts.semantic!r}")
     if opts.refine:
         raise InputError("refinement works per image; drop --refine for video")
 
@@ -67,7 +69,7 @@ class _Carry:
     """What one frame leaves for the next, besides the networks' carry (``FrameCarry``)."""
 
     gray: np.ndarray | None = None  # (H, W) uint8 previous content frame
-    labels: np.ndarray | None = None  # (H, W) previous content labels (semantic auto)
+    labels: np.ndarray | None = None  # (H, W) previous content labels (semantic auto or scribbles)
     out: np.ndarray | None = None  # (H, W, 3) uint8 previous result
     style_labels: list[np.ndarray] = field(default_factory=list)
 
@@ -228,6 +230,8 @@ def stylize_frames(
     hidden_layer: str = HIDDEN_STAGE,
     callback: Callable[[int, StylizeResult], None] | None = None,
     options: StylizeOptions | None = None,
+    content_scribbles: Any = None,
+    style_scribbles: Sequence[Any] | None = None,
 ) -> Iterator[Image.Image]:
     """Stylise ``frames`` (paths, PIL images or arrays, one at a time) with ``style``; yield each result.
 
@@ -236,7 +240,9 @@ def stylize_frames(
     decoder activation at ``hidden_layer`` carried along the flow (``FrameCarry``);
     ``texture`` in [0, 1): the weight of the previous result's texture carried along the flow at the
     output (``carry_texture``: far less flicker, at a cost in style; docs/VIDEO.md).
-    ``options`` are the clip's options (default: the Stylizer's; semantic "none" or "auto", no refinement);
+    ``options`` are the clip's options (default: the Stylizer's; semantic "none", "auto" or "scribbles", no
+    refinement); with "scribbles", ``content_scribbles`` are strokes over the first frame and ``style_scribbles``
+    one stroke picture per style: the regions grow on the first frame, then follow the flow as "auto"'s do;
     ``callback`` gets the number of frames done and the frame's full result (its regions, timings).
     The styles are loaded and encoded once, before the first frame.
     """
@@ -263,9 +269,10 @@ def stylize_frames(
             ok = motion.reliable(flow_px, motion.flow(carry.gray, g))
         elif carry.gray is not None:
             raise InputError(f"frame {i + 1} is {img.size[0]}x{img.size[1]}, unlike the frames before it")
-        req = as_request(img, styles, style_weights=style_weights)
+        req = as_request(img, styles, style_weights=style_weights, content_scribbles=content_scribbles,
+                         style_scribbles=style_scribbles)
         run_opts = frame_opts
-        if opts.semantic == "auto" and carry.labels is not None and flow_px is not None:
+        if opts.semantic in ("auto", "scribbles") and carry.labels is not None and flow_px is not None:
             labels = motion.warp(carry.labels.astype(np.float32), flow_px, nearest=True).round().astype(np.int64)
             run_opts = frame_opts.updated(semantic="labels")
             req = StylizeRequest(req.content, req.styles, req.style_weights, content_labels=LabelMap(labels),
@@ -276,7 +283,7 @@ def stylize_frames(
         if texture > 0 and carry.out is not None and flow_px is not None and ok is not None:
             res.image = Image.fromarray(carry_texture(np.asarray(res.image), carry.out, flow_px, ok, texture))
         carry.out = np.asarray(res.image)
-        if opts.semantic == "auto":
+        if opts.semantic in ("auto", "scribbles"):
             carry.labels = res.content_labels
             if not carry.style_labels:
                 carry.style_labels = [s for s in res.style_labels if s is not None]
@@ -298,6 +305,8 @@ def stylize_video(
     hidden: float = DEFAULT_HIDDEN,
     callback: Callable[[int, StylizeResult], None] | None = None,
     options: StylizeOptions | None = None,
+    content_scribbles: Any = None,
+    style_scribbles: Sequence[Any] | None = None,
 ) -> Path:
     """Stylise the clip ``source`` (video file or folder of frames) into ``output`` (mp4, webm, gif or a
     folder of PNGs), as a stream; returns the output's path. The frame rate is kept and the audio copied
@@ -318,7 +327,8 @@ def stylize_video(
     writer: V.FrameWriter | None = None
     try:
         for img in stylize_frames(stylizer, frames(), style, consistency=consistency, texture=texture, hidden=hidden,
-                                  callback=callback, options=opts):
+                                  callback=callback, options=opts, content_scribbles=content_scribbles,
+                                  style_scribbles=style_scribbles):
             if writer is None:
                 writer = V.FrameWriter(out, info.fps, img.size, audio_from=info)
             writer.write(np.asarray(img, dtype=np.uint8), names.popleft())

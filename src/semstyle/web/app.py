@@ -20,6 +20,7 @@ from semstyle.config import FUSIONS
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY
 from semstyle.web.engine import (
     DECODER_CHOICES,
+    PALETTE,
     SEMANTIC_CHOICES,
     Engine,
     Progress,
@@ -88,7 +89,8 @@ class Handlers:
         if self.confine is not None:
             for up, what in ((req.content, "content image"), (req.style, "style image"),
                              (req.content_labels, "content label map"), (req.style_labels, "style label map"),
-                             (req.style_model, "style model")):
+                             (req.style_model, "style model"), *((u, "content strokes") for u in req.content_strokes),
+                             *((u, "style strokes") for u in req.style_strokes)):
                 self.confine.check(up, what)
         return req
 
@@ -96,7 +98,7 @@ class Handlers:
     def request(content: Any, style: Any, semantic: str = "none", content_labels: Any = None,
                 style_labels: Any = None, alpha: float = 1.0, preserve_color: bool = False, size: int = 512,
                 decoder: str = "pretrained", refine: int = 0, fusion: str = "adain", style_model: Any = None,
-                model: str | None = None) -> WebRequest:
+                model: str | None = None, content_paint: Any = None, style_paint: Any = None) -> WebRequest:
         return WebRequest(
             content=Upload.of(content), style=Upload.of(style), semantic=str(semantic or "none"),
             content_labels=Upload.of(content_labels), style_labels=Upload.of(style_labels),
@@ -104,6 +106,7 @@ class Handlers:
             size=int(size or 0), decoder=str(decoder or "pretrained"), refine=int(refine or 0),
             fusion=str(fusion or "adain"), style_model=Upload.of(style_model),
             model="" if model in (None, NO_MODEL) else str(model),
+            content_strokes=painted_layers(content_paint), style_strokes=painted_layers(style_paint),
         )
 
     def model_alpha(self, style_model: Any, model: str | None) -> float | None:
@@ -165,6 +168,15 @@ class Handlers:
         return user_message(e, names)
 
 
+def painted_layers(value: Any) -> tuple[Upload, ...]:
+    """The layers of an image editor's value (Gradio's {"background", "layers", "composite"}; paths or payloads)."""
+    if not value:
+        return ()
+    if not isinstance(value, dict):
+        raise UserError(f"unexpected strokes of type {type(value).__name__}")
+    return tuple(up for up in (Upload.of(layer) for layer in value.get("layers") or []) if up is not None)
+
+
 def _names(req: WebRequest) -> dict[str, str]:
     ups = (req.content, req.style, req.content_labels, req.style_labels)
     return {str(u.path): u.name for u in ups if u is not None}
@@ -224,6 +236,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                                           image_mode=None, elem_id="content-labels", height=200)
                 style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
                                         image_mode=None, elem_id="style-labels", height=200)
+            paint_row, content_paint, style_paint = _paint_controls(gr)
             with gr.Row():
                 run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
                 seg_btn = gr.Button("Show the automatic segmentation", elem_id="segment")
@@ -235,7 +248,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                                   elem_id="style-overlay", height=240)
 
         form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion,
-                style_model, model_pick]
+                style_model, model_pick, content_paint, style_paint]
 
         def on_model(up: Any, name: str | None) -> Any:  # a picked model brings its own α
             a = handlers.model_alpha(up, name)
@@ -260,11 +273,39 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                       preprocess=False, concurrency_id="semstyle", show_progress_on=[result, status])
         seg_btn.click(on_segment, form, [c_over, s_over, status], api_name="segment", preprocess=False,
                       concurrency_id="semstyle", show_progress_on=[c_over, s_over])
-        semantic.change(lambda m: gr.Row(visible=m == "labels"), semantic, label_row, queue=False,
-                        api_visibility="private")
+        _mode_events(gr, semantic, label_row, paint_row, ((content, content_paint), (style, style_paint)))
         _video_tab(gr, handlers, opts)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _mode_events(gr: Any, semantic: Any, label_row: Any, paint_row: Any, paintings: tuple[tuple[Any, Any], ...]
+                 ) -> None:
+    """The semantic mode shows the label-map uploads or the brushes; a new picture becomes its brush's canvas."""
+    semantic.change(lambda m: (gr.Row(visible=m == "labels"), gr.Row(visible=m == "scribbles")), semantic,
+                    [label_row, paint_row], queue=False, api_visibility="private")
+    for picture, editor in paintings:  # paint over the picture itself
+        picture.change(_paint_over, picture, editor, queue=False, api_visibility="private", preprocess=False)
+
+
+def _paint_over(value: Any) -> dict[str, Any] | None:
+    """A painting editor's new value when its picture changes: the picture as background, no strokes yet (the raw
+    upload payload: a file that is not an image reaches Stylise, which says so, instead of failing here)."""
+    path = value.get("path") if isinstance(value, dict) else value
+    return {"background": path, "layers": [], "composite": None} if path else None
+
+
+def _paint_controls(gr: Any) -> tuple[Any, Any, Any]:
+    """Semantic "scribbles": a brush over the content and one over the style, with a palette of region colours."""
+    brush = gr.Brush(colors=list(PALETTE), default_color=PALETTE[0], color_mode="fixed", default_size=12)
+    with gr.Row(visible=False, elem_id="paint-row") as row:
+        editors = tuple(
+            gr.ImageEditor(label=f"Paint regions on the {what}: one colour per region, the same colour on both "
+                                 "pictures for matching regions", type="filepath", sources=[], transforms=[],
+                           layers=False, brush=brush, eraser=gr.Eraser(default_size=16), format="png",
+                           image_mode="RGBA", elem_id=f"{what}-paint", height=360)
+            for what in ("content", "style"))
+    return row, editors[0], editors[1]
 
 
 def _model_controls(gr: Any, names: list[str]) -> tuple[Any, Any]:
@@ -282,7 +323,7 @@ def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:
     with gr.Row():
         semantic = gr.Radio(list(SEMANTIC_CHOICES), value="none", label="Semantic mode", elem_id="semantic",
                             info="none: global style; auto: match regions found automatically; "
-                                 "labels: your maps")
+                                 "labels: your maps; scribbles: paint a few strokes per region")
         fusion = gr.Radio(list(FUSIONS), value="adain", label="Fusion", elem_id="fusion",
                           info="adain: each region takes its matched style region; attention: a weighted "
                                "mixture of the style's regions, same label preferred")

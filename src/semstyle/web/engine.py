@@ -33,7 +33,8 @@ from semstyle.web.models import ModelShelf
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "labels")
+SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "labels", "scribbles")
+PALETTE: tuple[str, ...] = ("#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned", "fast")  # "fast": the distilled model
 KEEP_OUTPUTS = 64  # result PNGs kept on disk for download; older ones are deleted
 
@@ -100,6 +101,8 @@ class WebRequest:
     fusion: str = "adain"  # semantic modes: "adain" or "attention"
     style_model: Upload | None = None  # an uploaded style model (semstyle adapt): it is the style
     model: str = ""  # or the name of one in the server's --models folder ("" = none)
+    content_strokes: tuple[Upload, ...] = ()  # semantic "scribbles": the layers painted over the content
+    style_strokes: tuple[Upload, ...] = ()  # and over the style
 
 
 @dataclass
@@ -266,6 +269,20 @@ class Engine:
         self._check_size(up, what)
         return resize_longest(load_image(up.path, self.limits.max_pixels, what), size)
 
+    def strokes(self, layers: tuple[Upload, ...], what: str) -> Image.Image:
+        """The painted layers of one picture, merged into one RGBA picture (transparent where nothing is painted)."""
+        if not layers:
+            raise UserError(f"semantic mode 'scribbles' needs strokes on the {what}: paint each region you want "
+                            "with one colour, and the matching region of the other picture with the same colour")
+        merged: Image.Image | None = None
+        for up in layers:
+            self._check_size(up, f"{what} strokes")
+            with Image.open(up.path) as im:  # the page's own PNG layers, at most the picture's size
+                layer = im.convert("RGBA")
+            merged = layer if merged is None else Image.alpha_composite(merged, layer.resize(merged.size))
+        assert merged is not None
+        return merged
+
     def _labels(self, up: Upload | None, what: str) -> Path:
         if up is None:
             raise UserError(f"semantic mode 'labels' needs a {what}; upload one or choose another mode")
@@ -295,13 +312,17 @@ class Engine:
             request = StylizeRequest(content, (style,), content_labels=self._labels(req.content_labels,
                                                                                     "content label map"),
                                      style_labels=(self._labels(req.style_labels, "style label map"),))
+        elif cfg.options.semantic == "scribbles":
+            request = StylizeRequest(content, (style,), content_scribbles=self.strokes(req.content_strokes, "content"),
+                                     style_scribbles=(self.strokes(req.style_strokes, "style"),))
         if cfg.options.refine:
             say(0.15, "loading the discriminator")
             try:
                 st.networks.discriminator()  # thread-safe: loaded once
             except WeightsError as e:
                 raise UserError(f"refinement is not available on this server (set its rounds to 0): {e}") from e
-        steps = {"none": "stylising", "auto": "segmenting both images and stylising", "labels": "stylising by label"}
+        steps = {"none": "stylising", "auto": "segmenting both images and stylising", "labels": "stylising by label",
+                 "scribbles": "growing the painted regions and stylising"}
         rounds = cfg.options.refine
         say(0.2, steps[cfg.options.semantic] + (f", then up to {rounds} refinement rounds" if rounds else ""))
         res = st.run(request, cfg.options, callback=_progress_of(say, cfg.options.refine))

@@ -32,5 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the previous result's texture carried along the flow, in [0, 1): much less "
                         "flicker, weaker style (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--content-scribbles", metavar="PNG",
+                   help="strokes over the first frame (--semantic scribbles), RGBA; the regions follow the flow")
+    p.add_argument("--style-scribbles", metavar="PNG", nargs="+", default=None,
+                   help="strokes over the style(s), one per STYLE: the same colour marks the matching region")
 
 __all__ = ["EXAMPLES", "add_arguments"]
