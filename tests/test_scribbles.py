@@ -334,3 +334,17 @@ def test_a_small_stroke_is_a_region_however_much_else_is_painted() -> None:
 def test_grow_without_paint_is_refused(encode) -> None:
     with pytest.raises(ValueError, match="no painted pixel"):
         grow(encode, Image.fromarray(content_array(32, 32)), np.full((32, 32), -1))
+
+
+def test_web_strokes_outside_the_upload_folder_are_refused(web, files: dict[str, Path],
+                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """As the server runs, a stroke layer must be an upload, whatever path the payload names."""
+    from semstyle.web.app import Handlers
+    from semstyle.web.guard import Confinement
+
+    confined = Handlers(web.engine, confine=Confinement(files["content"].parent))
+    outside = tmp_path_factory.mktemp("elsewhere") / "elsewhere.png"
+    Image.new("RGBA", (SIZE, SIZE), (*RED, 255)).save(outside)
+    view = confined.run(files["content"], files["style"], "scribbles", None, None, 1.0, False, SIZE, "pretrained", 0,
+                        "adain", None, None, {"layers": [str(outside)]}, {"layers": [str(files["ss"])]})
+    assert "content strokes 'elsewhere.png' was not uploaded to this server" in view.status, view.status
