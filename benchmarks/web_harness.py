@@ -144,7 +144,8 @@ def file_data(path: str, name: str) -> dict:
 def form(files: dict[str, dict], semantic: str = "none", size: int = 128) -> list:
     """The stylise endpoint's inputs, in the page's order."""
     return [files.get("content"), files.get("style"), semantic, files.get("content_labels"),
-            files.get("style_labels"), 1.0, False, size, "pretrained", 0, "adain", None, "(none)"]  # no style model
+            files.get("style_labels"), 1.0, False, size, "pretrained", 0, "adain", None, "(none)",  # no style model
+            None, None]  # no painted strokes
 
 
 def detail(r: httpx.Response) -> str:
