@@ -21,16 +21,17 @@ Per setting: the **warping error** (docs/METRICS.md: mean over reliable pixels o
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from video_common import PER_FRAME, SEQUENCES, Setting, clip, relative, run, score, shared_clip
 
-from semstyle import assets, motion
-from semstyle import metrics as M
+from semstyle import assets
 from semstyle.config import NetworkConfig, StylizeOptions
-from semstyle.io.images import load_image, resize_longest, save_image, to_tensor
+from semstyle.io.images import load_image, save_image
 from semstyle.io.video import natural_key
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.pipelines.video import stylize_frames
@@ -38,17 +39,17 @@ from semstyle.viz import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "video"
-SEQUENCES = ("ambush_3", "mountain_2", "cats")
-SETTINGS: dict[str, tuple[float, float, float, str]] = {  # name → (consistency, texture, hidden, decoder stage)
-    "per-frame": (0.0, 0.0, 0.0, "s4_2"), "features only": (0.8, 0.0, 0.0, "s4_2"),
-    "texture 0.2": (0.8, 0.2, 0.0, "s4_2"), "hidden 0.5": (0.8, 0.0, 0.5, "s4_2"),
-    "hidden 0.7 (default)": (0.8, 0.0, 0.7, "s4_2"), "hidden 0.8": (0.8, 0.0, 0.8, "s4_2"),
-    "hidden 0.7 at stage up4": (0.8, 0.0, 0.7, "up4"), "hidden 0.7 at stage s4_4": (0.8, 0.0, 0.7, "s4_4"),
+SETTINGS: dict[str, Setting] = {  # name → the carries (consistency, texture, hidden, decoder stage)
+    "per-frame": PER_FRAME, "features only": Setting(0.8), "consistency 0.5": Setting(0.5),
+    "texture 0.2": Setting(0.8, 0.2), "hidden 0.5": Setting(0.8, hidden=0.5),
+    "hidden 0.7 (default)": Setting(0.8, hidden=0.7), "hidden 0.8": Setting(0.8, hidden=0.8),
+    "hidden 0.7 at stage up4": Setting(0.8, hidden=0.7, layer="up4"),
+    "hidden 0.7 at stage s4_4": Setting(0.8, hidden=0.7, layer="s4_4"),
 }
 DEFAULT_SETTING = "hidden 0.7 (default)"
 
 
-def speed(frames: int = 8, size: int = 512) -> None:
+def speed(decoders: list[str], frames: int = 8, size: int = 512) -> None:
     """Frames per second of the default settings at ``size`` on ambush_3 (after one warm-up frame), with
     the default precision (bf16 where the CPU has it natively) and with fp32."""
     import os
@@ -58,21 +59,20 @@ def speed(frames: int = 8, size: int = 512) -> None:
     from semstyle.networks import native_bf16
 
     files = sorted((DATA / "ambush_3").glob("*.jpg"), key=lambda p: natural_key(p.name))[:frames]
-    clip = [load_image(f) for f in files]
+    frames_in = [load_image(f) for f in files]
     bf16 = native_bf16(torch.device("cpu"))
     print(f"{torch.get_num_threads()} threads, native bf16: {bf16}, load average {os.getloadavg()[0]:.2f}")
-    for model in ("vgg19", "fast"):
+    for model, decoder in (*(("vgg19", d) for d in decoders), ("fast", "pretrained")):
         for precision in ("auto", "fp32"):
-            st = Stylizer(
-                NetworkConfig(model=model, precision=precision), defaults=StylizeOptions(size=size, style_size=size)
-            )
-            it = stylize_frames(st, clip, assets.style_images()[1])
+            st = Stylizer(NetworkConfig(model=model, decoder=decoder, precision=precision),
+                          defaults=StylizeOptions(size=size, style_size=size))
+            it = stylize_frames(st, frames_in, assets.style_images()[1])
             next(it)  # the style's encoding and the first frame
             t0 = time.perf_counter()
             n = sum(1 for _ in it)
             print(
                 f"{model}, precision {precision}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px "
-                f"({clip[0].size} input frames)"
+                f"({frames_in[0].size} input frames, decoder {st.config.decoder})"
             )
 
 
@@ -180,23 +180,18 @@ def pan_frames(n: int, size: int) -> list[Image.Image]:
     return [photo.crop((4 * t, top, 4 * t + size, top + h)) for t in range(n)]
 
 
-def score(st: Stylizer, ins: list[np.ndarray], outs: list[np.ndarray], style: Image.Image) -> tuple[float, ...]:
-    s_f = M.vgg_features(st.encoder, to_tensor(style))
-    warp = [motion.warping_error(outs[t - 1], outs[t], ins[t - 1], ins[t]) for t in range(1, len(outs))]
-    sd, cl = [], []
-    for o, i in zip(outs, ins):
-        o_f = M.vgg_features(st.encoder, to_tensor(Image.fromarray(o)))
-        sd.append(M.mean_std_style_loss(o_f, s_f))
-        cl.append(M.content_loss(o_f, M.vgg_features(st.encoder, to_tensor(Image.fromarray(i)))))
-    return float(np.nanmean(warp)), float(np.mean(sd)), float(np.mean(cl)), *warp
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=24, help="frames per sequence")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated parts of setting names to run (per-frame always)")
+    ap.add_argument("--decoders", default="pretrained",
+                    help="comma-separated decoders (a source, or NAME=SOURCE), each run with every setting; the "
+                         "first one's per-frame run is the baseline (e.g. pretrained,temporal)")
+    ap.add_argument("--plot", default="", metavar="PNG", help="also draw the flicker–style trade-off there")
+    ap.add_argument("--replot", default="", metavar="JSON", help="only redraw the trade-off figure from --plot's rows")
+    ap.add_argument("--clips", default="", help="comma-separated clips (pan and the shared sequences by default)")
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
     ap.add_argument(
         "--memory",
@@ -220,78 +215,106 @@ def main() -> None:
     if args.large:
         large(args.large, min(args.frames, 3))
         return
+    if args.replot:  # the trade-off figure again from a run's saved rows
+        tradeoff([tuple(r) for r in json.loads(Path(args.replot).read_text())], Path(args.replot).with_suffix(".png"))
+        return
     if args.speed:
-        speed()
+        speed(args.decoders.split(","))
         return
     if args.memory:
         memory(args.memory)
         return
-    st = Stylizer(defaults=StylizeOptions(size=args.size, style_size=args.size))
-    style_path = assets.style_images()[1]
-    style = st.encode_style(style_path).image
-    clips: dict[str, list[Image.Image]] = {"pan (bundled photo)": pan_frames(args.frames, args.size)}
-    for name in SEQUENCES:
-        files = sorted((DATA / name).glob("*.jpg"), key=lambda p: natural_key(p.name))[: args.frames]
-        if not files:
-            raise SystemExit(f"no frames in {DATA / name}; the shared data is missing")
-        clips[name] = [resize_longest(load_image(f), args.size) for f in files]
-    rows, curves, pictures = [], {}, {}
-    for clip, frames in clips.items():
-        ins = [np.asarray(f) for f in frames]
-        base: tuple[float, ...] | None = None
-        for name, (w, tex, hid, layer) in SETTINGS.items():
-            if args.only and name != "per-frame" and not any(o in name for o in args.only.split(",")):
-                continue
-            t0 = time.perf_counter()
-            outs = [
-                np.asarray(im)
-                for im in stylize_frames(
-                    st, frames, style_path, consistency=w, texture=tex, hidden=hid, hidden_layer=layer
-                )
-            ]
-            fps = len(outs) / (time.perf_counter() - t0)
-            sc = score(st, ins, outs, style)
-            base = base or sc
-            rows.append((clip, name, sc[0] / base[0], sc[1] / base[1] - 1, sc[2] / base[2] - 1, fps))
-            curves[(clip, name)] = sc[3:]
-            if clip.startswith("pan"):
-                pictures[name] = outs
-            print(
-                f"{clip:20s} {name:18s} warp {sc[0] / base[0]:.3f}x  style {100 * (sc[1] / base[1] - 1):+.1f} %  "
-                f"content {100 * (sc[2] / base[2] - 1):+.1f} %  {fps:.2f} frames/s",
-                flush=True,
-            )
-    table = [
-        "| clip | setting | warping error vs per-frame | style distance | content loss | frames/s |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    table += [f"| {c} | {n} | {w:.2f}× | {100 * s:+.1f} % | {100 * k:+.1f} % | {f:.2f} |" for c, n, w, s, k, f in rows]
-    means = [
-        "",
-        "Mean over the three shared sequences:",
-        "",
-        "| setting | warping error vs per-frame | style distance | content loss |",
-        "|---|---:|---:|---:|",
-    ]
-    for name in SETTINGS:
-        r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
-        if not r:
-            continue
-        r = [x for x in rows if x[1] == name and not x[0].startswith("pan")]
-        means.append(
-            f"| {name} | {np.mean([x[2] for x in r]):.3f}× | {100 * np.mean([x[3] for x in r]):+.1f} % | "
-            f"{100 * np.mean([x[4] for x in r]):+.1f} % |"
-        )
-    text = "\n".join(table + means)
-    print("\n" + text)
+    table = measure(args)
+    print("\n" + table)
     if args.no_write:
         return
-    _figures(pictures, curves, args.size)
-    _write(
-        ROOT / "docs" / "VIDEO.md",
-        text,
-        f"{args.frames} frames a clip at {args.size} px, style {style_path.stem}; VGG19, 2 threads.",
-    )
+    _write(ROOT / "docs" / "VIDEO.md", table, f"{args.frames} frames a clip at {args.size} px, style "
+           f"{assets.style_images()[1].stem}; VGG19, 2 threads. Long range: frame t against t−10 (chained flow).")
+
+
+def measure(args: argparse.Namespace) -> str:
+    """Every (decoder, setting) on every clip, relative to the first decoder's per-frame run; the table as text
+    (and the figures, for the default decoders)."""
+    named = dict(d.partition("=")[::2] if "=" in d else (d, d) for d in args.decoders.split(",") if d)
+    decoders = list(named)
+    sts = {d: Stylizer(NetworkConfig(decoder=named[d]), defaults=StylizeOptions(size=args.size, style_size=args.size))
+           for d in decoders}
+    judge = sts[decoders[0]]
+    style_path = assets.style_images()[1]
+    style = judge.encode_style(style_path).image
+    names = [n for n in (args.clips.split(",") if args.clips else ("pan", *SEQUENCES))]
+    rows, curves, pictures = [], {}, {}
+    for name in names:
+        c = clip(pan_frames(args.frames, args.size)) if name == "pan" else shared_clip(name, args.frames, args.size)
+        label = "pan (bundled photo)" if name == "pan" else name
+        base = None
+        for dec in decoders:
+            for sname, setting in SETTINGS.items():
+                if sname != "per-frame" and args.only and not any(o in sname for o in args.only.split(",")):
+                    continue
+                outs, fps = run(sts[dec], c, style_path, setting)
+                sc = score(judge, c, outs, style, fps)
+                base = base or sc
+                r = relative(sc, base)
+                key = sname if len(decoders) == 1 else f"{dec}: {sname}"
+                rows.append((label, key, r, fps))
+                curves[(label, key)] = sc.curve
+                if name == "pan" and dec == decoders[0]:
+                    pictures[sname] = outs
+                print(f"{label:20s} {key:32s} warp {r['warp']:.3f}x  long {r['long']:.3f}x  style "
+                      f"{100 * r['style']:+.1f} %  content {100 * r['content']:+.1f} %  {fps:.2f} frames/s", flush=True)
+    if not args.no_write and "pan" in names and len(decoders) == 1:
+        _figures(pictures, curves, args.size)
+    if args.plot:
+        Path(args.plot).with_suffix(".json").write_text(json.dumps(rows, indent=0) + "\n")  # the plot's data
+        tradeoff(rows, Path(args.plot))
+    return table(rows)
+
+
+def tradeoff(rows: list[tuple[str, str, dict[str, float], float]], path: Path) -> None:
+    """The flicker–style trade-off: each (decoder, setting)'s mean over the shared sequences, warping error
+    against style distance, both relative to the baseline's per-frame run; one line per setting across decoders."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means: dict[str, dict[str, float]] = {}
+    for key in dict.fromkeys(n for _, n, _, _ in rows):
+        rs = [r for c, n, r, _ in rows if n == key and not c.startswith("pan")]
+        means[key] = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for setting in dict.fromkeys(k.split(": ", 1)[-1] for k in means):
+        keys = [k for k in means if k.split(": ", 1)[-1] == setting]
+        keys.sort(key=lambda k: means[k]["style"])
+        xs, ys = [100 * means[k]["style"] for k in keys], [means[k]["warp"] for k in keys]
+        ax.plot(xs, ys, "o-", label=setting)
+        for k, x, y in zip(keys, xs, ys):
+            ax.annotate(k.split(": ", 1)[0], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.40, color="grey", lw=0.8, ls="--")
+    ax.axvline(10, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("style distance vs per-frame pretrained (%)")
+    ax.set_ylabel("warping error vs per-frame pretrained")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print(f"wrote {path}")
+
+
+def table(rows: list[tuple[str, str, dict[str, float], float]]) -> str:
+    """Per clip and the mean over the shared sequences (the pan left out)."""
+    cols = "warping error vs per-frame | long range (t−10) | style distance | content loss"
+    lines = [f"| clip | setting | {cols} | frames/s |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {c} | {n} | {r['warp']:.2f}× | {r['long']:.2f}× | {100 * r['style']:+.1f} % | "
+              f"{100 * r['content']:+.1f} % | {f:.2f} |" for c, n, r, f in rows]
+    lines += ["", "Mean over the shared sequences:", "", f"| setting | {cols} |", "|---|---:|---:|---:|---:|"]
+    for key in dict.fromkeys(n for _, n, _, _ in rows):
+        rs = [r for c, n, r, _ in rows if n == key and not c.startswith("pan")]
+        if rs:
+            m = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+            lines.append(f"| {key} | {m['warp']:.3f}× | {m['long']:.3f}× | {100 * m['style']:+.1f} % | "
+                         f"{100 * m['content']:+.1f} % |")
+    return "\n".join(lines)
 
 
 def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> None:
@@ -310,11 +333,11 @@ def _figures(pictures: dict[str, list[np.ndarray]], curves: dict, size: int) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(14, 3), sharey=False)
-    for ax, clip in zip(axes, dict.fromkeys(c for c, _ in curves)):
+    for ax, name in zip(axes, dict.fromkeys(c for c, _ in curves)):
         for (c, n), ys in curves.items():
-            if c == clip:
+            if c == name:
                 ax.plot(range(2, len(ys) + 2), ys, label=n)
-        ax.set_title(clip)
+        ax.set_title(name)
         ax.set_xlabel("frame")
     axes[0].set_ylabel("warping error")
     axes[-1].legend(fontsize=7)

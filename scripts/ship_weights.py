@@ -3,9 +3,11 @@
     .venv/bin/python scripts/ship_weights.py runs/finetune [--step N]          # semstyle train
     .venv/bin/python scripts/ship_weights.py runs/distill2 --kind fast         # semstyle distill (2 stages)
     .venv/bin/python scripts/ship_weights.py runs/judge --kind judge           # discriminator-only stage
+    .venv/bin/python scripts/ship_weights.py runs/temporal --kind temporal     # the stable-video decoder
 
 Writes src/semstyle/weights/{decoder_finetuned,discriminator}.safetensors (for ``--kind fast``,
-fast_{encoder,decoder}.safetensors; for ``--kind judge``, only the discriminator) and records in the
+fast_{encoder,decoder}.safetensors; for ``--kind judge``, only the discriminator; for ``--kind temporal``,
+decoder_temporal.safetensors) and records in the
 manifest, next to what it already lists,
 the checkpoint's step, config, and the wall time summed from metrics.jsonl — over every stage when
 the run was warm-started from another (``init_from``).
@@ -27,14 +29,19 @@ from semstyle.training.checkpoint import checkpoint_of, latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 DEST = ROOT / "src" / "semstyle" / "weights"
-KINDS = {  # kind → (role → shipped file, manifest key of the record, command that trained it)
-    "finetune": ({"decoder": "decoder_finetuned.safetensors", "discriminator": "discriminator.safetensors"},
+# kind → (checkpoint role → (manifest key, shipped file), manifest key of the record, command that trained it)
+KINDS = {
+    "finetune": ({"decoder": ("decoder", "decoder_finetuned.safetensors"),
+                  "discriminator": ("discriminator", "discriminator.safetensors")},
                  "record", "semstyle train --config configs/recipe_long.yaml"),
-    "judge": ({"discriminator": "discriminator.safetensors"}, "judge_record",
+    "judge": ({"discriminator": ("discriminator", "discriminator.safetensors")}, "judge_record",
               "semstyle train --config configs/judge.yaml (decoder fixed: train_generator false)"),
-    "fast": ({"fast_encoder": "fast_encoder.safetensors", "fast_decoder": "fast_decoder.safetensors"},
+    "fast": ({"fast_encoder": ("fast_encoder", "fast_encoder.safetensors"),
+              "fast_decoder": ("fast_decoder", "fast_decoder.safetensors")},
              "fast_record",
              "semstyle distill --config configs/distill.yaml, then --config configs/distill_stage2.yaml"),
+    "temporal": ({"decoder": ("decoder_temporal", "decoder_temporal.safetensors")}, "temporal_record",
+                 "semstyle train --config configs/temporal.yaml"),
 }
 
 
@@ -82,7 +89,7 @@ def main() -> None:
     DEST.mkdir(parents=True, exist_ok=True)
     path = DEST / "MANIFEST.json"
     manifest: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
-    for role, name in files.items():
+    for role, (key, name) in files.items():
         src = ckpt / f"{role}.safetensors"
         if role == "decoder" and (ckpt / "decoder_ema.safetensors").is_file():
             src = ckpt / "decoder_ema.safetensors"  # a run with `ema` ships the moving average, as it was evaluated
@@ -92,7 +99,7 @@ def main() -> None:
         save_file(sd, tmp, metadata={"source": f"semstyle {args.kind}", "step": str(state["step"])})
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; shipped weights must be readable by every user
         os.replace(tmp, DEST / name)
-        manifest[role] = {
+        manifest[key] = {
             "file": name,
             "sha256": sha256_of(DEST / name),
             "dtype": "float16",

@@ -22,20 +22,22 @@ WEIGHTS = Path(str(resources.files("semstyle").joinpath("weights")))
 RECORDED = {
     "decoder": "7eddd625f4e6cb5b9bfa019e3212ae5a433d9968aba73a96fbc823833790957e",  # configs/recipe_long.yaml, EMA
     "discriminator": "c40ca0e86747983ec9a93a4ac931282b90edd1123f8368c535932167bdc6278d",  # recipe_long (c)
+    "decoder_temporal": "2107d31c3c88aadc6f724d6992973978f86c7b29f9696a8721a61da70088799a",  # configs/temporal.yaml
 }
 
 
 def test_manifest_records_the_files_and_the_training_run() -> None:
     manifest = json.loads((WEIGHTS / "MANIFEST.json").read_text())
-    total = 0
     for role, digest in RECORDED.items():
         path, sha, _ = packaged_file(role)
         assert manifest[role]["sha256"] == sha == digest
         assert sha256_of(path) == digest
-        total += path.stat().st_size
-    assert total < 30 * 2**20  # shipped weights stay under 30 MB
-    record = manifest["record"]
-    assert record["step"] > 0 and record["wall_time_s"] > 0 and "semstyle train" in record["command"]
+    total = sum(p.stat().st_size for p in WEIGHTS.glob("*.safetensors"))
+    assert total < 30 * 2**20  # every shipped weight file together stays under 30 MB
+    for key in ("record", "temporal_record"):
+        record = manifest[key]
+        assert record["step"] > 0 and record["wall_time_s"] > 0 and "semstyle train" in record["command"]
+    assert manifest["temporal_record"]["config"]["weights"]["temporal"] > 0
 
 
 def test_finetuned_decoder_loads_and_differs_from_the_pretrained_one() -> None:

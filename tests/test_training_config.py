@@ -79,6 +79,8 @@ def test_the_shipped_weights_training_record_loads_as_a_config() -> None:
     assert config["discriminator"] == "image" and "d_taps" in config  # written before the fields were removed
     cfg = TrainConfig.from_dict(config)
     assert (cfg.steps, cfg.num_scales, cfg.semantic) == (config["steps"], 2, "none")
+    temporal = TrainConfig.from_dict(manifest["temporal_record"]["config"])  # the nested motion reads back
+    assert temporal.weights.temporal > 0 and temporal.motion.shift > 0
 
 
 @pytest.mark.parametrize(("changes", "needle"), [({"discriminator": "feature"}, "discriminator: 'feature'"),

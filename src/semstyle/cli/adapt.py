@@ -15,7 +15,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     try:
         res = adapt(args.style, args.output, contents=contents, steps=args.steps, minutes=args.minutes,
                     resume=args.resume, overwrite=args.overwrite, precision=args.precision, crop=args.crop,
-                    student=args.student, student_recipe=StudentRecipe(steps=args.student_steps),
+                    temporal=args.temporal, student=args.student,
+                    student_recipe=StudentRecipe(steps=args.student_steps, temporal=args.temporal),
                     progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"semstyle: interrupted; the checkpoint in {run_folder(Path(args.output))} is kept: add --resume to "

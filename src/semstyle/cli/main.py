@@ -95,7 +95,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         "--decoder-weights",
         dest="decoder",
         default=n.decoder,
-        help="pretrained | finetuned | a .pth/.safetensors file | a URL (default %(default)s)",
+        help="pretrained | finetuned | temporal (trained for stable video) | a .pth/.safetensors file | a URL "
+             "(default %(default)s)",
     )
     p.add_argument(
         "--discriminator", default=n.discriminator, help="discriminator weights for --refine (default %(default)s)"

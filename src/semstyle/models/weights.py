@@ -6,6 +6,7 @@ A weight *source* is one of:
   ``importlib.resources`` (its Python modules are never imported) and checked by sha256;
 - ``"finetuned"``: semstyle's own adversarially fine-tuned weights, shipped inside the package
   as safetensors and listed with their sha256 in ``semstyle/weights/MANIFEST.json``;
+- ``"temporal"`` (decoder only): the decoder trained for stable video (issue 30), shipped the same way;
 - a local path to a ``.pth`` (loaded with ``torch.load(weights_only=True)``) or ``.safetensors``;
 - an ``http(s)://`` URL, downloaded once into the user cache directory, optionally pinned with
   ``#sha256=<hex>``.
@@ -223,6 +224,10 @@ def resolve(source: str, role: str) -> tuple[Path, str | None, int | None]:
         return _package_file(known), known.sha256, known.max_index
     if source == "finetuned":
         return packaged_file(role)
+    if source == "temporal":
+        if role != "decoder":
+            raise WeightsError(f"'temporal' names the temporally trained decoder; the {role} has no such weights")
+        return packaged_file("decoder_temporal")
     if source.startswith(("http://", "https://")):
         url, _, frag = source.partition("#")
         sha = frag.split("=", 1)[1] if frag.startswith("sha256=") else None

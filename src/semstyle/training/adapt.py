@@ -126,6 +126,7 @@ def adapt(
     crop: int | None = None,
     style_size: int | None = None,
     weights: LossWeights | None = None,
+    temporal: float = 0.0,
     student: bool = False,
     student_recipe: StudentRecipe | None = None,
     progress: bool = True,
@@ -136,11 +137,15 @@ def adapt(
     adaptation gets ``ADAPT_SHARE`` of the time and the student the rest); a KeyboardInterrupt keeps a checkpoint
     (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size`` override
     the recipe's training crop and the side of the style picture its targets are measured at; ``weights`` the
-    recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``); ``student`` also distils the real-time
-    student (``training.student``) into the model."""
+    recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``); ``temporal`` > 0 adds the temporal
+    term with that weight (stable video, as ``--decoder temporal``; the student's recipe has its own weight);
+    ``student`` also distils the real-time student (``training.student``) into the model."""
     t0 = time.monotonic()
     if steps < 1 or not minutes > 0:
         raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
+    if not 0.0 <= temporal <= 1e4:
+        raise InputError(f"temporal must be in [0, 10000], got {temporal}")
+    weights = replace(weights or RECIPE_WEIGHTS, temporal=temporal) if temporal else weights
     recipe = student_recipe or StudentRecipe()
     check_recipe(recipe)
     model = check_model_path(out, resume, overwrite)

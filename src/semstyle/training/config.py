@@ -9,6 +9,7 @@ from typing import Any
 
 from semstyle.errors import InputError
 from semstyle.losses import LossWeights
+from semstyle.training.temporal import Motion
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
@@ -126,6 +127,7 @@ class TrainConfig:
     ckpt_every: int = 100  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept
     weights: LossWeights = field(default_factory=LossWeights)  # λ weights
+    motion: Motion = field(default_factory=Motion)  # the random motions of the temporal term (weights.temporal > 0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +149,12 @@ class TrainConfig:
             if "style_layers" in w:
                 w["style_layers"] = tuple(w["style_layers"])
             d["weights"] = LossWeights(**w)
+        if isinstance(d.get("motion"), dict):
+            mk = {f.name for f in fields(Motion)}
+            bad = sorted(set(d["motion"]) - mk)
+            if bad:
+                raise InputError(f"unknown motion keys {bad}; known: {sorted(mk)}")
+            d["motion"] = Motion(**d["motion"])
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         defaults = cls()
@@ -199,6 +207,14 @@ class TrainConfig:
             raise InputError(f"d_noise must be >= 0, got {self.d_noise}")
         if not self.train_generator and self.d_steps < 1:
             raise InputError("a judge stage (train_generator false) needs d_steps >= 1")
+        if self.weights.temporal < 0:
+            raise InputError(f"weights.temporal must be >= 0, got {self.weights.temporal}")
+        if self.weights.temporal > 0 and self.semantic != "none":
+            raise InputError("the temporal term works with semantic: none (whole-crop AdaIN targets)")
+        try:
+            self.motion.check()
+        except ValueError as e:
+            raise InputError(str(e)) from None
         if self.precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not self.content_dir or not self.style_dir:

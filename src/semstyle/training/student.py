@@ -48,6 +48,7 @@ from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, sav
 from semstyle.training.data import ImageBank, collect, random_crops, step_generator
 from semstyle.training.distill import nmse
 from semstyle.training.schedule import lr_factor, set_lr
+from semstyle.training.temporal import Motion, moved, random_grids
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class StudentRecipe:
     style: float = 10.0  # weight of the mean/std distance to the style (relu1_1 … relu4_1), AdaIN's λ
     content: float = 0.0  # weight of AdaIN's content term: relu4_1 distance to the AdaIN target (VGG19, at α)
     adv: float = 0.05  # weight of the LSGAN term of the adaptation's (frozen) discriminator
+    temporal: float = 0.0  # weight of the temporal term (training.temporal's random motions; 0 = off)
     ckpt_every: int = 50  # steps between checkpoints
     seed: int = 0  # every random choice derives from (seed, step)
 
@@ -165,7 +167,7 @@ class StudentDistiller:
         both, _ = random_crops(self.pairs, g, r.batch, r.crop)  # (N, 6, S, S)
         photo, teacher = both[:, :3], both[:, 3:]
         self.opt.zero_grad(set_to_none=True)
-        terms = self._terms(photo, teacher)
+        terms = self._terms(photo, teacher, g)
         total = torch.stack([getattr(r, k) * v.float() for k, v in terms.items()]).sum()
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], 1.0)
@@ -173,8 +175,9 @@ class StudentDistiller:
         self.step += 1
         return {"total": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def _terms(self, photo: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of the student's pictures of ``photo`` (N, 3, S, S); a term weighted 0 is not computed."""
+    def _terms(self, photo: torch.Tensor, teacher: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss terms of the student's pictures of ``photo`` (N, 3, S, S); a term weighted 0 is not computed
+        (``g`` draws the temporal term's motions)."""
         r, auto = self.recipe, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
         with torch.no_grad(), auto:
             t_feats = {k: v.float() for k, v in self.encoder(teacher, r.feature_taps).items()} if r.feature else {}
@@ -192,6 +195,11 @@ class StudentDistiller:
                 terms["feature"] = torch.stack([nmse(feats[k], t_feats[k]) for k in r.feature_taps]).sum()
             if r.adv:
                 terms["adv"] = FN.lsgan_g_loss(self.disc(out, self.cond.expand(n, -1)))
+            if r.temporal:  # the picture of a moved photo against the moved picture
+                grid = random_grids(g, n, out.shape[2], out.shape[3], Motion())  # (N, S, S, 2)
+                out_m = self.student(moved(photo, grid, g, Motion().noise))
+                terms["temporal"] = FN.temporal_loss(out_m.float(), FN.warp_by_grid(out.float(), grid),
+                                                     FN.grid_inside(grid, Motion().margin))
             if c4 is not None:  # AdaIN's content term, to the AdaIN target at α
                 s_mean, s_std = self.targets.means["relu4_1"], self.targets.stds["relu4_1"]
                 terms["content"] = FN.content_loss(feats["relu4_1"], FN.mix(c4, FN.adain_from_stats(c4, s_mean, s_std),

@@ -49,6 +49,7 @@ from semstyle.training.config import TrainConfig, drop_removed
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
 from semstyle.training.schedule import EMA, lr_factor, set_lr
 from semstyle.training.targets import WholeStyleTargets
+from semstyle.training.temporal import moved, random_grids
 from semstyle.types import Regions, StyleStats, Timings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,15 @@ def init_distributed() -> DistInfo:
 
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, DDP) else m
+
+
+@dataclass
+class Moved:
+    """The temporal term's inputs for one batch (``Trainer._motion``)."""
+
+    target: torch.Tensor  # (N, 512, H/8, W/8) AdaIN target of the moved crops
+    grid: torch.Tensor  # (N, H, W, 2) the motion, as a sampling grid
+    mask: torch.Tensor  # (N, 1, H, W) pixels the motion carries (1) or brings in from outside (0)
 
 
 def image_grid(rows: list[torch.Tensor]) -> torch.Tensor:
@@ -245,10 +255,11 @@ class Trainer:
             svec = s_targets.cond
             perm = torch.roll(torch.arange(cfg.batch), 1)
             mismatch = svec[perm] if cfg.batch > 1 else None
+            motion = self._motion(g, content, s_targets) if cfg.weights.temporal > 0 else None
 
         stats: dict[str, float] = {}
         with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
-            out = self._generator_step(target, s_targets, svec, c4, stats)
+            out = self._generator_step(target, s_targets, svec, c4, stats, motion)
         with t("discriminator"):
             fake = out.detach().float()
             noise = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
@@ -261,12 +272,24 @@ class Trainer:
             )
         return stats
 
+    def _motion(self, g: torch.Generator, content: torch.Tensor, s_targets: StyleTargets) -> Moved:
+        """The temporal term's inputs: each crop moved a little (with noise), its AdaIN target under the same
+        style statistics, the motion's grid and the pixels it carries (call without grad)."""
+        cfg, dev = self.cfg, self.d.device
+        n, _, h, w = content.shape
+        grid = random_grids(g, n, h, w, cfg.motion)  # (N, H, W, 2)
+        shifted = moved(content, grid, g, cfg.motion.noise).to(dev)  # (N, 3, H, W)
+        c4m = self.encoder(self._fmt(shifted), ("relu4_1",))["relu4_1"].float()
+        target = FN.adain_from_stats(c4m, s_targets.means["relu4_1"], s_targets.stds["relu4_1"])
+        return Moved(target, grid.to(dev), FN.grid_inside(grid, cfg.motion.margin).to(dev))
+
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor, c4: torch.Tensor,
-                        stats: dict[str, float]) -> torch.Tensor:
-        """One decoder update (none in a judge stage); returns the decoded batch."""
+                        stats: dict[str, float], motion: Moved | None = None) -> torch.Tensor:
+        """One decoder update (none in a judge stage); returns the decoded batch. With ``motion``, the temporal
+        term: the moved crops' outputs against the moved outputs."""
         cfg = self.cfg
         disc_raw = _unwrap(self.disc)
         assert isinstance(disc_raw, MultiScaleDiscriminator)
@@ -278,6 +301,10 @@ class Trainer:
         with self._autocast():
             out = self.decoder(self._fmt(target))
             terms = self.objective(out.float(), target, s_targets, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
+            if motion is not None:
+                out_m = self.decoder(self._fmt(motion.target)).float()  # (N, 3, H, W) the moved crops' outputs
+                terms["temporal"] = FN.temporal_loss(out_m, FN.warp_by_grid(out.float(), motion.grid), motion.mask)
+                terms["total"] = terms["total"] + cfg.weights.temporal * terms["temporal"]
         disc_raw.requires_grad_(True)
         if torch.isfinite(terms["total"]):
             self._backward_step(terms["total"], self.opt_g, list(self.decoder.parameters()))

@@ -328,8 +328,8 @@ def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:
                           info="adain: each region takes its matched style region; attention: a weighted "
                                "mixture of the style's regions, same label preferred")
         decoder = gr.Radio(list(DECODER_CHOICES), value="pretrained", label="Decoder", elem_id="decoder",
-                           info="finetuned: the adversarially fine-tuned decoder; "
-                                "fast: the distilled fast model")
+                           info="finetuned: the adversarially fine-tuned decoder; temporal: trained for stable "
+                                "video; fast: the distilled fast model")
     with gr.Row():
         alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
         size = gr.Slider(64, max_size, value=min(512, max_size), step=16,

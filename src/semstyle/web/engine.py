@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "labels", "scribbles")
 PALETTE: tuple[str, ...] = ("#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
-DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned", "fast")  # "fast": the distilled model
+DECODER_CHOICES: tuple[str, ...] = ("pretrained", "finetuned", "temporal", "fast")  # "fast": the distilled model
 KEEP_OUTPUTS = 64  # result PNGs kept on disk for download; older ones are deleted
 
 

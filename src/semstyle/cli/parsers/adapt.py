@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
                    help="also distil a real-time student into the model (--model fast uses it); shares --minutes")
     p.add_argument("--student-steps", type=int, default=STUDENT_STEPS,
                    help="the student's updates (default %(default)s)")
+    p.add_argument("--temporal", type=float, default=0.0, metavar="W",
+                   help="weight of the temporal term: the decoder (and student) learn stable video, as "
+                        "--decoder temporal did (e.g. 300; default 0 = off)")
     p.add_argument("--no-progress", action="store_true")
     add_common(p)
     p.set_defaults(handler="semstyle.cli.adapt:cmd_adapt")
