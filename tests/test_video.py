@@ -310,6 +310,18 @@ def test_web_video_tab_stylises_a_clip(web, clip: Path) -> None:
     assert fractions == sorted(fractions) and fractions[-1] > 0.9
 
 
+def test_web_video_tab_runs_the_temporal_decoder(web, clip: Path) -> None:
+    frames = {}
+    for decoder in ("pretrained", "temporal"):
+        path, status = web.video(str(clip), str(style_path()), 1.0, 64, 0.0, decoder)
+        assert 'id="semstyle-ok"' in status and path is not None, status
+        with av.open(path) as box:
+            frames[decoder] = [f.to_ndarray(format="rgb24").astype(np.int16) for f in box.decode(video=0)]
+    assert len(frames["temporal"]) == N
+    # another decoder, another picture (the two decoders' weights differ; an unchanged run would be equal)
+    assert np.abs(frames["temporal"][0] - frames["pretrained"][0]).mean() > 1.0
+
+
 def test_web_video_tab_refuses_bad_requests_with_messages(web, clip: Path, tmp_path: Path) -> None:
     from semstyle.web.app import Handlers
     from semstyle.web.video import VideoLimits
@@ -323,6 +335,7 @@ def test_web_video_tab_refuses_bad_requests_with_messages(web, clip: Path, tmp_p
         ((str(clip), str(style_path())), {"size": 4096}, "video size must be between 16 and 128 px"),
         ((str(clip), str(style_path())), {"consistency": 1.0}, "consistency must be in [0, 1)"),
         ((str(clip), str(style_path())), {"alpha": 2.0}, "alpha must be in [0, 1]"),
+        ((str(clip), str(style_path())), {"decoder": "finetuned"}, "video decoder must be one of pretrained, temporal"),
     ]
     for args, kw, needle in cases:
         path, status = web.video(*args, **{"size": 64, **kw})

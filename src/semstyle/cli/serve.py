@@ -12,6 +12,7 @@ from types import FrameType
 from semstyle.config import NetworkConfig, StylizeConfig
 from semstyle.errors import InputError
 from semstyle.web import app as web_app
+from semstyle.web.adapt import AdaptLimits
 from semstyle.web.app import ServeOptions, disable_analytics, launch
 from semstyle.web.engine import Engine, Limits
 from semstyle.web.video import VideoLimits
@@ -38,6 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_size=args.max_size)
         video = VideoLimits(max_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_video_seconds,
                             max_side=args.max_video_size)
+        adapt = AdaptLimits(max_minutes=getattr(args, "max_adapt_minutes", AdaptLimits().max_minutes))
     except ValueError as e:
         raise InputError(str(e)) from None
     models = Path(args.models) if getattr(args, "models", None) else None
@@ -48,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if models is not None:
         log.info("%d style models in %s", len(engine.style_models()), models)
     opts = ServeOptions(host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size,
-                        video=video)
+                        video=video, adapt=adapt)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can use the app", args.host)
     try:

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,15 @@ RECIPE: dict[str, Any] = {
     "log_every": 10, "image_every": 0, "ckpt_every": 50, "keep_last": 2,
 }
 RECIPE_WEIGHTS = LossWeights(content=1.0, style_gram=1.0, style_meanstd=10.0, tv=0.0, adv=0.05)
+
+
+@dataclass(frozen=True)
+class AdaptEvent:
+    """Progress of an adaptation, for a callback (the web page's bar)."""
+
+    stage: str  # "adapt" (the decoder), "scores" (the default α and the end scores) or "student"
+    step: int  # updates done in this stage (resumed ones included)
+    total: int  # updates this stage does at most (it may stop earlier, at the time limit)
 
 
 @dataclass
@@ -130,6 +139,7 @@ def adapt(
     student: bool = False,
     student_recipe: StudentRecipe | None = None,
     progress: bool = True,
+    callback: Callable[[AdaptEvent], None] | None = None,
 ) -> AdaptResult:
     """Adapt the pretrained decoder to ``style`` and write the style model ``out`` (see the module docstring).
 
@@ -139,7 +149,8 @@ def adapt(
     the recipe's training crop and the side of the style picture its targets are measured at; ``weights`` the
     recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``); ``temporal`` > 0 adds the temporal
     term with that weight (stable video, as ``--decoder temporal``; the student's recipe has its own weight);
-    ``student`` also distils the real-time student (``training.student``) into the model."""
+    ``student`` also distils the real-time student (``training.student``) into the model. ``callback`` gets an
+    ``AdaptEvent`` after every update and before the end scores."""
     t0 = time.monotonic()
     if steps < 1 or not minutes > 0:
         raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
@@ -159,40 +170,58 @@ def adapt(
     cfg = adapt_config(run, folders, steps, precision, crop, style_size, weights)
     log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
              cfg.precision)
-    trainer = Trainer(cfg, resume=resume)
-    if n < FEW_CONTENTS:  # a handful of photos: show each at several scales too
-        trainer.contents.add_scales(SCALES, max(cfg.size, cfg.late_size))
-    try:
-        trainer.fit(progress=progress, deadline=t0 + 60.0 * minutes * (ADAPT_SHARE if student else 1.0))
-    except KeyboardInterrupt:
-        trainer.save()
-        raise
-    finally:
-        trainer.close()
+    decoder, done = _adapted_decoder(
+        cfg, resume=resume, few=n < FEW_CONTENTS, deadline=t0 + 60.0 * minutes * (ADAPT_SHARE if student else 1.0),
+        progress=progress, on_step=None if callback is None else lambda s: callback(AdaptEvent("adapt", s, steps)))
+    if callback is not None:
+        callback(AdaptEvent("scores", done, done))
     cpu = torch.device("cpu")  # the end runs on the CPU, wherever the trainer ran
-    decoder = copy.deepcopy(trainer.ema.module if trainer.ema is not None else trainer.decoder).float().to(cpu)
     judge = Judge(load_encoder("pretrained", cpu), load_decoder("pretrained", cpu),
                   load_image(run / "style" / "style.png"), sample_photos(folders, JUDGE_PHOTOS))
     scores = calibrate(judge, decoder)
     log.info("default alpha %.2f: style distance %+.1f %%, content %+.1f %% against pretrained AdaIN", scores.alpha,
              100 * scores.style, 100 * scores.content)
     meta = {"style_sha256": hashlib.sha256(Path(style).read_bytes()).hexdigest(), "recipe": cfg.to_json(),
-            "steps": trainer.step, "contents": n, "alpha": scores.alpha}
+            "steps": done, "contents": n, "alpha": scores.alpha}
     result = StyleModel(decoder.state_dict(), load_image(run / "style" / "style.png"), meta)
     if student:
         distiller = StudentDistiller(result, folders, run, recipe=recipe, bf16=cfg.precision == "bf16",
                                      resume=resume, scales=SCALES if n < FEW_CONTENTS else ())
-        distiller.fit(t0 + 60.0 * minutes, progress)
-        if distiller.step == 0:  # no time was left: a model without a student, said so
-            log.warning("no time was left for the student: the model has none; add --resume and more --minutes")
-        else:
-            result.student = distiller.state()
-            s_style, s_content = judge.relative(distiller.student)
-            scores = replace(scores, student_style=s_style, student_content=s_content)
-            meta.update(student_recipe=recipe_json(recipe), student_steps=distiller.step)
+        distiller.fit(t0 + 60.0 * minutes, progress,
+                      None if callback is None else lambda s: callback(AdaptEvent("student", s, recipe.steps)))
+        scores = _keep_student(result, distiller, judge, scores)
     result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
     result.save(model)
-    return AdaptResult(model, trainer.step, time.monotonic() - t0, scores)
+    return AdaptResult(model, done, time.monotonic() - t0, scores)
+
+
+def _adapted_decoder(cfg: TrainConfig, *, resume: bool, few: bool, deadline: float, progress: bool,
+                     on_step: Callable[[int], None] | None) -> tuple[torch.nn.Module, int]:
+    """Train the adaptation (a handful of photos, ``few``, are also shown at ``SCALES``); its decoder (the EMA's)
+    in fp32 on the CPU and the updates done. Ctrl-C keeps a checkpoint."""
+    trainer = Trainer(cfg, resume=resume)
+    if few:
+        trainer.contents.add_scales(SCALES, max(cfg.size, cfg.late_size))
+    try:
+        trainer.fit(progress=progress, deadline=deadline, on_step=on_step)
+    except KeyboardInterrupt:
+        trainer.save()
+        raise
+    finally:
+        trainer.close()
+    decoder = copy.deepcopy(trainer.ema.module if trainer.ema is not None else trainer.decoder)
+    return decoder.float().to(torch.device("cpu")), trainer.step
+
+
+def _keep_student(result: StyleModel, distiller: StudentDistiller, judge: Judge, scores: Scores) -> Scores:
+    """The distilled student into the model with its recipe and steps; the scores with the student's."""
+    if distiller.step == 0:  # no time was left: a model without a student, said so
+        log.warning("no time was left for the student: the model has none; add --resume and more --minutes")
+        return scores
+    result.student = distiller.state()
+    s_style, s_content = judge.relative(distiller.student)
+    result.meta.update(student_recipe=recipe_json(distiller.recipe), student_steps=distiller.step)
+    return replace(scores, student_style=s_style, student_content=s_content)
 
 
 def sample_photos(folders: str, n: int) -> list[Image.Image]:
@@ -202,5 +231,5 @@ def sample_photos(folders: str, n: int) -> list[Image.Image]:
     return [load_image(paths[i], what="content photo") for i in pick]
 
 
-__all__ = ["AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "RECIPE_WEIGHTS", "adapt", "adapt_config",
-           "run_folder"]
+__all__ = ["AdaptEvent", "AdaptResult", "DEFAULT_MINUTES", "DEFAULT_STEPS", "RECIPE", "RECIPE_WEIGHTS", "adapt",
+           "adapt_config", "run_folder"]

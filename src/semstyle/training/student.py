@@ -23,6 +23,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,10 @@ class StudentDistiller:
         save_checkpoint(self.run, self.step, self._modules(), {"optim": self.opt},
                         {"recipe": asdict(self.recipe), "teacher": self.teacher}, keep_last=2)
 
-    def fit(self, deadline: float | None, progress: bool) -> list[dict[str, float]]:
-        """Train to ``recipe.steps`` or ``deadline`` (``time.monotonic()``); a checkpoint at the end and on Ctrl-C."""
+    def fit(self, deadline: float | None, progress: bool,
+            on_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+        """Train to ``recipe.steps`` or ``deadline`` (``time.monotonic()``); a checkpoint at the end and on Ctrl-C.
+        ``on_step`` is called with the step count after each update."""
         from tqdm import tqdm
 
         history: list[dict[str, float]] = []
@@ -223,6 +226,8 @@ class StudentDistiller:
                     log.info("time is up at student step %d of %d", self.step, self.recipe.steps)
                     break
                 stats = self.train_step()
+                if on_step is not None:
+                    on_step(self.step)
                 history.append({"step": self.step, **stats})
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats.get('total', math.nan):.3f}")

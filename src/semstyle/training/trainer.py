@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,9 +335,10 @@ class Trainer:
                 stats.update({f"d/score_{k}": v for k, v in scores.items() if k != "mismatch"})
 
     # ------------------------------------------------------------------ loop
-    def fit(self, progress: bool = True, deadline: float | None = None) -> list[dict[str, float]]:
+    def fit(self, progress: bool = True, deadline: float | None = None,
+            on_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
         """Train until ``cfg.steps`` (or ``deadline``, a ``time.monotonic()`` time: then a checkpoint is written);
-        returns the logged metrics of this call."""
+        returns the logged metrics of this call. ``on_step`` is called with the step count after each update."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -356,6 +357,8 @@ class Trainer:
                 self.save()
                 break
             stats = self.train_step()
+            if on_step is not None:
+                on_step(self.step)
             bar.update(1)
             bar.set_postfix(g=f"{stats.get('g/total', math.nan):.3f}", d=f"{stats.get('d/loss', math.nan):.3f}")
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:

@@ -18,6 +18,7 @@ from PIL import Image
 from semstyle import assets
 from semstyle.config import FUSIONS
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY
+from semstyle.web.adapt import AdaptLimits, adapt_tab, run_adapt
 from semstyle.web.engine import (
     DECODER_CHOICES,
     PALETTE,
@@ -30,7 +31,7 @@ from semstyle.web.engine import (
     user_message,
 )
 from semstyle.web.guard import BusyMessage, Confinement, busy_message
-from semstyle.web.video import VideoLimits, run_video
+from semstyle.web.video import VideoLimits, run_video, video_tab
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class ServeOptions:
     concurrency: int = 1  # requests worked on at once; the rest wait in the queue
     queue_size: int = 64  # requests waiting beyond this are refused with a message
     video: VideoLimits = field(default_factory=VideoLimits)  # the video tab's limits
+    adapt: AdaptLimits = field(default_factory=AdaptLimits)  # the adapt tab's limits
 
 
 class RunView(NamedTuple):
@@ -80,10 +82,29 @@ class Handlers:
     """
 
     def __init__(self, engine: Engine, video_limits: VideoLimits | None = None,
-                 confine: Confinement | None = None) -> None:
+                 confine: Confinement | None = None, adapt_limits: AdaptLimits | None = None) -> None:
         self.engine = engine
         self.video_limits = video_limits or VideoLimits()
+        self.adapt_limits = adapt_limits or AdaptLimits()
         self.confine = confine
+
+    def adapt(self, style: Any, name: str, minutes: float | None = None, student: bool = False, *,
+              progress: Progress | None = None) -> tuple[str, dict[str, Any]]:
+        """Adapt to an uploaded style picture: (a one-line status, the model list's update: every model)."""
+        names = [NO_MODEL, *self.engine.style_models()]
+        try:
+            up = Upload.of(style)
+            if self.confine is not None:
+                self.confine.check(up, "style image")
+            out = run_adapt(self.engine, self.adapt_limits, up, name,
+                            minutes=float(minutes or self.adapt_limits.max_minutes), student=bool(student),
+                            progress=progress)
+            names = [NO_MODEL, *self.engine.style_models()]
+            return status_html("ok", f"Done: '{out.stem}' is on the Image tab"), {"choices": names, "visible": True,
+                                                                                  "__type__": "update"}
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
+            log.info("adapt request failed: %s", e, exc_info=not isinstance(e, (UserError, ValueError)))
+            return status_html("error", user_message(e)), {"choices": names, "__type__": "update"}
 
     def _checked(self, req: WebRequest) -> WebRequest:
         if self.confine is not None:
@@ -133,7 +154,8 @@ class Handlers:
             return RunView(None, None, None, status_html("error", self._message(e, names)))
 
     def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = 256,
-              consistency: float = DEFAULT_CONSISTENCY, *, progress: Progress | None = None) -> tuple[str | None, str]:
+              consistency: float = DEFAULT_CONSISTENCY, decoder: str | None = None, *,
+              progress: Progress | None = None) -> tuple[str | None, str]:
         """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
         try:
             clip_up, style_up = Upload.of(clip), Upload.of(style)
@@ -143,7 +165,7 @@ class Handlers:
             out = run_video(self.engine, self.video_limits, clip_up, style_up,
                             alpha=float(alpha if alpha is not None else 1.0), size=int(size or 256),
                             consistency=float(consistency if consistency is not None else DEFAULT_CONSISTENCY),
-                            progress=progress)
+                            decoder=decoder or "pretrained", progress=progress)
             return str(out), status_html("ok", f"Done: {out.name}")
         except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
             log.info("video request failed: %s", e, exc_info=not isinstance(e, (UserError, ValueError)))
@@ -207,7 +229,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
     opts = options or ServeOptions()
     lim = engine.limits
     # the folder Gradio keeps uploads (and the bundled examples it serves) in: the only one read from
-    handlers = Handlers(engine, opts.video, Confinement(Path(get_upload_folder())))
+    handlers = Handlers(engine, opts.video, Confinement(Path(get_upload_folder())), opts.adapt)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"## {TITLE}\nUpload a content photo and a style image (or pick a bundled example), choose the options "
@@ -274,7 +296,8 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         seg_btn.click(on_segment, form, [c_over, s_over, status], api_name="segment", preprocess=False,
                       concurrency_id="semstyle", show_progress_on=[c_over, s_over])
         _mode_events(gr, semantic, label_row, paint_row, ((content, content_paint), (style, style_paint)))
-        _video_tab(gr, handlers, opts)
+        video_tab(gr, handlers.video, opts.video, status_html)
+        adapt_tab(gr, handlers.adapt, opts.adapt, model_pick, status_html)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
 
@@ -338,34 +361,6 @@ def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:
                            elem_id="refine")
         preserve = gr.Checkbox(value=False, label="Preserve the content's colours", elem_id="preserve")
     return semantic, fusion, decoder, alpha, size, refine, preserve
-
-
-def _video_tab(gr: Any, handlers: Handlers, opts: ServeOptions) -> None:
-    """The video tab: a short clip and a style in, a playable mp4 out (limits shown on the page)."""
-    vl = opts.video
-    with gr.Tab("Video", elem_id="tab-video"):
-        gr.Markdown(f"Upload a short clip (up to {vl.max_seconds:g} s and {vl.max_bytes / 2**20:.0f} MB; frames "
-                    f"stylised at up to {vl.max_side} px) and a style image. The previous frame's features follow "
-                    "the motion, which lowers the flicker.")
-        with gr.Row(equal_height=False):
-            clip = gr.Video(label="Clip", sources=["upload"], elem_id="video-in", height=280)
-            v_style = gr.Image(label="Style", type="filepath", sources=["upload"], elem_id="video-style", height=280)
-            v_out = gr.Video(label="Result", interactive=False, elem_id="video-out", height=280)
-        with gr.Row():
-            v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
-            v_size = gr.Slider(64, vl.max_side, value=min(256, vl.max_side), step=16, label="Frame size (px)",
-                               elem_id="video-size")
-            v_cons = gr.Slider(0.0, 0.95, value=DEFAULT_CONSISTENCY, step=0.05, label="Temporal consistency",
-                               elem_id="video-cons")
-        v_btn = gr.Button("Stylise the clip", variant="primary", elem_id="video-run")
-        v_status = gr.HTML(status_html("info", "Ready."), elem_id="video-status")
-
-        def on_video(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
-            path, status = handlers.video(*values, progress=lambda f, d: progress(f, desc=d))
-            return path, status
-
-        v_btn.click(on_video, [clip, v_style, v_alpha, v_size, v_cons], [v_out, v_status], api_name="video",
-                    preprocess=False, concurrency_id="semstyle", show_progress_on=[v_out, v_status])
 
 
 def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from semstyle.io import video as V
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY, check_consistency, stylize_video
@@ -27,11 +29,14 @@ class VideoLimits:
             raise ValueError(f"max video size must be between 64 and 2048 px, got {self.max_side}")
 
 
+VIDEO_DECODERS = ("pretrained", "temporal")  # the tab's decoder choice: AdaIN's, or the one trained for stability
+
+
 def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: Upload | None, *,
               alpha: float = 1.0, consistency: float = DEFAULT_CONSISTENCY, size: int = 256,
-              progress: Progress | None = None) -> Path:
-    """Stylise one uploaded clip; returns the mp4's path. Raises UserError (and the pipeline's one-line
-    errors) for anything wrong with the request."""
+              decoder: str = "pretrained", progress: Progress | None = None) -> Path:
+    """Stylise one uploaded clip with ``decoder`` (a ``VIDEO_DECODERS`` entry); returns the mp4's path. Raises
+    UserError (and the pipeline's one-line errors) for anything wrong with the request."""
     say = progress or (lambda f, d: None)
     if video is None:
         raise UserError("upload a video clip (mp4, mov, mkv, webm, avi or gif)")
@@ -45,6 +50,8 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
         raise UserError(f"video size must be between 16 and {limits.max_side} px, got {size}")
     if not 0.0 <= float(alpha) <= 1.0:
         raise UserError(f"alpha must be in [0, 1], got {alpha}")
+    if decoder not in VIDEO_DECODERS:
+        raise UserError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {decoder!r}")
     try:
         check_consistency(float(consistency))
     except ValueError as e:
@@ -54,7 +61,7 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
         raise UserError(f"the clip is {info.frames / float(info.fps):.1f} s long, over the limit of "
                         f"{limits.max_seconds:g} s; trim it")
     style_img = engine.load(style, "style image", engine.style_size)
-    st = engine.stylizer("pretrained")
+    st = engine.stylizer(decoder)
     total = info.frames or round(limits.max_seconds * float(info.fps))
     out = engine.new_output(f"semstyle_{safe_stem(video.name, 'video')}.mp4")
 
@@ -68,4 +75,35 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
                          callback=step, options=st.options(overrides={"alpha": float(alpha), "size": int(size)}))
 
 
-__all__ = ["VideoLimits", "run_video"]
+def video_tab(gr: Any, handle: Callable[..., tuple[str | None, str]], vl: VideoLimits,
+              status: Callable[[str, str], str]) -> None:
+    """The video tab: a short clip and a style in, a playable mp4 out (limits shown on the page). ``handle(clip,
+    style, alpha, size, consistency, decoder, progress=)`` does the work and returns (the mp4's path or None, the
+    status HTML); ``status`` makes a status box's HTML."""
+    with gr.Tab("Video", elem_id="tab-video"):
+        gr.Markdown(f"Upload a short clip (up to {vl.max_seconds:g} s and {vl.max_bytes / 2**20:.0f} MB; frames "
+                    f"stylised at up to {vl.max_side} px) and a style image. The previous frame's features follow "
+                    "the motion, which lowers the flicker.")
+        with gr.Row(equal_height=False):
+            clip = gr.Video(label="Clip", sources=["upload"], elem_id="video-in", height=280)
+            v_style = gr.Image(label="Style", type="filepath", sources=["upload"], elem_id="video-style", height=280)
+            v_out = gr.Video(label="Result", interactive=False, elem_id="video-out", height=280)
+        with gr.Row():
+            v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
+            v_size = gr.Slider(64, vl.max_side, value=min(256, vl.max_side), step=16, label="Frame size (px)",
+                               elem_id="video-size")
+            v_cons = gr.Slider(0.0, 0.95, value=DEFAULT_CONSISTENCY, step=0.05, label="Temporal consistency",
+                               elem_id="video-cons")
+            v_dec = gr.Radio(list(VIDEO_DECODERS), value="pretrained", label="Decoder", elem_id="video-decoder",
+                             info="temporal: trained for stable video (less flicker, a little less texture)")
+        v_btn = gr.Button("Stylise the clip", variant="primary", elem_id="video-run")
+        v_status = gr.HTML(status("info", "Ready."), elem_id="video-status")
+
+        def on_video(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
+            return handle(*values, progress=lambda f, d: progress(f, desc=d))
+
+        v_btn.click(on_video, [clip, v_style, v_alpha, v_size, v_cons, v_dec], [v_out, v_status], api_name="video",
+                    preprocess=False, concurrency_id="semstyle", show_progress_on=[v_out, v_status])
+
+
+__all__ = ["VIDEO_DECODERS", "VideoLimits", "run_video", "video_tab"]

@@ -27,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--concurrency", type=int, default=1, help="requests stylised at once (default %(default)s)")
     p.add_argument("--queue-size", type=int, default=64, help="requests allowed to wait (default %(default)s)")
     p.add_argument("--models", metavar="DIR",
-                   help="a folder of style models (semstyle adapt) the page offers by name")
+                   help="a folder of style models (semstyle adapt) the page offers by name; the Adapt tab writes "
+                        "its models there")
+    p.add_argument("--max-adapt-minutes", type=float, default=10.0,
+                   help="longest adaptation the Adapt tab runs, min (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
     add_common(p)
     p.set_defaults(handler="semstyle.cli.serve:cmd_serve")
