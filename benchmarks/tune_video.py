@@ -45,12 +45,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--budget", type=float, default=0.10, help="largest style and content change allowed")
+    ap.add_argument("--consistency", default=",".join(map(str, CONSISTENCY)), help="the grid's feature carries")
+    ap.add_argument("--hidden", default=",".join(map(str, HIDDEN)), help="the grid's activation carries")
     args = ap.parse_args()
     opts = StylizeOptions(size=args.size, style_size=args.size)
     sts = {"baseline": Stylizer(NetworkConfig(decoder=args.baseline), defaults=opts)}
     sts["tuned"] = sts["baseline"] if args.decoder == args.baseline else Stylizer(
         NetworkConfig(decoder=args.decoder), defaults=opts)
-    grid = [PER_FRAME] + [Setting(c, hidden=h) for c, h in itertools.product(CONSISTENCY, HIDDEN) if c > 0]
+    cs, hs = ([float(v) for v in a.split(",")] for a in (args.consistency, args.hidden))
+    grid = [PER_FRAME] + [Setting(c, hidden=h) for c, h in itertools.product(cs, hs) if c > 0]
     print(f"tuning {args.decoder} on {args.tune} ({args.frames} frames at {args.size} px), relative to per-frame "
           f"{args.baseline}:")
     rows = measure(sts, args.tune, args.frames, args.size, grid)
