@@ -197,10 +197,11 @@ class StudentDistiller:
             if r.adv:
                 terms["adv"] = FN.lsgan_g_loss(self.disc(out, self.cond.expand(n, -1)))
             if r.temporal:  # the picture of a moved photo against the moved picture
-                grid = random_grids(g, n, out.shape[2], out.shape[3], Motion())  # (N, S, S, 2)
-                out_m = self.student(moved(photo, grid, g, Motion().noise))
+                m = Motion()  # the decoder's motions (configs/temporal.yaml's are these defaults)
+                grid = random_grids(g, n, out.shape[2], out.shape[3], m)  # (N, S, S, 2)
+                out_m = self.student(moved(photo, grid, g, m.noise))
                 terms["temporal"] = FN.temporal_loss(out_m.float(), FN.warp_by_grid(out.float(), grid),
-                                                     FN.grid_inside(grid, Motion().margin))
+                                                     FN.grid_inside(grid, m.margin))
             if c4 is not None:  # AdaIN's content term, to the AdaIN target at α
                 s_mean, s_std = self.targets.means["relu4_1"], self.targets.stds["relu4_1"]
                 terms["content"] = FN.content_loss(feats["relu4_1"], FN.mix(c4, FN.adain_from_stats(c4, s_mean, s_std),

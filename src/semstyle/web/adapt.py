@@ -14,6 +14,9 @@ from semstyle.config import ADAPT_MINUTES, ADAPT_STEPS
 from semstyle.training.adapt import AdaptEvent, adapt, run_folder
 from semstyle.web.engine import Engine, Progress, Upload, UserError
 
+# the share of the progress bar each stage of an adaptation fills (AdaptEvent.stage → from, to)
+SPANS = {"adapt": (0.05, 0.8), "scores": (0.8, 1.0)}
+SPANS_WITH_STUDENT = {"adapt": (0.05, 0.4), "scores": (0.4, 0.45), "student": (0.45, 1.0)}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")  # a model's name: its file stem in the models folder
 
 
@@ -54,12 +57,14 @@ def run_adapt(engine: Engine, limits: AdaptLimits, style: Upload | None, name: s
     src = engine.new_output(f"style_{name}.png")  # the picture as the trainer reads it, in the server's folder
     picture.save(src, format="PNG")
 
+    spans = SPANS_WITH_STUDENT if student else SPANS
+
     def step(ev: AdaptEvent) -> None:
-        share = (0.05, 0.75) if not student else {"adapt": (0.05, 0.35), "student": (0.45, 0.5)}.get(ev.stage)
-        if ev.stage == "scores" or share is None:
-            say(0.8 if not student else 0.4, "measuring the default α")
+        lo, hi = spans[ev.stage]
+        if ev.stage == "scores":
+            say(lo, "measuring the default α")
         else:
-            say(share[0] + share[1] * min(ev.step / max(ev.total, 1), 1.0), f"{ev.stage}: step {ev.step} of {ev.total}")
+            say(lo + (hi - lo) * min(ev.step / max(ev.total, 1), 1.0), f"{ev.stage}: step {ev.step} of {ev.total}")
 
     say(0.02, "reading the photos")
     try:
