@@ -186,7 +186,15 @@ def main() -> None:
     ap.add_argument("--no-student", action="store_true", help="leave out the real-time students")
     ap.add_argument("--work", type=Path, help="folder of the models (default: a new temporary one)")
     ap.add_argument("--reuse", action="store_true", help="score the models already in --work instead of adapting")
+    ap.add_argument("--weights", default="", help="trial loss weights instead of the recipe's, e.g. "
+                    "content=1,content_orig=0,style_gram=1 (the first recipe, before 2026-12-06); its ablation "
+                    "is the same with adv=0")
     args = ap.parse_args()
+    try:
+        recipe = replace(RECIPE_WEIGHTS, **{k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",")
+                                                                      if kv)})
+    except (TypeError, ValueError) as e:
+        ap.error(f"--weights takes LossWeights fields as name=number,…: {e}")
     train = DATA / "content" / "BSDS500" / "train"
     tests = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
     contents = [resize_longest(load_image(p), args.size) for p in tests]
@@ -199,15 +207,15 @@ def main() -> None:
             continue
         style_img = load_image(style)
         base, _ = score(pre, style, contents, style_img, args.size)
-        for name, weights in (("adapted", None), ("no D", replace(RECIPE_WEIGHTS, adv=0.0))):
+        for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0))):
             model = work / f"{k}_{name.replace(' ', '')}.safetensors"
-            student = weights is None and not args.no_student
+            student = name == "adapted" and not args.no_student
             m = ensure_model(style, model, train, args.steps, weights, student, args.reuse)
             took = float(m.meta["seconds"])
             opts = StylizeOptions(size=args.size, style_size=512)
             st = Stylizer.from_style_model(model, defaults=opts)
             runs = [(name, st, 1.0)]
-            if weights is None:
+            if name == "adapted":
                 runs.append((f"adapted, α {m.alpha:.2f}", st, m.alpha))
             if student:
                 runs.append(("student", Stylizer.from_style_model(model, student=True, defaults=opts), m.alpha))

@@ -48,6 +48,11 @@ def test_a_tiny_adaptation_writes_a_model_that_is_the_style(model: Path, style: 
     assert m.meta["style_sha256"] == hashlib.sha256(style.read_bytes()).hexdigest()
     assert m.meta["steps"] == 4 and m.meta["recipe"]["size"] == 64 and m.meta["recipe"]["weights"]["adv"] > 0
     assert (A.run_folder(model) / "checkpoints").is_dir()  # resumable
+    # the recipe's content term is to the photo's own features (as scored), not to the AdaIN target
+    assert m.meta["recipe"]["weights"]["content_orig"] > 0 and m.meta["recipe"]["weights"]["content"] == 0
+    logged = [json.loads(ln) for ln in (A.run_folder(model) / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in logged if "g/content_orig" in r] and all(r["g/content_orig"] > 0 for r in logged
+                                                                if "g/content_orig" in r)
 
 
 def test_the_model_alone_equals_decoder_model_with_its_style(model: Path, style: Path, tmp_path: Path,
