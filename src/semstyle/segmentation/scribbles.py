@@ -12,7 +12,7 @@ region:
    and reduced by PCA; the pixel's colour (YUV, divided by the image's spread); its position.
 2. **Classify**: a small network (one hidden layer) learns, on this picture alone, each painted pixel's region
    from its description (each region weighted equally, however long its strokes); it gives every grid pixel a
-   membership of each region. (It replaced a k-nearest-painted-pixels score: 88.1 % against 86.2 % pixel accuracy
+   membership of each region. (It replaced a k-nearest-painted-pixels score: 87.8 % against 86.2 % pixel accuracy
    with one simulated stroke per region, docs/semantic_benchmark.md.)
 3. **Grow again** (``rounds``): the pixels the first round is sure of count as painted, so a region is described by
    more than its stroke's thin sample of it.
