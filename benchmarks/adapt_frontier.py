@@ -49,6 +49,11 @@ def optimise(enc: torch.nn.Module, start: torch.Tensor, c_f: dict[str, torch.Ten
     return x.detach()
 
 
+def scores(o_f: M.Feats, s_f: M.Feats, c_f: M.Feats) -> tuple[float, float, float]:
+    """(style distance, sliced Wasserstein, content loss) of an output's metric features."""
+    return M.mean_std_style_loss(o_f, s_f), M.sliced_wasserstein_distance(o_f, s_f), M.content_loss(o_f, c_f)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--styles", type=int, default=1, help="the first N held-out styles of bench_adapt")
@@ -71,19 +76,18 @@ def main() -> None:
             c_f = feats(enc, to_tensor(c))
             for a in ALPHAS:
                 o_f = M.vgg_features(enc, to_tensor(pre.stylize(c, style, alpha=a).image))
-                rows.setdefault(f"pretrained, α {a}", []).append((M.mean_std_style_loss(o_f, s_f),
-                                                                   M.content_loss(o_f, c_f)))
+                rows.setdefault(f"pretrained, α {a}", []).append(scores(o_f, s_f, c_f))
             start = to_tensor(pre.stylize(c, style).image).clone()
             for lam in lams:
                 o_f = M.vgg_features(enc, optimise(enc, start, c_f, s_f, lam, args.iters))
-                rows.setdefault(f"pixels optimised, λ {lam:g}", []).append((M.mean_std_style_loss(o_f, s_f),
-                                                                            M.content_loss(o_f, c_f)))
+                rows.setdefault(f"pixels optimised, λ {lam:g}", []).append(scores(o_f, s_f, c_f))
     base = np.mean(rows["pretrained, α 1.0"], 0)
     print(f"{args.styles} style(s) × {args.contents} photo(s) at {args.size} px, {args.iters} Adam steps; "
-          "relative to pretrained AdaIN at α = 1\n\n| picture | style distance | content loss |\n|---|---:|---:|")
+          "relative to pretrained AdaIN at α = 1\n\n| picture | style distance | sliced Wasserstein | content loss |\n"
+          "|---|---:|---:|---:|")
     for name, vals in rows.items():
         m = np.mean(vals, 0) / base - 1
-        print(f"| {name} | {100 * m[0]:+.1f} % | {100 * m[1]:+.1f} % |")
+        print(f"| {name} | {100 * m[0]:+.1f} % | {100 * m[1]:+.1f} % | {100 * m[2]:+.1f} % |")
 
 
 if __name__ == "__main__":

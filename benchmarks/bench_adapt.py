@@ -40,6 +40,7 @@ from semstyle.models.style_model import StyleModel, load_style_model
 from semstyle.networks import Networks, native_bf16
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.training.adapt import RECIPE_WEIGHTS, adapt
+from semstyle.training.student import StudentRecipe
 from semstyle.types import StyleStats
 from semstyle.viz import grid
 
@@ -74,6 +75,22 @@ def score(st: Stylizer, style_arg: object, contents: list[Image.Image], style_im
     return np.asarray(rows).mean(0), pics
 
 
+def per_layer(pre: Stylizer, st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image,
+              size: int, alpha: float) -> list[str]:
+    """Rows "| layer | style distance | sliced Wasserstein |" of ``st`` against ``pre`` (the style image), per VGG
+    layer: where the adaptation moves the feature distributions and where it does not."""
+    s_f = M.vgg_features(pre.encoder, to_tensor(resize_longest(style_img, size)))
+    vals = []
+    for runner, arg, a in ((pre, style_img, 1.0), (st, style_arg, alpha)):
+        feats = [M.vgg_features(pre.encoder, to_tensor(runner.stylize(c, arg, size=size, alpha=a).image))
+                 for c in contents]
+        vals.append(np.asarray([[(M.mean_std_style_loss(o_f, s_f, layers=(k,)),
+                                  M.sliced_wasserstein_distance(o_f, s_f, layers=(k,))) for k in M.STYLE_LAYERS]
+                                for o_f in feats]).mean(0))  # (layers, 2)
+    rel = 100 * (vals[1] / vals[0] - 1)
+    return [f"| {k} | {r[0]:+.1f} % | {r[1]:+.1f} % |" for k, r in zip(M.STYLE_LAYERS, rel, strict=True)]
+
+
 def sweep(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int
           ) -> np.ndarray:
     """(len(ALPHAS), 4) scores of the α sweep."""
@@ -89,17 +106,17 @@ def at_content(curve: np.ndarray, content: float) -> tuple[float, float]:
 
 
 def ensure_model(style: Path, model: Path, train: Path, steps: int, weights: LossWeights | None, student: bool,
-                 reuse: bool) -> StyleModel:
+                 reuse: bool, student_recipe: StudentRecipe | None = None) -> StyleModel:
     """Adapt ``style`` into ``model`` (with ``reuse``, keep a model already there: one made before the student and
     the default α existed is resumed, which adds them and keeps its decoder)."""
     if reuse and model.exists():
         m = load_style_model(model)
         if (student and m.student is None) or "alpha" not in m.meta:
             adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
-                  resume=True, progress=False)
+                  student_recipe=student_recipe, resume=True, progress=False)
     else:
         adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
-              progress=False, overwrite=True)
+              student_recipe=student_recipe, progress=False, overwrite=True)
     return load_style_model(model)
 
 
@@ -184,8 +201,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-student", action="store_true", help="leave out the real-time students")
+    ap.add_argument("--no-ablation", action="store_true", help="leave out the decoders without D (for trials)")
+    ap.add_argument("--per-layer", action="store_true", help="also print each adapted decoder's scores per layer")
     ap.add_argument("--work", type=Path, help="folder of the models (default: a new temporary one)")
     ap.add_argument("--reuse", action="store_true", help="score the models already in --work instead of adapting")
+    ap.add_argument("--student-recipe", default="", help="trial StudentRecipe fields, e.g. feature=20,steps=450")
     ap.add_argument("--weights", default="", help="trial loss weights instead of the recipe's, e.g. "
                     "content=1,content_orig=0,style_gram=1 (the first recipe, before 2026-12-06); its ablation "
                     "is the same with adv=0")
@@ -195,6 +215,12 @@ def main() -> None:
                                                                       if kv)})
     except (TypeError, ValueError) as e:
         ap.error(f"--weights takes LossWeights fields as name=number,…: {e}")
+    try:
+        base_recipe = StudentRecipe()
+        student_recipe = replace(base_recipe, **{k: type(getattr(base_recipe, k))(float(v)) for k, v in (
+            kv.split("=") for kv in args.student_recipe.split(",") if kv)})
+    except (AttributeError, TypeError, ValueError) as e:
+        ap.error(f"--student-recipe takes StudentRecipe number fields as name=number,…: {e}")
     train = DATA / "content" / "BSDS500" / "train"
     tests = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
     contents = [resize_longest(load_image(p), args.size) for p in tests]
@@ -207,10 +233,10 @@ def main() -> None:
             continue
         style_img = load_image(style)
         base, _ = score(pre, style, contents, style_img, args.size)
-        for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0))):
+        for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
             model = work / f"{k}_{name.replace(' ', '')}.safetensors"
             student = name == "adapted" and not args.no_student
-            m = ensure_model(style, model, train, args.steps, weights, student, args.reuse)
+            m = ensure_model(style, model, train, args.steps, weights, student, args.reuse, student_recipe)
             took = float(m.meta["seconds"])
             opts = StylizeOptions(size=args.size, style_size=512)
             st = Stylizer.from_style_model(model, defaults=opts)
@@ -227,6 +253,10 @@ def main() -> None:
                       f"swd {rel[2]:+6.1f} %  content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
                 rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α",
                              *rel, took))
+            if args.per_layer and name == "adapted":
+                print(f"\n{style.name}, adapted against pretrained, per layer\n\n| layer | style distance | sliced "
+                      "Wasserstein |\n|---|---:|---:|\n" + "\n".join(per_layer(pre, st, model, contents, style_img,
+                                                                               args.size, m.alpha)), flush=True)
             curve = sweep(st, model, contents, style_img, args.size)
             eq_style, _ = at_content(curve, base[3])
             s10, a10 = at_content(curve, 1.1 * base[3])
