@@ -52,9 +52,12 @@ class Judge:
                  ) -> None:
         self.encoder = encoder
         self.photos = [to_tensor(resize_longest(p, min(SIDE, max(p.size)))) for p in photos]  # never upscaled
+        self.padded = [FN.pad_to_multiple(x) for x in self.photos]  # (padded (1, 3, H', W'), (h, w)), rendered as is
         with torch.inference_mode():
             s_img = FN.pad_to_multiple(to_tensor(resize_longest(style, STYLE_SIDE)))[0]  # as inference encodes it
             self.s_mean, self.s_std = FN.mean_std(encoder(s_img, ("relu4_1",))["relu4_1"].float())
+            # each padded photo's relu4_1, by the tensor's identity: an α sweep encodes every photo once, not per α
+            self._c4 = {id(xp): encoder(xp, ("relu4_1",))["relu4_1"].float() for xp, _ in self.padded}
         self.style_feats = M.vgg_features(encoder, to_tensor(resize_longest(style, SIDE)))
         self.content_feats = [M.vgg_features(encoder, p) for p in self.photos]
         self.base = self.score(self.adain(pretrained, 1.0))  # pretrained AdaIN's (style distance, content loss)
@@ -62,7 +65,9 @@ class Judge:
     def adain(self, decoder: nn.Module, alpha: float) -> Render:
         """The VGG19 pipeline with ``decoder`` at ``alpha`` (whole-image AdaIN)."""
         def render(x: torch.Tensor) -> torch.Tensor:
-            c4 = self.encoder(x, ("relu4_1",))["relu4_1"].float()  # (1, 512, H/8, W/8)
+            c4 = self._c4.get(id(x))  # (1, 512, H/8, W/8); one of the judge's own photos, or any other picture
+            if c4 is None:
+                c4 = self.encoder(x, ("relu4_1",))["relu4_1"].float()
             return decoder(FN.mix(c4, FN.adain_from_stats(c4, self.s_mean, self.s_std), alpha)).float()
         return render
 
@@ -70,8 +75,7 @@ class Judge:
         """Mean (style distance, content loss) of ``render``'s pictures of the photos."""
         rows = []
         with torch.inference_mode():
-            for x, c_f in zip(self.photos, self.content_feats, strict=True):
-                xp, (h, w) = FN.pad_to_multiple(x)
+            for (xp, (h, w)), c_f in zip(self.padded, self.content_feats, strict=True):
                 out = render(xp)[..., :h, :w].clamp(0, 1)
                 o_f = M.vgg_features(self.encoder, out)
                 rows.append((M.mean_std_style_loss(o_f, self.style_feats), M.content_loss(o_f, c_f)))
