@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -192,6 +193,15 @@ def table(rows: list[tuple], curves: list[tuple]) -> list[str]:
     return out
 
 
+T = TypeVar("T")
+
+
+def with_fields(base: T, text: str) -> T:
+    """``base`` (a frozen dataclass) with the number fields of "name=value,…" replaced, each cast to its type."""
+    return replace(base, **{k: type(getattr(base, k))(float(v)) for k, v in (kv.split("=") for kv in text.split(",")
+                                                                            if kv)})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", type=int, default=6)
@@ -211,14 +221,11 @@ def main() -> None:
                     "is the same with adv=0")
     args = ap.parse_args()
     try:
-        recipe = replace(RECIPE_WEIGHTS, **{k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",")
-                                                                      if kv)})
-    except (TypeError, ValueError) as e:
+        recipe = with_fields(RECIPE_WEIGHTS, args.weights)
+    except (AttributeError, TypeError, ValueError) as e:
         ap.error(f"--weights takes LossWeights fields as name=number,…: {e}")
     try:
-        base_recipe = StudentRecipe()
-        student_recipe = replace(base_recipe, **{k: type(getattr(base_recipe, k))(float(v)) for k, v in (
-            kv.split("=") for kv in args.student_recipe.split(",") if kv)})
+        student_recipe = with_fields(StudentRecipe(), args.student_recipe)
     except (AttributeError, TypeError, ValueError) as e:
         ap.error(f"--student-recipe takes StudentRecipe number fields as name=number,…: {e}")
     train = DATA / "content" / "BSDS500" / "train"
