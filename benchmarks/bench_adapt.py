@@ -60,16 +60,18 @@ ALPHAS = (1.0, 0.9, 0.8, 0.7)
 
 
 def score(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int,
-          alpha: float = 1.0, judge: torch.nn.Module | None = None) -> tuple[np.ndarray, list[Image.Image]]:
+          alpha: float = 1.0, judge: torch.nn.Module | None = None, band: int = 0
+          ) -> tuple[np.ndarray, list[Image.Image]]:
     """(style distance, Gram, SWD, content) means over the contents, and the pictures; measured with the VGG19
-    encoder ``judge`` (default: the Stylizer's own, which must then be VGG19)."""
+    encoder ``judge`` (default: the Stylizer's own, which must then be VGG19) on the pictures without a ``band``
+    px wide frame (the style picture whole): what a network paints along the border does not count."""
     enc = judge or st.encoder
     s_f = M.vgg_features(enc, to_tensor(resize_longest(style_img, size)))
     rows, pics = [], []
     for c in contents:
         out = st.stylize(c, style_arg, size=size, alpha=alpha).image
-        o_f = M.vgg_features(enc, to_tensor(out))
-        c_f = M.vgg_features(enc, to_tensor(c.resize(out.size)))
+        o_f = M.vgg_features(enc, FN.inside(to_tensor(out), band))
+        c_f = M.vgg_features(enc, FN.inside(to_tensor(c.resize(out.size)), band))
         rows.append((M.mean_std_style_loss(o_f, s_f), M.gram_style_loss(o_f, s_f),
                      M.sliced_wasserstein_distance(o_f, s_f), M.content_loss(o_f, c_f)))
         pics.append(out)
@@ -77,14 +79,14 @@ def score(st: Stylizer, style_arg: object, contents: list[Image.Image], style_im
 
 
 def per_layer(pre: Stylizer, st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image,
-              size: int, alpha: float) -> list[str]:
+              size: int, alpha: float, band: int = 0) -> list[str]:
     """Rows "| layer | style distance | sliced Wasserstein |" of ``st`` against ``pre`` (the style image), per VGG
     layer: where the adaptation moves the feature distributions and where it does not."""
     s_f = M.vgg_features(pre.encoder, to_tensor(resize_longest(style_img, size)))
     vals = []
     for runner, arg, a in ((pre, style_img, 1.0), (st, style_arg, alpha)):
-        feats = [M.vgg_features(pre.encoder, to_tensor(runner.stylize(c, arg, size=size, alpha=a).image))
-                 for c in contents]
+        feats = [M.vgg_features(pre.encoder, FN.inside(to_tensor(runner.stylize(c, arg, size=size, alpha=a).image),
+                                                       band)) for c in contents]
         vals.append(np.asarray([[(M.mean_std_style_loss(o_f, s_f, layers=(k,)),
                                   M.sliced_wasserstein_distance(o_f, s_f, layers=(k,))) for k in M.STYLE_LAYERS]
                                 for o_f in feats]).mean(0))  # (layers, 2)
@@ -92,10 +94,10 @@ def per_layer(pre: Stylizer, st: Stylizer, style_arg: object, contents: list[Ima
     return [f"| {k} | {r[0]:+.1f} % | {r[1]:+.1f} % |" for k, r in zip(M.STYLE_LAYERS, rel, strict=True)]
 
 
-def sweep(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int
-          ) -> np.ndarray:
+def sweep(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int,
+          band: int = 0) -> np.ndarray:
     """(len(ALPHAS), 4) scores of the α sweep."""
-    return np.stack([score(st, style_arg, contents, style_img, size, a)[0] for a in ALPHAS])
+    return np.stack([score(st, style_arg, contents, style_img, size, a, band=band)[0] for a in ALPHAS])
 
 
 def at_content(curve: np.ndarray, content: float) -> tuple[float, float]:
@@ -213,6 +215,10 @@ def main() -> None:
     ap.add_argument("--no-student", action="store_true", help="leave out the real-time students")
     ap.add_argument("--no-ablation", action="store_true", help="leave out the decoders without D (for trials)")
     ap.add_argument("--per-layer", action="store_true", help="also print each adapted decoder's scores per layer")
+    ap.add_argument("--band", type=int, default=0, help="score the pictures without a frame this many px wide "
+                    "(what a network paints along the border does not count; the style picture stays whole)")
+    ap.add_argument("--inside", type=int, default=0, help="also score the decoders and students without a frame this "
+                    "many px wide (extra rows, no α sweep)")
     ap.add_argument("--work", type=Path, help="folder of the models (default: a new temporary one)")
     ap.add_argument("--reuse", action="store_true", help="score the models already in --work instead of adapting")
     ap.add_argument("--student-recipe", default="", help="trial StudentRecipe fields, e.g. feature=20,steps=450")
@@ -239,7 +245,7 @@ def main() -> None:
         if k < args.skip:
             continue
         style_img = load_image(style)
-        base, _ = score(pre, style, contents, style_img, args.size)
+        base, _ = score(pre, style, contents, style_img, args.size, band=args.band)
         for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
             model = work / f"{k}_{name.replace(' ', '')}.safetensors"
             student = name == "adapted" and not args.no_student
@@ -254,17 +260,23 @@ def main() -> None:
                 runs.append(("student", Stylizer.from_style_model(model, student=True, defaults=opts), m.alpha))
                 speeds.append((style.name, student_fps(model)))
             for label, runner, alpha in runs:
-                sc, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder)
+                sc, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder, band=args.band)
                 rel = 100 * (sc / base - 1)
                 print(f"{style.name:40s} {label:16s} style {rel[0]:+6.1f} %  gram {rel[1]:+6.1f} %  "
                       f"swd {rel[2]:+6.1f} %  content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
                 rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α",
                              *rel, took))
+            for label, runner, alpha in (runs[::2] if args.inside else []):  # the decoder at α 1 and the student
+                inner = [score(r, a, contents, style_img, args.size, al, judge=pre.encoder, band=args.inside)[0]
+                         for r, a, al in ((pre, style, 1.0), (runner, model, alpha))]
+                rows.append((style.name, f"{label}, inside {args.inside} px", *(100 * (inner[1] / inner[0] - 1)),
+                             took))
             if args.per_layer and name == "adapted":
                 print(f"\n{style.name}, adapted against pretrained, per layer\n\n| layer | style distance | sliced "
                       "Wasserstein |\n|---|---:|---:|\n" + "\n".join(per_layer(pre, st, model, contents, style_img,
-                                                                               args.size, m.alpha)), flush=True)
-            curve = sweep(st, model, contents, style_img, args.size)
+                                                                               args.size, m.alpha, args.band)),
+                      flush=True)
+            curve = sweep(st, model, contents, style_img, args.size, args.band)
             eq_style, _ = at_content(curve, base[3])
             s10, a10 = at_content(curve, 1.1 * base[3])
             curves.append((style.name, name, 100 * (eq_style / base[0] - 1), a10, 100 * (s10 / base[0] - 1)))

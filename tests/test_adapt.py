@@ -161,3 +161,10 @@ def test_the_metadata_is_json(model: Path) -> None:
         meta = f.metadata()
     assert meta["format"] == FORMAT and meta["version"] == "1"
     assert json.loads(meta["recipe"])["style_targets"] == "whole"
+
+
+@pytest.mark.parametrize(("crop", "margin"), [(128, 16), (64, 16), (48, 8), (40, 0), (32, 0)])
+def test_the_margin_shrinks_with_a_small_crop(tmp_path: Path, crop: int, margin: int) -> None:
+    cfg = A.adapt_config(tmp_path, "photos", 10, "fp32", crop)
+    assert (cfg.size, cfg.margin) == (crop, margin)
+    assert cfg.size - 2 * cfg.margin >= 32

@@ -232,3 +232,13 @@ def test_sliced_wasserstein_is_a_distance_between_distributions() -> None:
     assert float(FN.sliced_wasserstein(a, small)) < float(FN.sliced_wasserstein(a, a * 2))
     with pytest.raises(ValueError, match="same C"):
         FN.sliced_wasserstein(a, torch.zeros(1, 4, 3, 3))
+
+
+def test_inside_cuts_the_margin_from_every_side() -> None:
+    x = torch.arange(2 * 3 * 6 * 8, dtype=torch.float32).reshape(2, 3, 6, 8)
+    inner = FN.inside(x, 2)
+    assert inner.shape == (2, 3, 2, 4)
+    assert torch.equal(inner, x[:, :, 2:4, 2:6])
+    assert torch.equal(FN.inside(x, 0), x)
+    with pytest.raises(ValueError, match=r"margin must be in \[0, 2\] for a \(6, 8\) map, got 3"):
+        FN.inside(x, 3)

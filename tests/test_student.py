@@ -20,7 +20,7 @@ from semstyle.training.student import StudentRecipe
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # fp32 on one thread: outputs compared exactly
 TINY = {"steps": 2, "crop": 64, "style_size": 96, "precision": "fp32", "progress": False}
-RECIPE = StudentRecipe(steps=4, crop=32, batch=2, side=64, images=3, ckpt_every=2)
+RECIPE = StudentRecipe(steps=4, crop=48, margin=8, batch=2, side=64, images=3, ckpt_every=2)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,32 @@ def test_the_student_is_trained_and_kept_in_the_model(model: Path) -> None:
     for trained, start in ((enc, start_e), (dec, start_d)):  # it starts as the fast model and moves away from it
         assert any(not torch.equal(a.half().float(), b) for a, b in
                    zip(start.state_dict().values(), trained.state_dict().values(), strict=True))
-    assert m.meta["student_steps"] == 4 and m.meta["student_recipe"]["crop"] == 32
+    assert m.meta["student_steps"] == 4 and m.meta["student_recipe"]["crop"] == 48
     sc = m.meta["scores"]
     assert sc["alpha"] == m.alpha and min(ALPHAS) <= m.alpha <= 1.0
     assert {"style", "content", "student_style", "student_content"} <= set(sc) and sc["photos"] == 3
     assert all(np.isfinite(sc[k]) and sc[k] > -1 for k in ("style", "content", "student_style", "student_content"))
+
+
+def test_no_term_of_the_student_sees_the_border_of_its_crop(model: Path, photos: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its margin is left out of every term (the student once painted a frame that bought it style statistics)."""
+    from semstyle.training.data import random_crops, step_generator
+    from semstyle.training.student import StudentDistiller
+
+    recipe = StudentRecipe(crop=48, margin=8, batch=2, side=64, images=3, content_orig=1.0, feature=1.0)
+    d = StudentDistiller(load_style_model(model), str(photos), tmp_path, recipe=recipe, bf16=False, resume=False)
+    g = step_generator(0, 0)
+    both, _ = random_crops(d.pairs, g, 2, 48)
+    picture = torch.rand(2, 3, 48, 48, requires_grad=True)  # stands in for the student's picture
+    monkeypatch.setattr(d, "student", lambda photo: picture)
+    terms = d._terms(both[:, :3], both[:, 3:], g)
+    assert {"pixel", "style", "feature", "adv", "content_orig"} <= set(terms)
+    torch.stack(list(terms.values())).sum().backward()
+    grad = picture.grad.abs()
+    ring = grad.clone()
+    ring[..., 8:40, 8:40] = 0
+    assert ring.max() == 0 and grad[..., 8:40, 8:40].min() >= 0 and grad[..., 8:40, 8:40].mean() > 0
 
 
 def test_model_fast_runs_the_student_the_same_everywhere(model: Path, tmp_path: Path,

@@ -207,7 +207,7 @@ def test_adapt_takes_the_temporal_term_for_the_decoder_and_the_student(photos: P
 
     style = assets.style_images()[3]
     out = tmp_path / "wave.safetensors"
-    recipe = StudentRecipe(steps=2, crop=32, batch=2, side=64, images=3, ckpt_every=2, temporal=300.0)
+    recipe = StudentRecipe(steps=2, crop=32, margin=0, batch=2, side=64, images=3, ckpt_every=2, temporal=300.0)
     A.adapt(style, out, contents=[photos], steps=2, crop=64, style_size=96, precision="fp32", progress=False,
             temporal=300.0, student=True, student_recipe=recipe)
     meta = load_style_model(out).meta

@@ -232,6 +232,31 @@ def test_checkpoints_keep_the_last_k(tmp_path: Path) -> None:
     torch.testing.assert_close(fresh.weight, lin.weight)
 
 
+def test_with_a_margin_the_crops_border_gets_no_gradient(data: Path, tmp_path: Path) -> None:
+    """``margin`` px of each side of a decoded crop are out of every generator term (and of what D sees)."""
+
+    class Spy(nn.Module):  # the decoder, keeping its output's gradient
+        def __init__(self, dec: nn.Module) -> None:
+            super().__init__()
+            self.dec, self.out = dec, torch.empty(0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.out = self.dec(x)
+            self.out.retain_grad()
+            return self.out
+
+    tr = Trainer(_cfg(data, tmp_path / "m", 1, size=48, margin=8, weights=LossWeights(content_orig=1.0, adv=0.1)))
+    spy = Spy(tr.decoder)
+    tr.decoder = spy
+    tr.train_step()
+    tr.close()
+    grad = spy.out.grad
+    assert grad is not None and grad.shape[-2:] == (48, 48)
+    ring = grad.abs().clone()
+    ring[..., 8:40, 8:40] = 0
+    assert ring.max() == 0 and grad[..., 8:40, 8:40].abs().mean() > 0
+
+
 def test_judge_stage_trains_only_the_discriminator_and_learns_to_reject_noise(data: Path, tmp_path: Path) -> None:
     tr = Trainer(_cfg(data, tmp_path / "judge", 4, train_generator=False, d_noise=1.0, lr_d=1e-3))
     dec0 = {k: v.clone() for k, v in tr.decoder.state_dict().items()}
@@ -255,7 +280,11 @@ def test_noise_images_are_in_range_and_mix_fine_and_coarse_noise() -> None:
 
 
 @pytest.mark.parametrize(("changes", "match"), [({"d_noise": -1.0}, "d_noise must be >= 0"),
-                                                ({"train_generator": False, "d_steps": 0}, "needs d_steps >= 1")])
+                                                ({"train_generator": False, "d_steps": 0}, "needs d_steps >= 1"),
+                                                ({"margin": 4}, "margin must be a multiple of 8"),
+                                                ({"margin": 8}, "leaving at least 32 px of the 32 px crop"),
+                                                ({"size": 48, "margin": 8, "semantic": "auto"},
+                                                 "margin works with semantic: none")])
 def test_judge_options_are_checked(data: Path, tmp_path: Path, changes: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):
         _cfg(data, tmp_path, 2, **changes).check()

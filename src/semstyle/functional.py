@@ -235,6 +235,15 @@ def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch
 
 
 # ----------------------------------------------------------------------------- warps
+def inside(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """(…, H, W) without ``margin`` px on each side: (…, H − 2·margin, W − 2·margin). A training term on it gives
+    a network's border (where its padding shows) no reward."""
+    if margin < 0 or 2 * margin >= min(x.shape[-2:]):
+        raise ValueError(f"margin must be in [0, {(min(x.shape[-2:]) - 1) // 2}] for a {tuple(x.shape[-2:])} map, "
+                         f"got {margin}")
+    return x[..., margin : x.shape[-2] - margin, margin : x.shape[-1] - margin]
+
+
 def warp_by_grid(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) ``img`` sampled bilinearly at ``grid`` (N, H', W', 2): (x, y) in [-1, 1], align_corners False,
     as ``F.grid_sample`` reads it; outside the image the border is repeated → (N, C, H', W')."""

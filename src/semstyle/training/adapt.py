@@ -50,7 +50,7 @@ DEFAULT_STEPS = ADAPT_STEPS  # generator updates of the default budget (the valu
 DEFAULT_MINUTES = ADAPT_MINUTES
 # The adaptation recipe: the prototype of issue 29 (one style, 128 px crops, batch 4, whole-style targets, EMA)
 RECIPE: dict[str, Any] = {
-    "size": 128, "batch": 4, "lr": 1e-4, "lr_d": 1e-4, "warmup": 20, "schedule": "cosine", "min_lr": 0.1,
+    "size": 128, "margin": 16, "batch": 4, "lr": 1e-4, "lr_d": 1e-4, "warmup": 20, "schedule": "cosine", "min_lr": 0.1,
     "ema": 0.99, "style_targets": "whole", "style_size": 512, "d_steps": 1, "grad_clip": 1.0,
     "decoder_init": "pretrained", "discriminator_init": "finetuned", "num_scales": 2,
     "log_every": 10, "image_every": 0, "ckpt_every": 50, "keep_last": 2,
@@ -120,7 +120,9 @@ def adapt_config(run: Path, contents: str, steps: int, precision: str | None = N
     """The trainer's config of an adaptation: the recipe on this style (``run/style``) and these contents
     (``crop`` and ``style_size`` override the recipe's crop side and the style picture's side for its targets)."""
     bf16 = precision == "bf16" or (precision is None and native_bf16(torch.device("cpu")))
-    recipe = {**RECIPE, "size": crop or RECIPE["size"], "style_size": style_size or RECIPE["style_size"]}
+    size = crop or RECIPE["size"]
+    margin = min(RECIPE["margin"], max(0, (size - 32) // 16 * 8))  # a small crop keeps ≥ 32 px inside its margin
+    recipe = {**RECIPE, "size": size, "margin": margin, "style_size": style_size or RECIPE["style_size"]}
     return TrainConfig(content_dir=contents, style_dir=str(run / "style"), out=str(run), steps=steps,
                        precision="bf16" if bf16 else "fp32", weights=weights or RECIPE_WEIGHTS, **recipe)
 

@@ -107,6 +107,7 @@ class TrainConfig:
     style_augment: int = 0  # extra variants per style image (hue turned, picture turned 90°; data.style_variant)
     style_bank_size: int = 0  # style images' longest side in the bank (crops are cut from it; 0 = as stored, ≤ 768)
     content_size: int = 0  # content photos' longest side in the bank (inference's --size; 0 = as stored, ≤ 768)
+    margin: int = 0  # px of each side of a decoded crop left out of the generator's terms and D (no border reward)
     late_size: int = 0  # crops grow to this side for the last part of training (0 = never)
     late_from: float = 0.75  # share of the steps after which crops are late_size
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks
@@ -194,6 +195,11 @@ class TrainConfig:
         if self.late_size and (self.late_size % 8 or not self.size <= self.late_size <= 2048):
             raise InputError(f"late_size must be 0 or a multiple of 8 from size ({self.size}) to 2048, "
                              f"got {self.late_size}")
+        if self.margin < 0 or self.margin % 8 or self.size - 2 * self.margin < 32:
+            raise InputError(f"margin must be a multiple of 8 leaving at least 32 px of the {self.size} px crop, "
+                             f"got {self.margin}")
+        if self.margin and (self.semantic != "none" or "relu4_1" not in self.weights.style_layers):
+            raise InputError("margin works with semantic: none and relu4_1 among the style layers")
         if not 0 <= self.style_augment <= 16:
             raise InputError(f"style_augment must be from 0 to 16, got {self.style_augment}")
         crop = max(self.size, self.late_size)

@@ -72,8 +72,10 @@ class StudentRecipe:
     feature_taps: tuple[str, ...] = ("relu4_1",)  # where the student copies them
     style: float = 10.0  # weight of the mean/std distance to the style (relu1_1 … relu4_1), AdaIN's λ
     content: float = 0.0  # weight of AdaIN's content term: relu4_1 distance to the AdaIN target (VGG19, at α)
+    content_orig: float = 0.0  # weight of relu4_1 distance to the photo's own VGG19 features (the adaptation's term)
     adv: float = 0.05  # weight of the LSGAN term of the adaptation's (frozen) discriminator
     temporal: float = 0.0  # weight of the temporal term (training.temporal's random motions; 0 = off)
+    margin: int = 16  # px of each side of a crop's picture left out of every term (no reward for border effects)
     ckpt_every: int = 50  # steps between checkpoints
     seed: int = 0  # every random choice derives from (seed, step)
 
@@ -180,15 +182,19 @@ class StudentDistiller:
         """The loss terms of the student's pictures of ``photo`` (N, 3, S, S); a term weighted 0 is not computed
         (``g`` draws the temporal term's motions)."""
         r, auto = self.recipe, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+        cut = r.margin
         with torch.no_grad(), auto:
-            t_feats = {k: v.float() for k, v in self.encoder(teacher, r.feature_taps).items()} if r.feature else {}
-            c4 = self.encoder(photo, ("relu4_1",))["relu4_1"].float() if r.content else None  # (N, 512, S/8, S/8)
+            t_feats = ({k: v.float() for k, v in self.encoder(FN.inside(teacher, cut), r.feature_taps).items()}
+                       if r.feature else {})
+            c4 = (self.encoder(FN.inside(photo, cut), ("relu4_1",))["relu4_1"].float()  # (N, 512, S'/8, S'/8)
+                  if r.content or r.content_orig else None)
         with auto:
-            out = self.student(photo)  # (N, 3, S, S)
+            full = self.student(photo)  # (N, 3, S, S)
+            out = FN.inside(full, cut)  # (N, 3, S', S'), S' = S − 2·margin: the terms never see the picture's border
             feats = {k: v.float() for k, v in self.encoder(out, tuple(dict.fromkeys((*STYLE_LAYERS, *r.feature_taps)))
                                                            ).items()}
             n = out.shape[0]
-            terms = {"pixel": F.l1_loss(out, teacher),
+            terms = {"pixel": F.l1_loss(out, FN.inside(teacher, cut)),
                      "style": FN.mean_std_loss_to([feats[k] for k in STYLE_LAYERS],
                                                   [self.targets.means[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS],
                                                   [self.targets.stds[k].expand(n, -1, -1, -1) for k in STYLE_LAYERS])}
@@ -198,11 +204,13 @@ class StudentDistiller:
                 terms["adv"] = FN.lsgan_g_loss(self.disc(out, self.cond.expand(n, -1)))
             if r.temporal:  # the picture of a moved photo against the moved picture
                 m = Motion()  # the decoder's motions (configs/temporal.yaml's are these defaults)
-                grid = random_grids(g, n, out.shape[2], out.shape[3], m)  # (N, S, S, 2)
+                grid = random_grids(g, n, full.shape[2], full.shape[3], m)  # (N, S, S, 2)
                 out_m = self.student(moved(photo, grid, g, m.noise))
-                terms["temporal"] = FN.temporal_loss(out_m.float(), FN.warp_by_grid(out.float(), grid),
+                terms["temporal"] = FN.temporal_loss(out_m.float(), FN.warp_by_grid(full.float(), grid),
                                                      FN.grid_inside(grid, m.margin))
-            if c4 is not None:  # AdaIN's content term, to the AdaIN target at α
+            if c4 is not None and r.content_orig:  # the photo's own features
+                terms["content_orig"] = FN.content_loss(feats["relu4_1"], c4)
+            if c4 is not None and r.content:  # AdaIN's content term, to the AdaIN target at α
                 s_mean, s_std = self.targets.means["relu4_1"], self.targets.stds["relu4_1"]
                 terms["content"] = FN.content_loss(feats["relu4_1"], FN.mix(c4, FN.adain_from_stats(c4, s_mean, s_std),
                                                                             self.alpha))
@@ -248,6 +256,9 @@ class StudentDistiller:
 def check_recipe(recipe: StudentRecipe) -> None:
     if recipe.crop % 8 or not 32 <= recipe.crop <= 1024:
         raise InputError(f"the student's crop must be a multiple of 8 between 32 and 1024, got {recipe.crop}")
+    if recipe.margin < 0 or recipe.crop - 2 * recipe.margin < 32:
+        raise InputError(f"the student's margin must leave at least 32 px of its {recipe.crop} px crop, "
+                         f"got {recipe.margin}: lower the margin or raise the crop")
     if min(recipe.steps, recipe.batch, recipe.images) < 1:
         raise InputError("the student's steps, batch and images must be >= 1")
 

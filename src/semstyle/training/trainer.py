@@ -256,12 +256,13 @@ class Trainer:
             perm = torch.roll(torch.arange(cfg.batch), 1)
             mismatch = svec[perm] if cfg.batch > 1 else None
             motion = self._motion(g, content, s_targets) if cfg.weights.temporal > 0 else None
+            loss_in = self._loss_inputs(content.to(dev), c4, target, s_targets)
 
         stats: dict[str, float] = {}
         with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
-            out = self._generator_step(target, s_targets, svec, c4, stats, motion)
+            out = self._generator_step(target, s_targets, svec, loss_in, stats, motion)
         with t("discriminator"):
-            fake = out.detach().float()
+            fake = FN.inside(out, self.cfg.margin).detach().float()
             noise = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
             self._discriminator_step(style.to(dev), fake, svec, mismatch, noise, stats)
         self.step += 1
@@ -283,13 +284,25 @@ class Trainer:
         target = FN.adain_from_stats(c4m, s_targets.means["relu4_1"], s_targets.stds["relu4_1"])
         return Moved(target, grid.to(dev), FN.grid_inside(grid, cfg.motion.margin).to(dev))
 
+    def _loss_inputs(self, content: torch.Tensor, c4: torch.Tensor, target: torch.Tensor, s_targets: StyleTargets
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(AdaIN target, content relu4_1) the generator's terms compare with: the whole crop's, or with a margin
+        those of the crop's inside, encoded on its own as the loss network sees the cut output (call without grad)."""
+        if not self.cfg.margin:
+            return target, c4
+        inner = FN.inside(content, self.cfg.margin)  # (N, 3, S', S'), S' = S − 2·margin
+        c4_in = self.encoder(self._fmt(inner), ("relu4_1",))["relu4_1"].float()  # (N, 512, S'/8, S'/8)
+        return FN.adain_from_stats(c4_in, s_targets.means["relu4_1"], s_targets.stds["relu4_1"]), c4_in
+
     def _fmt(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
-    def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor, c4: torch.Tensor,
-                        stats: dict[str, float], motion: Moved | None = None) -> torch.Tensor:
-        """One decoder update (none in a judge stage); returns the decoded batch. With ``motion``, the temporal
-        term: the moved crops' outputs against the moved outputs."""
+    def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor,
+                        loss_in: tuple[torch.Tensor, torch.Tensor], stats: dict[str, float],
+                        motion: Moved | None = None) -> torch.Tensor:
+        """One decoder update (none in a judge stage); returns the decoded batch. The terms see the batch without
+        its margin and compare with ``loss_in`` (``_loss_inputs``). With ``motion``, the temporal term: the moved
+        crops' outputs against the moved outputs (whole crops: the motion's own margin leaves the border out)."""
         cfg = self.cfg
         disc_raw = _unwrap(self.disc)
         assert isinstance(disc_raw, MultiScaleDiscriminator)
@@ -300,7 +313,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.decoder(self._fmt(target))
-            terms = self.objective(out.float(), target, s_targets, disc_raw if cfg.weights.adv > 0 else None, svec, c4)
+            terms = self.objective(FN.inside(out, self.cfg.margin).float(), loss_in[0], s_targets,
+                                   disc_raw if cfg.weights.adv > 0 else None, svec, loss_in[1])
             if motion is not None:
                 out_m = self.decoder(self._fmt(motion.target)).float()  # (N, 3, H, W) the moved crops' outputs
                 terms["temporal"] = FN.temporal_loss(out_m, FN.warp_by_grid(out.float(), motion.grid), motion.mask)
