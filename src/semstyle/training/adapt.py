@@ -4,6 +4,8 @@ adaptation recipe, and its result written as a style model (``models.style_model
 The recipe (``RECIPE``) starts from the pretrained decoder and the fine-tuned discriminator; the objective is the
 specification's (content, Gram style, total variation, LSGAN adversarial) plus AdaIN's mean/std term, the style
 terms against the whole style picture; the discriminator judges crops of this style against the decoder's outputs.
+Every term and the discriminator see each decoded crop without a 16 px margin (``TrainConfig.margin``): without it
+the decoder learned to paint a frame along the border that bought the style statistics (docs/ADAPT.md).
 The run folder (``<model>.run/``, beside the model) holds the checkpoints, so ``--resume`` continues exactly and
 Ctrl-C keeps a checkpoint.
 """
