@@ -10,10 +10,11 @@ default budget (docs/ADAPT.md); a start that already stylises is what makes minu
 The teacher is the style model's own adapted decoder behind the VGG19 encoder and AdaIN, at the model's α. It
 stylises every training photo once, whole, at ``StudentRecipe.side`` px (the scale the student learns: texture
 size follows the picture's scale); each step then crops the same window of a photo and of its teacher picture,
-and every term sees the crop without its outer ``StudentRecipe.margin`` px (a student rewarded there learned to paint
-a frame that bought the style statistics; docs/ADAPT.md, "The frame"). The student learns from four terms: L1 to the teacher's picture, the teacher picture's VGG features (relu4_1,
-scale-free MSE), the style's channel mean/std (AdaIN's style term, against the style
-picture) and the adaptation's LSGAN discriminator, frozen (the adversarial term). Checkpoints go to the model's run
+and every term sees the crop without its outer ``StudentRecipe.margin`` px (a student rewarded there learned to
+paint a frame that bought the style statistics; docs/ADAPT.md, "The frame"). The student learns from four terms:
+L1 to the teacher's picture, the teacher picture's VGG features (relu4_1, scale-free MSE), the style's channel
+mean/std (AdaIN's style term, against the style picture) and the adaptation's LSGAN discriminator, frozen (the
+adversarial term). Checkpoints go to the model's run
 folder (``<model>.run/student``), so ``--resume`` continues exactly and Ctrl-C keeps one.
 """
 
