@@ -246,6 +246,7 @@ def main() -> None:
             continue
         style_img = load_image(style)
         base, _ = score(pre, style, contents, style_img, args.size, band=args.band)
+        base_in = score(pre, style, contents, style_img, args.size, band=args.inside)[0] if args.inside else base
         for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
             model = work / f"{k}_{name.replace(' ', '')}.safetensors"
             student = name == "adapted" and not args.no_student
@@ -267,10 +268,9 @@ def main() -> None:
                 rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α",
                              *rel, took))
             for label, runner, alpha in (runs[::2] if args.inside else []):  # the decoder at α 1 and the student
-                inner = [score(r, a, contents, style_img, args.size, al, judge=pre.encoder, band=args.inside)[0]
-                         for r, a, al in ((pre, style, 1.0), (runner, model, alpha))]
-                rows.append((style.name, f"{label}, inside {args.inside} px", *(100 * (inner[1] / inner[0] - 1)),
-                             took))
+                inner, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder,
+                                 band=args.inside)
+                rows.append((style.name, f"{label}, inside {args.inside} px", *(100 * (inner / base_in - 1)), took))
             if args.per_layer and name == "adapted":
                 print(f"\n{style.name}, adapted against pretrained, per layer\n\n| layer | style distance | sliced "
                       "Wasserstein |\n|---|---:|---:|\n" + "\n".join(per_layer(pre, st, model, contents, style_img,
