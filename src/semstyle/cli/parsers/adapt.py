@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--resume", action="store_true", help="continue the model's interrupted run (MODEL.run/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 where the CPU has it")
-    p.add_argument("--crop", type=int, help="training crop side in px, a multiple of 8 (default: the recipe's, 128)")
+    p.add_argument("--crop", type=int, help="training crop side in px, a multiple of 8 (default: the recipe's, 192)")
     p.add_argument("--student", action="store_true",
                    help="also distil a real-time student into the model (--model fast uses it); shares --minutes")
     p.add_argument("--student-steps", type=int, default=STUDENT_STEPS,
