@@ -7,6 +7,10 @@ For every pair (content ``input/inN.jpg``, style ``style/tarN.jpg``, ground-trut
 - ``semantic-GT``: region-matched AdaIN with the ground-truth label maps (``semantic="labels"``);
 - ``semantic-auto``: region-matched AdaIN with automatic co-segmentation (``semantic="auto"``).
 
+More with ``--methods``: attention fusion, ``scribbles-N`` (regions grown from N simulated strokes per region,
+``scribble_sim.simulate``, painted as ``--painter`` says) and ``naive-N`` (the same strokes spread by the issue's
+naive propagation, ``scribble_sim.naive_propagation``, run as label maps).
+
 Metrics (``semstyle.metrics``, formulas in docs/METRICS.md; the VGG19 encoder runs in fp32 for
 them, whatever precision the Stylizer uses):
 
@@ -43,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from scribble_sim import simulate  # benchmarks/, beside this script
+from scribble_sim import PAINTERS, Painter, naive_propagation, simulate  # benchmarks/, beside this script
 
 from semstyle import metrics as M
 from semstyle.config import NetworkConfig, StylizeOptions
@@ -51,6 +55,7 @@ from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.io.labels import DPST_COLORS, LabelMap, fit_to, snap_colors
 from semstyle.pipelines.stylize import Stylizer
 from semstyle.segmentation.auto import Options
+from semstyle.segmentation.scribbles import read_scribbles
 from semstyle.viz import grid, overlay
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paired" / "deep-photo-styletransfer"
@@ -64,6 +69,8 @@ METHODS: dict[str, dict[str, object]] = {
     "semantic-auto-attention": {"semantic": "auto", "fusion": "attention"},
     # simulated scribbles (benchmarks/scribble_sim.py): n short strokes in every ground-truth region, seeded
     **{f"scribbles-{n}": {"semantic": "scribbles", "strokes": n} for n in (1, 2, 3)},
+    # the same strokes, grown by the issue's naive propagation (scribble_sim.naive_propagation) into label maps
+    **{f"naive-{n}": {"semantic": "labels", "strokes": n} for n in (1, 3)},
 }
 BASE_METHODS = ("global", "semantic-GT", "semantic-auto")  # always run: the per-pair table and the verdict use them
 DEFAULT_METHODS = "global,semantic-GT,semantic-auto,semantic-GT-attention,semantic-auto-attention"
@@ -123,7 +130,8 @@ def vgg(st: Stylizer, img: Image.Image) -> dict[str, torch.Tensor]:
     return M.vgg_features(st.encoder, to_tensor(img))
 
 
-def run_pair(n: int, st: Stylizer, seg_only: bool, methods: dict[str, dict[str, object]] = METHODS) -> PairResult:
+def run_pair(n: int, st: Stylizer, seg_only: bool, methods: dict[str, dict[str, object]] = METHODS,
+             painter: Painter = PAINTERS["quick"]) -> PairResult:
     c_img, s_img, c_gt, s_gt = load_pair(n, st)
     res = PairResult(n)
     t0 = time.perf_counter()
@@ -138,13 +146,17 @@ def run_pair(n: int, st: Stylizer, seg_only: bool, methods: dict[str, dict[str, 
     for name, kw in methods.items():
         extra: dict[str, object] = {}
         kw = dict(kw)
-        if kw["semantic"] == "scribbles":  # the same strokes for every method with n of them
+        if "strokes" in kw:  # the same strokes for every method with n of them
             n_strokes = int(kw.pop("strokes"))  # type: ignore[call-overload]
-            extra = {"content_scribbles": simulate(c_gt, n_strokes, 1000 * n + n_strokes),
-                     "style_scribbles": [simulate(s_gt, n_strokes, 1000 * n + 500 + n_strokes)]}
+            extra = {"content_scribbles": simulate(c_gt, n_strokes, 1000 * n + n_strokes, painter),
+                     "style_scribbles": [simulate(s_gt, n_strokes, 1000 * n + 500 + n_strokes, painter)]}
         if kw["semantic"] == "labels":
-            extra = {"content_labels": LabelMap(c_gt, from_colors=True),
-                     "style_labels": [LabelMap(s_gt, from_colors=True)]}
+            c_lab, s_lab = c_gt, s_gt
+            if extra:  # naive-n: the strokes propagated
+                c_lab = naive_propagation(c_img, read_scribbles(extra["content_scribbles"], c_img.size))
+                s_lab = naive_propagation(s_img, read_scribbles(extra["style_scribbles"][0], s_img.size))  # type: ignore[index]
+            extra = {"content_labels": LabelMap(c_lab, from_colors=True),
+                     "style_labels": [LabelMap(s_lab, from_colors=True)]}
         t0 = time.perf_counter()
         out = st.stylize(c_img, s_img, **kw, **extra).image
         res.secs[name] = time.perf_counter() - t0
@@ -249,6 +261,8 @@ def main() -> None:
     ap.add_argument("--refine-modes", default="GT,auto", help="the labels refined: GT, auto, scribbles (1 stroke)")
     ap.add_argument("--refine-opts", default="", help="trial RefineConfig fields, e.g. per_region=1,lr=0.05")
     ap.add_argument("--coseg", default="", help="co-segmentation options: method=nmf,graph=1.5")
+    ap.add_argument("--painter", default="quick", choices=list(PAINTERS), help="how the simulated strokes are painted "
+                    "(benchmarks/scribble_sim.py)")
     ap.add_argument("--decoder", default="pretrained", help="decoder weights (e.g. a decoder fine-tuned on attention)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -290,7 +304,7 @@ def main() -> None:
     results = []
     t0 = time.perf_counter()
     for n in parse_pairs(args.pairs):
-        r = run_pair(n, st, args.seg_only, methods)
+        r = run_pair(n, st, args.seg_only, methods, PAINTERS[args.painter])
         results.append(r)
         if args.seg_only:
             k = len(np.unique(r.auto_labels[0])) if r.auto_labels else 0
@@ -310,7 +324,8 @@ def main() -> None:
     print(f"\n{len(results)} pairs at {args.size} px in {time.perf_counter() - t0:.0f} s\n")
     print(table)
     gt_cut = 0.0 if args.seg_only else head.get("semantic-GT_cut", 0.0)
-    shares = {m: head[f"{m}_cut"] / gt_cut for m in methods if m.startswith(("scribbles", "semantic-s")) and gt_cut > 0}
+    shares = {m: head[f"{m}_cut"] / gt_cut for m in methods
+              if m.startswith(("scribbles", "naive", "semantic-s")) and gt_cut > 0}
     for m, share in shares.items():  # issue 31: ≥ 90 % of the label maps' cut with 1 stroke, ≥ 97 % with 3
         print(f"{m}: {100 * share:.1f} % of the full label maps' cut, content {head[f'{m}_rise']:+.1f} % vs global")
     if args.per_pair and not args.seg_only:

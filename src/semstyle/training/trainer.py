@@ -313,7 +313,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.decoder(self._fmt(target))
-            terms = self.objective(FN.inside(out, self.cfg.margin).float(), loss_in[0], s_targets,
+            terms = self.objective(FN.inside(out, cfg.margin).float(), loss_in[0], s_targets,
                                    disc_raw if cfg.weights.adv > 0 else None, svec, loss_in[1])
             if motion is not None:
                 out_m = self.decoder(self._fmt(motion.target)).float()  # (N, 3, H, W) the moved crops' outputs
