@@ -39,9 +39,11 @@ MISSING = _missing_for_inductor()
 @pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 def test_compiled_networks_match_eager() -> None:
     rng = np.random.default_rng(0)
+    # content and style of one shape: the encoder is compiled for one input shape, not two (kernels take a minute
+    # to build on a slow CPU)
     content = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
-    style = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    net, opts = NetworkConfig(precision="fp32", style_cache=0), StylizeOptions(size=48, style_size=32)
+    style = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    net, opts = NetworkConfig(precision="fp32", style_cache=0), StylizeOptions(size=48, style_size=48)
     eager = Stylizer(net, defaults=opts)
     compiled = Stylizer(net.updated(compile=True), defaults=opts)
     assert compiled.networks._run_encoder is not compiled.encoder  # really wrapped by torch.compile
