@@ -152,7 +152,7 @@ def run_pair(n: int, st: Stylizer, seg_only: bool, methods: dict[str, dict[str, 
                      "style_scribbles": [simulate(s_gt, n_strokes, 1000 * n + 500 + n_strokes, painter)]}
         if kw["semantic"] == "labels":
             c_lab, s_lab = c_gt, s_gt
-            if extra:  # naive-n: the strokes propagated
+            if "content_scribbles" in extra:  # naive-n: the same strokes, propagated into label maps
                 c_lab = naive_propagation(c_img, read_scribbles(extra["content_scribbles"], c_img.size))
                 s_lab = naive_propagation(s_img, read_scribbles(extra["style_scribbles"][0], s_img.size))  # type: ignore[index]
             extra = {"content_labels": LabelMap(c_lab, from_colors=True),
