@@ -142,6 +142,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2`` in pyproject) the workers share the cores: each runs torch, and the CLI
+    processes it starts, on its share of them, so that two workers do not run four busy threads on two cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def stylizer():
     """The real pipeline at small size, built once (loading the weights takes ~2 s)."""

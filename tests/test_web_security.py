@@ -67,7 +67,8 @@ def test_listens_on_loopback_only_by_default(server: H.Server) -> None:
 
 def _targets(server: H.Server) -> list[str]:
     up = server.tmp / "gradio"  # Gradio's upload folder, inside the server's temporary folder
-    (own,) = glob.glob(str(server.tmp / "semstyle-web-*" / "*" / "*.png"))  # the engine's copy of the result
+    owns = glob.glob(str(server.tmp / "semstyle-web-*" / "*" / "*.png"))  # the engine's copies of the results so far
+    assert owns, "the result_url fixture stylised once: its copy must be there"
     secret = server.tmp.parent / "cwd" / "secret.txt"
     secret.write_text("not for clients")
     dots = "%2e%2e/" * 8
@@ -78,7 +79,8 @@ def _targets(server: H.Server) -> list[str]:
         "/gradio_api/file=//etc/passwd", "/gradio_api/file=file:///etc/passwd",
         f"/gradio_api/file={up}/../../../../../../../etc/passwd", f"/gradio_api/file={up}/{dots}etc/passwd",
         "/gradio_api/file/etc/passwd", "/gradio_api/file/../../../../etc/passwd", "/file=/etc/passwd",
-        "/gradio_api/file=/proc/self/environ", f"/gradio_api/file={own}", f"/gradio_api/file={secret}",
+        "/gradio_api/file=/proc/self/environ", *(f"/gradio_api/file={own}" for own in owns),
+        f"/gradio_api/file={secret}",
         f"/gradio_api/file={up}/../../cwd/secret.txt", f"/gradio_api/file=http://127.0.0.1:{server.port}/config",
         f"/gradio_api/proxy=http://127.0.0.1:{server.port}/config", "/static/../../../../etc/passwd",
         f"/static/{dots}etc/passwd", "/assets/" + "..%2f" * 8 + "etc%2fpasswd",
