@@ -291,7 +291,7 @@ def web(tmp_path_factory: pytest.TempPathFactory):
 
 def test_web_strokes_give_the_library_picture(web, files: dict[str, Path]) -> None:
     """The page's editor value (background and painted layers) stylises as the API does with the same strokes."""
-    from semstyle.web.engine import Upload
+    from semstyle.web.forms import Upload
 
     layers = {"background": {"path": str(files["content"])}, "layers": [{"path": str(files["cs"])}]}
     s_layers = {"background": str(files["style"]), "layers": [str(files["ss"])], "composite": None}

@@ -187,7 +187,8 @@ def test_the_default_alpha_is_the_largest_within_the_content_budget(contents: li
 def test_the_web_page_offers_a_folder_of_models_and_uploads(model: Path, tmp_path: Path) -> None:
     import shutil
 
-    from semstyle.web.engine import Engine, Upload, UserError, WebRequest
+    from semstyle.web.engine import Engine
+    from semstyle.web.forms import Upload, UserError, WebRequest
 
     folder = tmp_path / "models"
     folder.mkdir()

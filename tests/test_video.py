@@ -289,7 +289,8 @@ def test_cli_bad_input_one_line_no_output(
 def web(tmp_path_factory: pytest.TempPathFactory):
     from semstyle.config import StylizeConfig
     from semstyle.web.app import Handlers
-    from semstyle.web.engine import Engine, Limits
+    from semstyle.web.engine import Engine
+    from semstyle.web.forms import Limits
     from semstyle.web.video import VideoLimits
 
     engine = Engine(

@@ -18,7 +18,8 @@ from PIL import Image
 
 from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.web.app import Handlers, ServeOptions, build_demo, launch
-from semstyle.web.engine import Engine, Limits, WebRequest
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Limits, WebRequest
 
 LIMITS = Limits(max_upload_bytes=64 * 1024, max_pixels=200_000, max_size=256)
 
@@ -251,7 +252,7 @@ def test_finetuned_weights_are_shipped_and_used(handlers: Handlers, engine: Coun
         assert "discriminator score" in view.status, view.status  # the discriminator judged the result
         return
     # the page's result is the fine-tuned decoder's, and differs from the pretrained one's
-    from semstyle.web.engine import Upload
+    from semstyle.web.forms import Upload
 
     assert "decoder finetuned" in view.status, view.status
     got = np.asarray(Image.open(view.result).convert("RGB"), dtype=np.float64)

@@ -15,7 +15,8 @@ from semstyle.config import NetworkConfig, StylizeConfig, StylizeOptions
 from semstyle.models.style_model import load_style_model
 from semstyle.web.adapt import AdaptLimits
 from semstyle.web.app import Handlers
-from semstyle.web.engine import Engine, Upload, WebRequest
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Upload, WebRequest
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 TINY = AdaptLimits(max_minutes=5.0, steps=2, crop=64)  # two updates at 64 px: the path, not the quality

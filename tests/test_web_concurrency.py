@@ -17,7 +17,8 @@ import semstyle.cli.serve as serve_cli
 from semstyle.cli.main import main
 from semstyle.config import StylizeConfig
 from semstyle.web.app import Handlers
-from semstyle.web.engine import Engine, Limits, WebRequest
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Limits, WebRequest
 
 MEET_S = 120.0  # how long a request waits for the other one: only a failing run (one at a time) waits it out
 

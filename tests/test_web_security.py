@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from test_web_serve import listening_on
 
-from semstyle.web.engine import safe_stem
+from semstyle.web.forms import safe_stem
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -14,7 +14,8 @@ from semstyle.errors import InputError
 from semstyle.web import app as web_app
 from semstyle.web.adapt import AdaptLimits
 from semstyle.web.app import ServeOptions, disable_analytics, launch
-from semstyle.web.engine import Engine, Limits
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Limits
 from semstyle.web.video import VideoLimits
 
 log = logging.getLogger(__name__)

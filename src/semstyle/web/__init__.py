@@ -1,6 +1,7 @@
 """The web app behind ``semstyle serve``: a Gradio page over one shared, lazily loaded Stylizer.
 
-``engine`` holds the work and the limits (no web framework needed, so it is tested directly);
+``forms`` holds the requests, limits and one-line messages, ``engine`` the work (no web framework needed in
+either, so they are tested directly);
 ``app`` builds the page and serves it. Install with ``pip install 'semstyle[web]'``.
 
 Why Gradio: it is this field's convention for model demos, and it works fully offline here: its
@@ -13,6 +14,7 @@ limit, so a bad upload is a one-line message in the page, never a framework erro
 ``pillow<13``.
 """
 
-from semstyle.web.engine import Engine, Limits, Upload, UserError, WebRequest, WebResult, user_message
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Limits, Upload, UserError, WebRequest, WebResult, user_message
 
 __all__ = ["Engine", "Limits", "Upload", "UserError", "WebRequest", "WebResult", "user_message"]

@@ -12,7 +12,8 @@ from typing import Any
 
 from semstyle.config import ADAPT_MINUTES, ADAPT_STEPS
 from semstyle.training.adapt import AdaptEvent, adapt, run_folder
-from semstyle.web.engine import Engine, Progress, Upload, UserError
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Progress, Upload, UserError
 
 # the share of the progress bar each stage of an adaptation fills (AdaptEvent.stage → from, to)
 SPANS = {"adapt": (0.05, 0.8), "scores": (0.8, 1.0)}

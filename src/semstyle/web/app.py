@@ -19,11 +19,11 @@ from semstyle import assets
 from semstyle.config import FUSIONS
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY
 from semstyle.web.adapt import AdaptLimits, adapt_tab, run_adapt
-from semstyle.web.engine import (
+from semstyle.web.engine import Engine
+from semstyle.web.forms import (
     DECODER_CHOICES,
     PALETTE,
     SEMANTIC_CHOICES,
-    Engine,
     Progress,
     Upload,
     UserError,

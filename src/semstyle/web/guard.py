@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semstyle.web.engine import Upload, UserError
+from semstyle.web.forms import Upload, UserError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from semstyle.io import video as V
 from semstyle.pipelines.video import DEFAULT_CONSISTENCY, check_consistency, stylize_video
-from semstyle.web.engine import Engine, Progress, Upload, UserError, human_bytes, safe_stem
+from semstyle.web.engine import Engine
+from semstyle.web.forms import Progress, Upload, UserError, human_bytes, safe_stem
 
 
 @dataclass(frozen=True)
