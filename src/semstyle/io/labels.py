@@ -141,25 +141,8 @@ def snap_colors(rgb: np.ndarray, min_share: float = MIN_COLOR_SHARE, tol: int = 
     if not cand:  # noise everywhere: keep the most common colour
         cand = [int(np.argmax(counts))]
     rgb_of = _unpack_all(colors)
-    groups: list[list[int]] = []  # indices into colors; the first member leads the group
-    for i in cand:
-        for g in groups:
-            if np.abs(rgb_of[i] - rgb_of[g[0]]).max() <= tol:
-                g.append(i)
-                break
-        else:
-            groups.append([i])
-    if len(groups) > MAX_COLOR_LABELS:
-        raise InputError(
-            f"the colour label map has {len(groups)} distinct flat colours; a label map has a few "
-            "(one per region) — is this a photo rather than its label map?"
-        )
-    palette = {int(pack_rgb(np.array(c))) for c in DPST_COLORS.values()}
-    centres = []
-    for g in groups:
-        near = [p for p in palette if np.abs(_unpack_all(np.array([p]))[0] - rgb_of[g[0]]).max() <= tol]
-        centres.append(min(near, key=lambda p: np.abs(_unpack_all(np.array([p]))[0] - rgb_of[g[0]]).sum())
-                       if near else int(colors[max(g, key=lambda i: counts[i])]))
+    groups = _group_colors(cand, rgb_of, tol)
+    centres = _group_centres(groups, colors, counts, rgb_of, tol)
     owner = np.full(len(colors), -1, dtype=np.int64)  # colour index → group index
     for j, g in enumerate(groups):
         owner[g] = j
@@ -176,16 +159,55 @@ def snap_colors(rgb: np.ndarray, min_share: float = MIN_COLOR_SHARE, tol: int = 
             "each region in one colour — is this a photo rather than its label map?"
         )
     if edge.any():
-        px = rgb[edge].astype(np.int64)  # (n_edge, 3)
-        best = np.full(len(px), np.inf)
-        pick = np.zeros(len(px), dtype=np.int64)
-        for j in range(len(centres)):
-            d = ((px - cent_rgb[j]) ** 2).sum(1).astype(np.float64)
-            d[~_dilate(lab == j, EDGE_RADIUS)[edge]] += 1e12  # a label not nearby only when nothing else is
-            better = d < best
-            best[better], pick[better] = d[better], j
-        lab[edge] = pick
+        lab[edge] = _nearby_nearest(rgb, lab, cent_rgb)
     return np.array(centres, dtype=np.int64)[lab]
+
+
+def _group_colors(cand: list[int], rgb_of: np.ndarray, tol: int) -> list[list[int]]:
+    """Step 2 of ``snap_colors``: the used colours (indices, most used first) grouped when closer than ``tol`` in
+    every channel to a group's first member; InputError when there are more groups than a label map has."""
+    groups: list[list[int]] = []  # indices into colors; the first member leads the group
+    for i in cand:
+        for g in groups:
+            if np.abs(rgb_of[i] - rgb_of[g[0]]).max() <= tol:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    if len(groups) > MAX_COLOR_LABELS:
+        raise InputError(
+            f"the colour label map has {len(groups)} distinct flat colours; a label map has a few "
+            "(one per region) — is this a photo rather than its label map?"
+        )
+    return groups
+
+
+def _group_centres(groups: list[list[int]], colors: np.ndarray, counts: np.ndarray, rgb_of: np.ndarray,
+                   tol: int) -> list[int]:
+    """Each group's packed label: the DPST palette colour within ``tol`` of its leader, else its commonest colour."""
+    palette = _unpack_all(np.array(sorted({int(pack_rgb(np.array(c))) for c in DPST_COLORS.values()})))
+    centres = []
+    for g in groups:
+        gap = np.abs(palette - rgb_of[g[0]])  # (P, 3)
+        near = np.flatnonzero(gap.max(1) <= tol)
+        centres.append(int(pack_rgb(palette[near[np.argmin(gap[near].sum(1))]])) if len(near)
+                       else int(colors[max(g, key=lambda i: counts[i])]))
+    return centres
+
+
+def _nearby_nearest(rgb: np.ndarray, lab: np.ndarray, cent_rgb: np.ndarray) -> np.ndarray:
+    """Step 3 of ``snap_colors``: for the pixels with no label yet (``lab`` < 0), the label nearest in colour
+    among those within ``EDGE_RADIUS`` pixels (the nearest overall when none is that close)."""
+    edge = lab < 0
+    px = rgb[edge].astype(np.int64)  # (n_edge, 3)
+    best = np.full(len(px), np.inf)
+    pick = np.zeros(len(px), dtype=np.int64)
+    for j in range(len(cent_rgb)):
+        d = ((px - cent_rgb[j]) ** 2).sum(1).astype(np.float64)
+        d[~_dilate(lab == j, EDGE_RADIUS)[edge]] += 1e12  # a label not nearby only when nothing else is
+        better = d < best
+        best[better], pick[better] = d[better], j
+    return pick
 
 
 def _is_grey_drawing(values: np.ndarray) -> bool:
