@@ -263,34 +263,52 @@ def stylize_frames(
     for i, frame in enumerate(frames):
         img = resize_longest(load_image(frame, opts.max_pixels, "video frame"), opts.size)
         g = motion.gray(np.asarray(img, dtype=np.uint8))
-        flow_px = ok = None
-        if carry.gray is not None and carry.gray.shape == g.shape:
-            flow_px = motion.flow(g, carry.gray)  # t → t−1: where each pixel was
-            ok = motion.reliable(flow_px, motion.flow(carry.gray, g))
-        elif carry.gray is not None:
-            raise InputError(f"frame {i + 1} is {img.size[0]}x{img.size[1]}, unlike the frames before it")
+        flow_px, ok = _flow_back(carry, g, img.size, i)
         req = as_request(img, styles, style_weights=style_weights, content_scribbles=content_scribbles,
                          style_scribbles=style_scribbles)
-        run_opts = frame_opts
-        if opts.semantic in ("auto", "scribbles") and carry.labels is not None and flow_px is not None:
-            labels = motion.warp(carry.labels.astype(np.float32), flow_px, nearest=True).round().astype(np.int64)
-            run_opts = frame_opts.updated(semantic="labels")
-            req = StylizeRequest(req.content, req.styles, req.style_weights, content_labels=LabelMap(labels),
-                                 style_labels=tuple(LabelMap(s) for s in carry.style_labels))
+        req, run_opts = _carried_regions(req, frame_opts, carry, flow_px)
         if nets is not None:
             nets.next_frame(flow_px, ok)
         res = stylizer.run(req, run_opts, carry=nets)
         if texture > 0 and carry.out is not None and flow_px is not None and ok is not None:
             res.image = Image.fromarray(carry_texture(np.asarray(res.image), carry.out, flow_px, ok, texture))
-        carry.out = np.asarray(res.image)
-        if opts.semantic in ("auto", "scribbles"):
-            carry.labels = res.content_labels
-            if not carry.style_labels:
-                carry.style_labels = [s for s in res.style_labels if s is not None]
-        carry.gray = g
+        _remember(carry, res, g, opts.semantic)
         if callback is not None:
             callback(i + 1, res)
         yield res.image
+
+
+def _flow_back(carry: _Carry, g: np.ndarray, size: tuple[int, int], i: int
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Frame ``i``'s flow to the previous frame (t → t−1: where each pixel was) and where it is reliable; (None,
+    None) for the first frame; InputError when the frame's size changed."""
+    if carry.gray is None:
+        return None, None
+    if carry.gray.shape != g.shape:
+        raise InputError(f"frame {i + 1} is {size[0]}x{size[1]}, unlike the frames before it")
+    flow_px = motion.flow(g, carry.gray)
+    return flow_px, motion.reliable(flow_px, motion.flow(carry.gray, g))
+
+
+def _carried_regions(req: StylizeRequest, frame_opts: StylizeOptions, carry: _Carry, flow_px: np.ndarray | None
+                     ) -> tuple[StylizeRequest, StylizeOptions]:
+    """After the first frame, "auto" and "scribbles" regions are the previous frame's, moved along the flow."""
+    if frame_opts.semantic not in ("auto", "scribbles") or carry.labels is None or flow_px is None:
+        return req, frame_opts
+    labels = motion.warp(carry.labels.astype(np.float32), flow_px, nearest=True).round().astype(np.int64)
+    return (StylizeRequest(req.content, req.styles, req.style_weights, content_labels=LabelMap(labels),
+                           style_labels=tuple(LabelMap(s) for s in carry.style_labels)),
+            frame_opts.updated(semantic="labels"))
+
+
+def _remember(carry: _Carry, res: StylizeResult, g: np.ndarray, semantic: str) -> None:
+    """What this frame leaves for the next: its grey picture, its result and, in semantic modes, its regions."""
+    carry.out = np.asarray(res.image)
+    if semantic in ("auto", "scribbles"):
+        carry.labels = res.content_labels
+        if not carry.style_labels:
+            carry.style_labels = [s for s in res.style_labels if s is not None]
+    carry.gray = g
 
 
 def stylize_video(
