@@ -248,6 +248,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/")
     ap.add_argument("--grid-pairs", default="1,14,21,24,28", help="pairs shown in the picture grid")
     ap.add_argument("--feather", type=float, default=None)
+    ap.add_argument("--shrink", type=float, default=None, help="region statistics shrunk toward the picture's")
     ap.add_argument("--min-region", type=float, default=None)
     ap.add_argument("--unmatched", default=None)
     ap.add_argument("--regions", type=int, default=None)
@@ -270,8 +271,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     st = Stylizer(NetworkConfig(decoder=args.decoder),
                   defaults=StylizeOptions().updated(size=args.size, style_size=args.size, feather=args.feather,
-                                                    min_region=args.min_region, unmatched=args.unmatched,
-                                                    regions=args.regions))
+                                                    shrink=args.shrink, min_region=args.min_region,
+                                                    unmatched=args.unmatched, regions=args.regions))
     if args.refine_weights or args.refine_opts:  # trial knobs: what the refiner builds its objective and loop from
         import functools
 
@@ -339,6 +340,7 @@ def main() -> None:
     print(f"picture grid: {grid_path}")
     meta = (
         f"{len(results)} pairs ({args.pairs}) at {args.size} px, feather {st.defaults.feather}, "
+        f"shrink {st.defaults.shrink}, "
         f"min_region {st.defaults.min_region}, unmatched {st.defaults.unmatched}, regions {st.defaults.regions} "
         f"(0 = automatic), seed {st.defaults.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{'bf16' if st.bf16 else 'fp32'} networks."

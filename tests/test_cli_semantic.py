@@ -242,6 +242,8 @@ ERRORS = {
     "attention prior": (["--semantic", "auto", "--fusion", "attention", "--attention-prior", "-1"],
                         "attention_prior must be >= 0 (inf: the same label only), got -1.0"),
     "attention prior nan": (["--semantic", "auto", "--attention-prior", "nan"], "attention_prior must be >= 0"),
+    "shrink over 1": (["--semantic", "auto", "--shrink", "2"],
+                      "shrink must be in [0, 1] (a share of the picture), got 2.0"),
 }
 
 

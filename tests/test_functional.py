@@ -242,3 +242,32 @@ def test_inside_cuts_the_margin_from_every_side() -> None:
     assert torch.equal(FN.inside(x, 0), x)
     with pytest.raises(ValueError, match=r"margin must be in \[0, 2\] for a \(6, 8\) map, got 3"):
         FN.inside(x, 3)
+
+
+def test_shrink_pulls_each_region_toward_the_pooled_statistics_by_its_size() -> None:
+    """shrink s: region k's moments gain s·T pseudo-pixels of the pooled moments (T: all regions' weight)."""
+    feat = _rand(1, 4, 6, 8, seed=21, scale=2.0, shift=1.0)
+    labels = torch.zeros(6, 8, dtype=torch.long)
+    labels[:, 6:] = 1  # region 1: 12 of the 48 pixels
+    masks = _labels_to_masks(labels, 2)
+    torch.testing.assert_close(FN.masked_mean_std(feat, masks, eps=0.0, shrink=0.0),
+                               FN.masked_mean_std(feat, masks, eps=0.0))
+    pooled_mean, pooled_std = FN.masked_mean_std(feat, torch.ones(1, 1, 6, 8, dtype=feat.dtype), eps=0.0)
+    mean, std = FN.masked_mean_std(feat, masks, eps=0.0, shrink=0.25)  # 12 pseudo-pixels each
+    x = feat[0].flatten(1)  # (C, 48)
+    for k, n in ((0, 36), (1, 12)):
+        sel = x[:, labels.flatten() == k]
+        m = (sel.sum(1) + 12 * x.mean(1)) / (n + 12)  # the definition, by hand
+        v = (sel.pow(2).sum(1) + 12 * x.pow(2).mean(1)) / (n + 12) - m * m
+        torch.testing.assert_close(mean[0, k, :, 0, 0], m)
+        torch.testing.assert_close(std[0, k, :, 0, 0], v.sqrt())
+    # the small region moves further toward the pooled mean than the large one, and a huge shrink reaches it
+    gap = (mean - pooled_mean).abs().sum((2, 3, 4))[0]
+    own = (FN.masked_mean_std(feat, masks, eps=0.0)[0] - pooled_mean).abs().sum((2, 3, 4))[0]
+    assert gap[1] / own[1] < gap[0] / own[0] < 1
+    far_mean, far_std = FN.masked_mean_std(feat, masks, eps=0.0, shrink=1e6)
+    torch.testing.assert_close(far_mean, pooled_mean.expand_as(far_mean), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(far_std, pooled_std.expand_as(far_std), rtol=1e-4, atol=1e-4)
+    # one region: nothing to pool, nothing changes
+    one = torch.ones(1, 1, 6, 8, dtype=feat.dtype)
+    torch.testing.assert_close(FN.masked_mean_std(feat, one, shrink=0.5), FN.masked_mean_std(feat, one))

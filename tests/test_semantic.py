@@ -403,3 +403,19 @@ def test_real_dpst_pair_matches_its_labels(stylizer, shared_data: Path) -> None:
     assert res.from_colors
     assert res.matches == {0x000000: 0x000000, 0x00FF00: 0x00FF00, 0xFFFFFF: 0xFFFFFF}
     assert res.content_labels.shape == (res.image.size[1], res.image.size[0])
+
+
+def test_shrink_moves_region_results_toward_global_adain_and_leaves_global_alone(exact, images) -> None:
+    """``shrink``: every region's statistics borrow a share of the picture's, so the semantic result approaches
+    global AdaIN as the share grows; a global run has one region and does not change at all."""
+    glob = arr(exact.stylize(images.content, images.style_a).image)
+    assert np.array_equal(arr(exact.stylize(images.content, images.style_a, shrink=0.5).image), glob)
+    gaps = []
+    for share in (0.0, 0.05, 1.0):
+        res = exact.stylize(images.content, images.style_a, semantic="labels", content_labels=scene_labels(),
+                            style_labels=halves(vertical=True), shrink=share)
+        gaps.append(float(np.abs(arr(res.image) - glob).mean()))
+    assert gaps[0] > gaps[1] > gaps[2] > 0, gaps
+    with pytest.raises(ValueError, match=r"shrink must be in \[0, 1\]"):
+        exact.stylize(images.content, images.style_a, semantic="labels", content_labels=scene_labels(),
+                      style_labels=halves(vertical=True), shrink=1.5)

@@ -80,6 +80,7 @@ class StylizeOptions:
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
     segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more
     feather: float = 2.0  # std (feature px) of the Gaussian that softens region borders (docs/semantic_benchmark.md)
+    shrink: float = 0.0  # semantic modes: share of the picture's pooled statistics each region's borrow (0 = off)
     fusion: Fusion = "adain"  # semantic modes: "adain" (each region takes its matched style region) or "attention"
     attention_temperature: float = 0.5  # attention fusion: softness of the region similarity (smaller = harder)
     attention_prior: float = 4.0  # attention fusion: logit bonus of the same-label style region (inf: that one only)
@@ -174,6 +175,8 @@ def check_options(c: StylizeOptions) -> None:
         raise ValueError(f"regions must be between 0 (automatic) and 32, got {c.regions}")
     if not 0.0 <= c.feather <= 8.0:
         raise ValueError(f"feather must be in [0, 8] feature pixels, got {c.feather}")
+    if not 0.0 <= c.shrink <= 1.0:
+        raise ValueError(f"shrink must be in [0, 1] (a share of the picture), got {c.shrink}")
     if c.fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {c.fusion!r}")
     if not 0.01 <= c.attention_temperature <= 100:

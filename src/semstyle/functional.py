@@ -71,14 +71,17 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
     return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
 
 
-def masked_mean_std(feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_mean_std(
+    feat: torch.Tensor, masks: torch.Tensor, eps: float = EPS, shrink: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-region, per-channel mean and std of ``feat`` weighted by soft ``masks``.
 
     feat: (N, C, H, W); masks: (N, K, H, W) with non-negative weights.
     Returns mean and std of shape (N, K, C, 1, 1). A region with zero total weight gets
-    mean 0 and std sqrt(eps); callers decide what to do with empty regions.
+    mean 0 and std sqrt(eps) (with ``shrink`` > 0: the pooled statistics); callers decide what to do with
+    empty regions. ``shrink``: see ``stats_from_moments``.
     """
-    return stats_from_moments(*masked_moments(feat, masks), eps=eps)
+    return stats_from_moments(*masked_moments(feat, masks), eps=eps, shrink=shrink)
 
 
 def masked_moments(feat: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,11 +100,19 @@ def masked_moments(feat: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tenso
 
 
 def stats_from_moments(
-    total: torch.Tensor, s: torch.Tensor, ss: torch.Tensor, eps: float = EPS, unbiased: bool = False
+    total: torch.Tensor, s: torch.Tensor, ss: torch.Tensor, eps: float = EPS, unbiased: bool = False,
+    shrink: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σw (N, K, 1), Σw·f (N, K, C), Σw·f² (N, K, C)) → mean and std (N, K, C, 1, 1), in their dtype.
 
-    ``unbiased`` (hard masks counting pixels): the variance of ``mean_std``, scaled by n / (n − 1)."""
+    ``unbiased`` (hard masks counting pixels): the variance of ``mean_std``, scaled by n / (n − 1).
+    ``shrink`` ≥ 0: every region borrows ``shrink`` × the total weight of all K regions as pseudo-pixels drawn
+    from their pooled moments (empirical-Bayes shrinkage): a small region's statistics, noisy estimates from few
+    pixels, move toward the pooled ones, a large region's barely; with K = 1 nothing changes."""
+    if shrink > 0 and total.shape[1] > 1:
+        pool_t = total.sum(1, keepdim=True).clamp_min(1e-8)  # (N, 1, 1)
+        m = shrink * pool_t
+        total, s, ss = total + m, s + m * s.sum(1, keepdim=True) / pool_t, ss + m * ss.sum(1, keepdim=True) / pool_t
     total = total.clamp_min(1e-8)
     mean = s / total
     var = (ss / total - mean * mean).clamp_min(0)

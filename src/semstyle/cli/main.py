@@ -133,6 +133,12 @@ def _add_semantic_flags(p: argparse.ArgumentParser, o: StylizeOptions) -> None:
         "--feather", type=float, default=o.feather, help="softness of region borders, feature px (default %(default)s)"
     )
     p.add_argument(
+        "--shrink", type=float, default=o.shrink,
+        help="semantic modes: each region's statistics borrow this share of the picture's from the pooled ones, "
+        "so small regions stray less from the content; 0.005-0.02 trade a little of the regions' match for "
+        "content (default %(default)s)",
+    )
+    p.add_argument(
         "--fusion", choices=FUSIONS, default=o.fusion,
         help="semantic modes: adain = each region takes its matched style region; attention = an attention-weighted "
         "mixture of the style's regions, same label preferred (default %(default)s)",

@@ -32,6 +32,7 @@ class Fuse:
     unmatched: str = "nearest"  # content label missing from a style: nearest | global | keep
     feather: float = 2.0  # std (feature px) of the blur of region borders
     attention: Attention | None = None  # None: each region takes its matched style region; else attention fusion
+    shrink: float = 0.0  # region statistics shrunk toward the picture's (``functional.stats_from_moments``)
 
 
 def feature_masks(labels: np.ndarray, ids: Sequence[int], feather: float) -> torch.Tensor:
@@ -53,10 +54,10 @@ class Moments:
         old = self.sums.get(name)
         self.sums[name] = list(got) if old is None else [a + b for a, b in zip(old, got)]
 
-    def stats(self, name: str, unbiased: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def stats(self, name: str, unbiased: bool = False, shrink: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, K, C, 1, 1) mean and std, as ``functional.masked_mean_std`` of the whole feature map."""
         total, s, ss = self.sums[name]
-        mean, std = FN.stats_from_moments(total, s, ss, unbiased=unbiased)
+        mean, std = FN.stats_from_moments(total, s, ss, unbiased=unbiased, shrink=shrink)
         return mean.float(), std.float()
 
 
@@ -101,12 +102,13 @@ def build_fusion(
     if regions is None:
         s_mean, s_std = FN.blend_stats([e.mean for e in fuse.styles], [e.std for e in fuse.styles], list(fuse.weights))
         return Fusion(g_mean.to(dev), g_std.to(dev), s_mean.to(dev)[:, None], s_std.to(dev)[:, None]), {}
-    own_mean, own_std = moments.stats("hard")  # (1, K, C, 1, 1)
+    own_mean, own_std = moments.stats("hard", shrink=fuse.shrink)  # (1, K, C, 1, 1)
     c_desc = descriptors(own_mean, own_std, g_mean[:, 0], g_std[:, 0])
     mean, std, keep_w, matches = region_targets(
-        own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention
+        own_mean, own_std, c_desc, ids, fuse.styles, fuse.weights, regions, fuse.unmatched, fuse.attention,
+        fuse.shrink,
     )
-    c_mean, c_std = moments.stats("soft") if "soft" in moments.sums else (own_mean, own_std)
+    c_mean, c_std = moments.stats("soft", shrink=fuse.shrink) if "soft" in moments.sums else (own_mean, own_std)
     fusion = Fusion(c_mean.to(dev), c_std.to(dev), mean.to(dev), std.to(dev), masks["soft"], keep_w > 1.0 - 1e-6)
     return fusion, matches
 

@@ -164,6 +164,7 @@ def region_targets(
     regions: Regions,
     unmatched: str = "nearest",
     attention: Attention | None = None,
+    shrink: float = 0.0,  # style region statistics shrunk toward the style's (``functional.stats_from_moments``)
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[int, Match]]:
     """Per-region target statistics Σ_i W[k, i]·stats_i(k) (see ``fusion.fuse_regions``).
 
@@ -185,7 +186,7 @@ def region_targets(
         row = _style_rows(c_ids, i, weights[i] / total_w, regions.region_styles)  # (K,)
         if not any(row):
             continue
-        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, unmatched, attention)
+        s_mean, s_std, pick = _style_stats(entry, s_lab, c_ids, c_desc, unmatched, attention, shrink)
         for j, lab in enumerate(c_ids):
             if row[j] == 0:
                 continue
@@ -219,6 +220,7 @@ def _style_stats(
     c_desc: torch.Tensor,
     unmatched: str,
     attention: Attention | None = None,
+    shrink: float = 0.0,
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], list[Match]]:
     """Per-label statistics of one style image and, per content label, which one it takes.
 
@@ -229,7 +231,7 @@ def _style_stats(
     s_ids = [int(v) for v in np.unique(s_lab)]
     labels, _ = FN.pad_to_multiple(s_lab, mode="symmetric")
     masks = R.region_masks(labels, s_ids, (entry.feat.shape[-2], entry.feat.shape[-1])).to(entry.feat.device)
-    m, s = FN.masked_mean_std(entry.feat, masks)  # (1, K_s, C, 1, 1)
+    m, s = FN.masked_mean_std(entry.feat, masks, shrink=shrink)  # (1, K_s, C, 1, 1)
     g_mean, g_std = FN.mean_std(entry.feat)
     s_desc = descriptors(m, s, g_mean, g_std)
     picks = R.match_regions(c_ids, s_ids, c_desc, s_desc, unmatched)

@@ -227,6 +227,7 @@ class Stylizer:
         unmatched: Unmatched | None = None,
         segformer_coarse: bool | None = None,
         feather: float | None = None,
+        shrink: float | None = None,
         fusion: Fusion | None = None,
         attention_temperature: float | None = None,
         attention_prior: float | None = None,
@@ -286,7 +287,7 @@ class Stylizer:
         # 4. the one execution path: encode, fuse (AdaIN per region or global, mixed by α), decode; with
         #    refinement, the whole image's fused features adjusted while the discriminator judges them
         attention = Attention(opts.attention_temperature, opts.attention_prior) if opts.fusion == "attention" else None
-        fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather, attention)
+        fuse = Fuse(entries, weights, opts.alpha, regions, opts.unmatched, opts.feather, attention, opts.shrink)
         content = np.asarray(content_img, dtype=np.uint8)
         refine_report: RefineReport | None = None
         if opts.refine:
