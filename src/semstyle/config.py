@@ -80,7 +80,7 @@ class StylizeOptions:
     unmatched: Unmatched = "nearest"  # content label missing from the style: nearest | global | keep
     segformer_coarse: bool = True  # segformer mode: group ADE20K's 150 classes into 8 (sky, building, …) to match more
     feather: float = 2.0  # std (feature px) of the Gaussian that softens region borders (docs/semantic_benchmark.md)
-    shrink: float = 0.0  # semantic modes: share of the picture's pooled statistics each region's borrow (0 = off)
+    shrink: float = 0.0  # semantic modes: each region borrows this share of the picture's pooled moments (0 = off)
     fusion: Fusion = "adain"  # semantic modes: "adain" (each region takes its matched style region) or "attention"
     attention_temperature: float = 0.5  # attention fusion: softness of the region similarity (smaller = harder)
     attention_prior: float = 4.0  # attention fusion: logit bonus of the same-label style region (inf: that one only)
