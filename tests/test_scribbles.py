@@ -15,7 +15,7 @@ from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.io.images import resize_longest
 from semstyle.io.labels import pack_rgb
-from semstyle.segmentation.scribbles import MAX_COLORS, grow, read_scribbles
+from semstyle.segmentation.scribbles import MAX_COLORS, GrowOptions, connect, grow, reach, read_scribbles
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 SIZE = 128
@@ -92,6 +92,60 @@ def test_one_colour_covers_everything(encode) -> None:
     img = Image.fromarray(content_array(64, 64))
     seeds = read_scribbles(strokes((64, 64), [(RED, (5, 5, 30, 5))]), img.size)
     assert np.all(grow(encode, img, seeds) == int(pack_rgb(np.array(RED))))
+
+
+def two_lamps(size: int = SIZE) -> Image.Image:
+    """Two identical bright squares on a dark noisy ground, far apart (left: x 10-50, right: x 78-118)."""
+    rng = np.random.default_rng(0)
+    a = np.empty((size, size, 3))
+    a[:] = (25, 30, 60)
+    a[40:88, 10:50] = a[40:88, 78:118] = (235, 150, 40)
+    return Image.fromarray(np.clip(a + rng.normal(0, 8, a.shape), 0, 255).astype(np.uint8))
+
+
+def test_a_part_cut_off_from_its_strokes_goes_to_the_region_that_reaches_it(encode) -> None:
+    """Red paints the left square, green the ground. The right square looks like the left one, so the classifier
+    alone calls it red; but no red stroke reaches it through red, so with ``connected`` (the default) it is green."""
+    img = two_lamps()
+    seeds = read_scribbles(strokes(img.size, [(RED, (18, 64, 42, 64)), (GREEN, (5, 118, 122, 118))]), img.size)
+    red = int(pack_rgb(np.array(RED)))
+    loose = grow(encode, img, seeds, GrowOptions(connected=False))
+    assert (loose[44:84, 82:114] == red).mean() > 0.95  # the look-alike: what the connection step must undo
+    joined = grow(encode, img, seeds)
+    assert (joined[44:84, 82:114] == red).mean() < 0.05
+    assert (joined[44:84, 14:46] == red).mean() > 0.95  # the painted square stays red
+    assert (joined[:30] == red).mean() == 0.0
+
+
+def test_reach_is_a_flood_fill_through_the_mask() -> None:
+    import torch
+
+    mask = torch.zeros(1, 9, 9, dtype=torch.bool)
+    mask[0, 1:4, 1:4] = mask[0, 5:8, 5:8] = True  # two blobs, apart
+    mask[0, 4, 4] = True  # a diagonal cell joins them (8-connected)
+    src = torch.zeros_like(mask)
+    src[0, 2, 2] = True
+    assert torch.equal(reach(mask, src), mask)
+    mask[0, 4, 4] = False
+    want = torch.zeros_like(mask)
+    want[0, 1:4, 1:4] = True
+    assert torch.equal(reach(mask, src), want)
+    assert not reach(mask, ~mask).any()  # a source outside the mask fills nothing
+
+
+def test_connect_gives_a_cut_off_part_to_its_next_region() -> None:
+    import torch
+
+    probs = torch.full((2, 4, 8), 0.3)
+    probs[0] = 0.7  # region 0 is the most likely everywhere but column 3, a wall between two halves
+    probs[0, :, 3], probs[1, :, 3] = 0.2, 0.8
+    painted = torch.zeros(2, 4, 8)
+    painted[0, 1, 0] = painted[1, 1, 3] = 1.0  # region 0 painted in the left half only
+    out = connect(probs, painted)
+    assert torch.allclose(out[:, :, :4], probs[:, :, :4])  # reached cells (and the wall) keep their memberships
+    assert torch.equal(out[0, :, 4:], torch.zeros(4, 4))  # the right half is cut off from region 0's stroke
+    assert torch.equal(out[1, :, 4:], torch.ones(4, 4))
+    assert torch.allclose(out.sum(0), torch.ones(4, 8))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -324,7 +324,8 @@ def _paint_controls(gr: Any) -> tuple[Any, Any, Any]:
     with gr.Row(visible=False, elem_id="paint-row") as row:
         editors = tuple(
             gr.ImageEditor(label=f"Paint regions on the {what}: one colour per region, the same colour on both "
-                                 "pictures for matching regions", type="filepath", sources=[], transforms=[],
+                                 "pictures for matching regions; a region grows from its strokes through itself, so "
+                                 "paint each separate part of it", type="filepath", sources=[], transforms=[],
                            layers=False, brush=brush, eraser=gr.Eraser(default_size=16), format="png",
                            image_mode="RGBA", elem_id=f"{what}-paint", height=360)
             for what in ("content", "style"))
