@@ -240,7 +240,7 @@ def coseg_options(base: Options, spec: str) -> Options:
     return replace(base, **key_values(Options, spec, "--coseg"))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=512, help="content and style longest side (px)")
     ap.add_argument("--pairs", default="1-30", help="pair numbers, e.g. 1-30 or 1,4,7-9")
@@ -265,28 +265,26 @@ def main() -> None:
     ap.add_argument("--painter", default="quick", choices=list(PAINTERS), help="how the simulated strokes are painted "
                     "(benchmarks/scribble_sim.py)")
     ap.add_argument("--decoder", default="pretrained", help="decoder weights (e.g. a decoder fine-tuned on attention)")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    st = Stylizer(NetworkConfig(decoder=args.decoder),
-                  defaults=StylizeOptions().updated(size=args.size, style_size=args.size, feather=args.feather,
-                                                    shrink=args.shrink, min_region=args.min_region,
-                                                    unmatched=args.unmatched, regions=args.regions))
-    if args.refine_weights or args.refine_opts:  # trial knobs: what the refiner builds its objective and loop from
-        import functools
+    return ap.parse_args()
 
-        import semstyle.pipelines.stylize as sm
 
-        if args.refine_weights:  # every refined method has regions: their objective is REGION_LOSS_WEIGHTS
-            changes = key_values(type(sm.REGION_LOSS_WEIGHTS), args.refine_weights, "--refine-weights")
-            sm.REGION_LOSS_WEIGHTS = replace(sm.REGION_LOSS_WEIGHTS, **changes)  # type: ignore[misc]
-        if args.refine_opts:
-            sm.RefineConfig = functools.partial(  # type: ignore[misc]
-                sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts")
-            )
-    if args.coseg:
-        st.networks.coseg = coseg_options(st.networks.coseg, args.coseg)
+def apply_trial_knobs(args: argparse.Namespace) -> None:
+    """``--refine-weights`` / ``--refine-opts``: what the refiner builds its objective and loop from, patched."""
+    import functools
+
+    import semstyle.pipelines.stylize as sm
+
+    if args.refine_weights:  # every refined method has regions: their objective is REGION_LOSS_WEIGHTS
+        changes = key_values(type(sm.REGION_LOSS_WEIGHTS), args.refine_weights, "--refine-weights")
+        sm.REGION_LOSS_WEIGHTS = replace(sm.REGION_LOSS_WEIGHTS, **changes)  # type: ignore[misc]
+    if args.refine_opts:
+        sm.RefineConfig = functools.partial(  # type: ignore[misc]
+            sm.RefineConfig, **key_values(sm.RefineConfig, args.refine_opts, "--refine-opts")
+        )
+
+
+def chosen_methods(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The base methods, ``--methods`` and, with ``--refine N``, the refined runs of ``--refine-modes``."""
     names = list(dict.fromkeys([*BASE_METHODS, *filter(None, args.methods.split(","))]))
     unknown = [m for m in names if m not in METHODS]
     if unknown:
@@ -302,21 +300,37 @@ def main() -> None:
                 "refine_target": 1.0,
                 **({"strokes": 1} if mode == "scribbles" else {}),
             }
+    return methods
+
+
+def print_pair(n: int, r: PairResult, seg_only: bool, methods: dict[str, dict[str, object]]) -> None:
+    if seg_only:
+        k = len(np.unique(r.auto_labels[0])) if r.auto_labels else 0
+        print(f"pair {n:2d}: mIoU {r.miou:.3f}  k={k}  {r.seg_secs:.2f}s", flush=True)
+    else:
+        print(f"pair {n:2d}: " + "  ".join(f"{m} d={r.dist[m]:.4f} c={r.closs[m]:.4f}" for m in methods)
+              + f"  mIoU {r.miou:.3f}", flush=True)
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    st = Stylizer(NetworkConfig(decoder=args.decoder),
+                  defaults=StylizeOptions().updated(size=args.size, style_size=args.size, feather=args.feather,
+                                                    shrink=args.shrink, min_region=args.min_region,
+                                                    unmatched=args.unmatched, regions=args.regions))
+    if args.refine_weights or args.refine_opts:
+        apply_trial_knobs(args)
+    if args.coseg:
+        st.networks.coseg = coseg_options(st.networks.coseg, args.coseg)
+    methods = chosen_methods(args)
     results = []
     t0 = time.perf_counter()
     for n in parse_pairs(args.pairs):
-        r = run_pair(n, st, args.seg_only, methods, PAINTERS[args.painter])
-        results.append(r)
-        if args.seg_only:
-            k = len(np.unique(r.auto_labels[0])) if r.auto_labels else 0
-            print(f"pair {n:2d}: mIoU {r.miou:.3f}  k={k}  {r.seg_secs:.2f}s", flush=True)
-        else:
-            print(
-                f"pair {n:2d}: "
-                + "  ".join(f"{m} d={r.dist[m]:.4f} c={r.closs[m]:.4f}" for m in methods)
-                + f"  mIoU {r.miou:.3f}",
-                flush=True,
-            )
+        results.append(run_pair(n, st, args.seg_only, methods, PAINTERS[args.painter]))
+        print_pair(n, results[-1], args.seg_only, methods)
     table, head = summarise(results, args.seg_only, list(methods))
     if args.coseg:
         print(f"co-segmentation: {args.coseg}")
@@ -331,9 +345,13 @@ def main() -> None:
         print(f"{m}: {100 * share:.1f} % of the full label maps' cut, content {head[f'{m}_rise']:+.1f} % vs global")
     if args.per_pair and not args.seg_only:
         print(per_pair_table(results))
-    if args.no_write or args.seg_only:
-        return
-    # the DPST photos are research-only: their grid stays out of the repository (runs/ is git-ignored)
+    if not (args.no_write or args.seg_only):
+        write_outputs(args, st, results, table, head)
+
+
+def write_outputs(args: argparse.Namespace, st: Stylizer, results: list[PairResult], table: str,
+                  head: dict[str, float]) -> None:
+    """The picture grid (under runs/: the DPST photos are research-only) and the report block in docs/."""
     grid_path = ROOT / "runs" / "bench-semantic" / "semantic_grid.png"
     grid_path.parent.mkdir(parents=True, exist_ok=True)
     picture(results, parse_pairs(args.grid_pairs), grid_path)

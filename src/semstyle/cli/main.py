@@ -174,16 +174,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"semstyle: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="semstyle",
-        description="Semantic, arbitrary image style transfer (VGG19 + AdaIN + decoder).",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"semstyle {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_stylize_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stylize", help="stylise images", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -205,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-labels", nargs="+", default=None, help="label map(s) of the style(s)")
     p.add_argument("--content-scribbles", metavar="PNG",
                    help="strokes painted over the content (--semantic scribbles): an RGBA PNG, transparent where "
-                        "nothing is painted; each colour grows into a region")
+                        "nothing is painted; each colour grows into a region, through itself from its strokes "
+                        "(paint each separate part)")
     p.add_argument("--style-scribbles", metavar="PNG", nargs="+", default=None,
                    help="strokes over the style(s), one per STYLE: the same colour marks the matching region")
     p.add_argument("--names", help="names file mapping labels to names (JSON or 'label name' lines)")
@@ -217,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_stylize")
 
+
+def _add_segment_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="show what the automatic co-segmentation sees")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="one or more images segmented jointly")
     p.add_argument("-o", "--output", required=True, help="output folder for the overlays")
@@ -229,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(handler="semstyle.cli.commands:cmd_segment")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="semstyle",
+        description="Semantic, arbitrary image style transfer (VGG19 + AdaIN + decoder).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"semstyle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_stylize_parser(sub)
+    _add_segment_parser(sub)
     p = sub.add_parser("video", help="stylise a video or a folder of frames, with temporal consistency",
                        epilog=video_cli.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     video_cli.add_arguments(p)
