@@ -15,7 +15,7 @@ from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.io.images import resize_longest
 from semstyle.io.labels import pack_rgb
-from semstyle.segmentation.scribbles import MAX_COLORS, GrowOptions, connect, grow, reach, read_scribbles
+from semstyle.segmentation.scribbles import MAX_COLORS, GrowOptions, components, connect, grow, reach, read_scribbles
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 SIZE = 128
@@ -146,6 +146,39 @@ def test_connect_gives_a_cut_off_part_to_its_next_region() -> None:
     assert torch.equal(out[0, :, 4:], torch.zeros(4, 4))  # the right half is cut off from region 0's stroke
     assert torch.equal(out[1, :, 4:], torch.ones(4, 4))
     assert torch.allclose(out.sum(0), torch.ones(4, 8))
+
+
+def test_connect_keeps_a_cut_off_part_between_several_regions() -> None:
+    """A background split by a head: the wall between the halves is hair above and shirt below, so the unpainted
+    half is no island of either and stays background; an island of one region (above) would not."""
+    import torch
+
+    probs = torch.full((3, 8, 9), 0.1)
+    probs[0] = 0.8  # the background, most likely everywhere but the wall (column 4)
+    probs[:, :4, 4] = torch.tensor([0.1, 0.8, 0.1])[:, None]  # hair, the wall's upper half
+    probs[:, 4:, 4] = torch.tensor([0.1, 0.1, 0.8])[:, None]  # shirt, its lower half
+    painted = torch.zeros(3, 8, 9)
+    painted[0, 3, 1] = painted[1, 0, 4] = painted[2, 7, 4] = 1.0  # the background painted on the left only
+    out = connect(probs, painted)
+    assert torch.equal(out, probs / probs.sum(0, keepdim=True))  # the right half keeps its region
+    assert torch.equal(out.argmax(0)[:, 5:], torch.zeros(8, 4, dtype=torch.long))
+    opt = GrowOptions(enclosed=0.5)  # half of its surroundings one region: an island of it under this rule
+    assert (connect(probs, painted, opt).argmax(0)[:, 5:] != 0).all()
+    tiny = GrowOptions(island=0.5)  # 32 of 72 cells is under half the grid: a small part always moves
+    assert (connect(probs, painted, tiny).argmax(0)[:, 5:] != 0).all()
+
+
+def test_components_number_each_8_connected_part() -> None:
+    import torch
+
+    mask = torch.zeros(2, 6, 6, dtype=torch.bool)
+    mask[0, :2, :2] = mask[0, 4:, 4:] = True  # two parts, apart
+    mask[1, 1:5, 2] = mask[1, 2, 3] = mask[1, 3, 4] = True  # one part, joined diagonally
+    parts = components(mask)
+    assert torch.equal(parts > 0, mask)
+    assert len(torch.unique(parts[0][mask[0]])) == 2
+    assert len(torch.unique(parts[1][mask[1]])) == 1
+    assert parts[0, 0, 0] == parts[0, 1, 1] != parts[0, 5, 5]
 
 
 # ----------------------------------------------------------------------------- reading

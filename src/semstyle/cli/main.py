@@ -196,8 +196,8 @@ def _add_stylize_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style-labels", nargs="+", default=None, help="label map(s) of the style(s)")
     p.add_argument("--content-scribbles", metavar="PNG",
                    help="strokes painted over the content (--semantic scribbles): an RGBA PNG, transparent where "
-                        "nothing is painted; each colour grows into a region, through itself from its strokes "
-                        "(paint each separate part)")
+                        "nothing is painted; each colour grows into a region (a look-alike island cut off from "
+                        "its strokes goes to the region around it: paint each island you want)")
     p.add_argument("--style-scribbles", metavar="PNG", nargs="+", default=None,
                    help="strokes over the style(s), one per STYLE: the same colour marks the matching region")
     p.add_argument("--names", help="names file mapping labels to names (JSON or 'label name' lines)")

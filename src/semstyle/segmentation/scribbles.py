@@ -16,11 +16,12 @@ region:
    with one simulated stroke per region, docs/semantic_benchmark.md.)
 3. **Grow again** (``rounds``): the pixels the first round is sure of count as painted, so a region is described by
    more than its stroke's thin sample of it.
-4. **Connect** (``connected``): a region keeps only the parts of it that its strokes reach through itself, as a
-   flood fill would; a part cut off from every stroke of its colour (a bright lamp behind a glass of wine that
-   looks like the wine, the sky's reflection in a lake) takes its next most likely region. A region split by
-   another (the background on both sides of a head) needs a stroke on each part. (One simulated stroke per region:
-   the share of the label maps' cut 72.6 → 77.3 %, docs/semantic_benchmark.md.)
+4. **Connect** (``connected``): a part of a region that none of its strokes reach through it (a flood fill) takes
+   its next most likely region when it is an island: mostly surrounded by one other region (``enclosed``; a bright
+   lamp behind a glass of wine that looks like the wine, the sky's reflection in a lake) or small (``island``). A
+   larger cut-off part between several regions (the background on both sides of a head) keeps its
+   region. (One simulated stroke per region, mean of five simulated painters: pixel accuracy 87.9 → 88.5 %, the
+   share of the label maps' cut 71.0 → 73.7 %, docs/semantic_benchmark.md.)
 5. **Refine** at full resolution: the memberships go through the colour-guided filter
    (``segmentation.guided``), so borders snap to the image's edges; each pixel takes its most likely region;
    painted pixels keep their colour.
@@ -71,7 +72,9 @@ class GrowOptions:
     smooth: float = 2.0  # std (grid px) of a Gaussian blur of the memberships before the refinement (0 = off)
     rounds: int = 2  # rounds of growth; after each, pixels surer than ``confident`` count as painted
     confident: float = 0.9  # membership above which a grown pixel seeds the next round
-    connected: bool = True  # a region keeps only the parts its strokes reach through it; the rest goes elsewhere
+    connected: bool = True  # an island of a region cut off from its strokes takes the next region (step 4)
+    enclosed: float = 0.7  # a cut-off part is an island when this share of the cells around it is one region
+    island: float = 0.008  # … or when it covers less than this share of the grid
     guide_radius: float = 0.04  # guided filter radius, a share of the longest side
     guide_eps: float = 1e-2  # guided filter regulariser
 
@@ -238,14 +241,46 @@ def reach(mask: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         got = grown
 
 
-def connect(probs: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
-    """(K, h, w) memberships where each region's most-likely cells that none of its strokes reach through it (the
-    parts cut off from every stroke of its colour) no longer count for it: those cells take their next region.
-    ``painted`` (K, h, w): the share of each cell painted with each region."""
+def components(mask: torch.Tensor) -> torch.Tensor:
+    """(K, h, w) int64: each cell of ``mask`` (K, h, w) numbered by its 8-connected part (the largest
+    1 + flat index of the part's cells), 0 outside the mask."""
+    inside = mask.float()
+    h, w = mask.shape[-2:]
+    ids = (torch.arange(1, h * w + 1, dtype=torch.float32).view(1, h, w) * inside)  # exact below 2**24 cells
+    while True:  # each pass spreads the largest id a ring further; it stops when a pass changes nothing
+        grown = F.max_pool2d(ids, 3, stride=1, padding=1) * inside
+        if torch.equal(grown, ids):
+            return ids.long()
+        ids = grown
+
+
+def _islands(cut_off: torch.Tensor, region: torch.Tensor, after: torch.Tensor, opt: GrowOptions) -> torch.Tensor:
+    """(K, h, w) bool: the parts of ``cut_off`` (K, h, w) that are islands. ``region`` (h, w): each cell's most
+    likely region; ``after`` (h, w): its most likely region once the cut-off parts drop theirs."""
+    parts = components(cut_off)  # (K, h, w)
+    sizes = torch.stack([torch.bincount(p.flatten(), minlength=p.numel() + 1) for p in parts])  # (K, hw + 1)
+    small = (sizes.gather(1, parts.flatten(1)).view_as(parts) < opt.island * region.numel()) & cut_off
+    out = small.clone()
+    for r, pid in torch.nonzero((sizes >= opt.island * region.numel()) & (torch.arange(sizes.shape[1]) > 0)):
+        part = parts[r] == pid  # (h, w)
+        ring = F.max_pool2d(part[None].float(), 3, stride=1, padding=1)[0].bool() & ~part
+        nxt = torch.bincount(after[part], minlength=cut_off.shape[0]).argmax()
+        if ring.any() and (region[ring] == nxt).float().mean() >= opt.enclosed:
+            out[r] |= part
+    return out
+
+
+def connect(probs: torch.Tensor, painted: torch.Tensor, opt: GrowOptions | None = None) -> torch.Tensor:
+    """(K, h, w) memberships where each region's islands — parts of its most-likely cells that none of its strokes
+    reach through it, and that another region surrounds or that are small (``_islands``) — no longer count for it:
+    those cells take their next region. ``painted`` (K, h, w): the share of each cell painted with each region."""
+    opt = opt or GrowOptions()
     k = probs.shape[0]
-    mask = F.one_hot(probs.argmax(0), k).permute(2, 0, 1).bool()  # (K, h, w): each cell's most likely region
+    region = probs.argmax(0)  # (h, w)
+    mask = F.one_hot(region, k).permute(2, 0, 1).bool()  # (K, h, w): each cell's most likely region
     cut_off = mask & ~reach(mask, painted > 0)  # (K, h, w)
-    probs = probs.masked_fill(cut_off, 0.0)
+    after = probs.masked_fill(cut_off, 0.0).argmax(0)  # (h, w)
+    probs = probs.masked_fill(_islands(cut_off, region, after, opt), 0.0)
     return probs / probs.sum(0, keepdim=True).clamp_min(1e-12)  # every cell keeps other regions' memberships > 0
 
 
@@ -268,7 +303,7 @@ def grow(encode: Encode, img: Image.Image, seeds: np.ndarray, opt: GrowOptions |
             probs = classify(desc, torch.maximum(painted, grown), opt)
         probs = probs.view(len(ids), *hw)
         if opt.connected:  # a part of a region cut off from its strokes is not that region
-            probs = connect(probs, painted.view(len(ids), *hw))
+            probs = connect(probs, painted.view(len(ids), *hw), opt)
         probs = probs[None]  # (1, K, h, w)
         if opt.smooth > 0:  # neighbours vote: fewer one-cell islands
             probs = FN.gaussian_blur(probs, opt.smooth)
@@ -277,4 +312,5 @@ def grow(encode: Encode, img: Image.Image, seeds: np.ndarray, opt: GrowOptions |
     return np.where(seeds >= 0, seeds, labels)
 
 
-__all__ = ["GrowOptions", "MAX_COLORS", "classify", "connect", "describe", "grow", "reach", "read_scribbles"]
+__all__ = ["GrowOptions", "MAX_COLORS", "classify", "components", "connect", "describe", "grow", "reach",
+           "read_scribbles"]
