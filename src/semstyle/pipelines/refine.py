@@ -98,19 +98,17 @@ def refine(
     """Return the best decoded image (1, 3, H, W) in [0, 1] and a per-round report."""
     h, w = crop
     report = RefineReport()
+    anchor_c, content_c = _cropped(anchor, content, target, crop)
+
+    def total(img: torch.Tensor) -> torch.Tensor:  # the objective of a decoded image, cropped
+        terms: dict[str, torch.Tensor] = objective(img, anchor_c, style_feats, disc, style_vec, content_c, regions)
+        return terms["total"]
 
     def evaluate(feat: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         with torch.no_grad():
             img = decode(feat)[..., :h, :w]
-            obj = float(objective(img, anchor_c, style_feats, disc, style_vec, content_c, regions)["total"])
-            score = float(disc.score(img.clamp(0, 1), style_vec).mean())
-        return img, obj, score
+            return img, float(total(img)), float(disc.score(img.clamp(0, 1), style_vec).mean())
 
-    anchor_c, content_c = anchor, content
-    if (h, w) != tuple(s * 8 for s in target.shape[-2:]):
-        # the objective sees the cropped image; compare it with the anchor (and content) of the same crop
-        anchor_c = anchor[..., : -(-h // 8), : -(-w // 8)]
-        content_c = None if content is None else content[..., : -(-h // 8), : -(-w // 8)]
     best_img, best_obj, score = evaluate(target)
     report.scores.append(score)
     report.objectives.append(best_obj)
@@ -131,10 +129,8 @@ def refine(
             break
         for _ in range(cfg.steps_per_round):
             opt.zero_grad(set_to_none=True)
-            feat = adjust()
-            img = decode(feat)[..., :h, :w]
-            loss = objective(img, anchor_c, style_feats, disc, style_vec, content_c, regions)["total"]
-            loss.backward()
+            loss = total(decode(adjust())[..., :h, :w])
+            torch.autograd.backward(loss)
             opt.step()
         with torch.no_grad():
             feat = adjust()
@@ -147,6 +143,17 @@ def refine(
         if obj < best_obj:
             best_img, best_obj, report.best_round = img, obj, r
     return best_img.clamp(0, 1), report
+
+
+def _cropped(anchor: torch.Tensor, content: torch.Tensor | None, target: torch.Tensor,
+             crop: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The anchor (and content) features of the image the objective sees: the decoded image is cropped to
+    ``crop`` (H, W), the padded (1, C, h, w) features to the cells that cover it."""
+    h, w = crop
+    if (h, w) == tuple(s * 8 for s in target.shape[-2:]):
+        return anchor, content
+    rows, cols = -(-h // 8), -(-w // 8)
+    return anchor[..., :rows, :cols], None if content is None else content[..., :rows, :cols]
 
 
 def adjusted(target: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, unit: torch.Tensor,

@@ -171,11 +171,7 @@ def adapt(
     model = check_model_path(out, resume, overwrite)
     picture = load_image(style, what="style image")  # a style that is not an image fails here, in milliseconds
     folders, n = content_folders(contents)
-    run = run_folder(model)
-    if not resume and run.exists():
-        shutil.rmtree(run)  # an earlier run of this model, not resumed: start afresh
-    (run / "style").mkdir(parents=True, exist_ok=True)
-    resize_longest(picture, min(max(picture.size), MAX_SIDE)).save(run / "style" / "style.png")
+    run = _stage_run(picture, model, resume)
     cfg = adapt_config(run, folders, steps, precision, crop, style_size, weights)
     log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
              cfg.precision)
@@ -184,9 +180,7 @@ def adapt(
         progress=progress, on_step=None if callback is None else lambda s: callback(AdaptEvent("adapt", s, steps)))
     if callback is not None:
         callback(AdaptEvent("scores", done, done))
-    cpu = torch.device("cpu")  # the end runs on the CPU, wherever the trainer ran
-    judge = Judge(load_encoder("pretrained", cpu), load_decoder("pretrained", cpu),
-                  load_image(run / "style" / "style.png"), sample_photos(folders, JUDGE_PHOTOS))
+    judge = _judge(run, folders)
     scores = calibrate(judge, decoder)
     log.info("default alpha %.2f: style distance %+.1f %%, content %+.1f %% against pretrained AdaIN", scores.alpha,
              100 * scores.style, 100 * scores.content)
@@ -202,6 +196,23 @@ def adapt(
     result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
     result.save(model)
     return AdaptResult(model, done, time.monotonic() - t0, scores)
+
+
+def _stage_run(picture: Image.Image, model: Path, resume: bool) -> Path:
+    """The run folder of ``model``, holding the style picture (an earlier run of it, not resumed, is cleared)."""
+    run = run_folder(model)
+    if not resume and run.exists():
+        shutil.rmtree(run)  # an earlier run of this model, not resumed: start afresh
+    (run / "style").mkdir(parents=True, exist_ok=True)
+    resize_longest(picture, min(max(picture.size), MAX_SIDE)).save(run / "style" / "style.png")
+    return run
+
+
+def _judge(run: Path, folders: str) -> Judge:
+    """The end scores' judge: pretrained AdaIN on the run's style picture and a sample of the contents."""
+    cpu = torch.device("cpu")  # the end runs on the CPU, wherever the trainer ran
+    return Judge(load_encoder("pretrained", cpu), load_decoder("pretrained", cpu),
+                 load_image(run / "style" / "style.png"), sample_photos(folders, JUDGE_PHOTOS))
 
 
 def _adapted_decoder(cfg: TrainConfig, *, resume: bool, few: bool, deadline: float, progress: bool,

@@ -238,20 +238,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
             f"{opts.concurrency} request{'s' if opts.concurrency > 1 else ''} at a time (the rest wait in a queue)."
         )
         with gr.Tab("Image", elem_id="tab-image"):
-            with gr.Row(equal_height=False):
-                with gr.Column():
-                    content = gr.Image(label="Content", type="filepath", sources=["upload", "clipboard"],
-                                       elem_id="content", height=300)
-                    gr.Examples([[p] for p in _examples("content")], inputs=[content], label="Bundled content photos")
-                with gr.Column():
-                    style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
-                                     elem_id="style", height=300)
-                    gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
-                    style_model, model_pick = _model_controls(gr, list(engine.style_models()))
-                with gr.Column():
-                    result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
-                                      elem_id="result", height=300, buttons=["download", "fullscreen"])
-                    download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
+            content, style, style_model, model_pick, result, download = _picture_columns(gr, engine)
             semantic, fusion, decoder, alpha, size, refine, preserve = _option_controls(gr, lim.max_size)
             with gr.Row(visible=False) as label_row:
                 content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
@@ -263,11 +250,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
                 run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
                 seg_btn = gr.Button("Show the automatic segmentation", elem_id="segment")
             status = gr.HTML(status_html("info", "Ready."), elem_id="status")
-            with gr.Row():
-                c_over = gr.Image(label="Content regions", type="pil", format="png", interactive=False,
-                                  elem_id="content-overlay", height=240)
-                s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
-                                  elem_id="style-overlay", height=240)
+            c_over, s_over = _region_views(gr)
 
         form = [content, style, semantic, content_labels, style_labels, alpha, preserve, size, decoder, refine, fusion,
                 style_model, model_pick, content_paint, style_paint]
@@ -302,6 +285,35 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
     return demo
 
 
+def _picture_columns(gr: Any, engine: Engine) -> tuple[Any, ...]:
+    """The Image tab's three columns: content, style (or a style model) and result, with the bundled examples."""
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            content = gr.Image(label="Content", type="filepath", sources=["upload", "clipboard"],
+                               elem_id="content", height=300)
+            gr.Examples([[p] for p in _examples("content")], inputs=[content], label="Bundled content photos")
+        with gr.Column():
+            style = gr.Image(label="Style", type="filepath", sources=["upload", "clipboard"],
+                             elem_id="style", height=300)
+            gr.Examples([[p] for p in _examples("style")], inputs=[style], label="Bundled style paintings")
+            style_model, model_pick = _model_controls(gr, list(engine.style_models()))
+        with gr.Column():
+            result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
+                              elem_id="result", height=300, buttons=["download", "fullscreen"])
+            download = gr.DownloadButton("Download PNG (full resolution)", visible=False, elem_id="download")
+    return content, style, style_model, model_pick, result, download
+
+
+def _region_views(gr: Any) -> tuple[Any, Any]:
+    """The overlays of the regions found on the content and on the style."""
+    with gr.Row():
+        c_over = gr.Image(label="Content regions", type="pil", format="png", interactive=False,
+                          elem_id="content-overlay", height=240)
+        s_over = gr.Image(label="Style regions", type="pil", format="png", interactive=False,
+                          elem_id="style-overlay", height=240)
+    return c_over, s_over
+
+
 def _mode_events(gr: Any, semantic: Any, label_row: Any, paint_row: Any, paintings: tuple[tuple[Any, Any], ...]
                  ) -> None:
     """The semantic mode shows the label-map uploads or the brushes; a new picture becomes its brush's canvas."""
@@ -324,8 +336,9 @@ def _paint_controls(gr: Any) -> tuple[Any, Any, Any]:
     with gr.Row(visible=False, elem_id="paint-row") as row:
         editors = tuple(
             gr.ImageEditor(label=f"Paint regions on the {what}: one colour per region, the same colour on both "
-                                 "pictures for matching regions; a region grows from its strokes through itself, so "
-                                 "paint each separate part of it", type="filepath", sources=[], transforms=[],
+                                 "pictures for matching regions; a look-alike island cut off from a region's strokes "
+                                 "goes to the region around it, so paint each island you want",
+                           type="filepath", sources=[], transforms=[],
                            layers=False, brush=brush, eraser=gr.Eraser(default_size=16), format="png",
                            image_mode="RGBA", elem_id=f"{what}-paint", height=360)
             for what in ("content", "style"))
