@@ -163,6 +163,15 @@ def judge_lines(discs: dict[str, str], st: Stylizer, contents: list[Path], style
     return lines
 
 
+def _pictures(sts: dict, path: Path) -> None:
+    """The bundled public-domain pairs under (a), (b) and (c): a contact sheet (the research data stays out)."""
+    pd_pairs = list(zip(assets.content_images() * 2, assets.style_images()))
+    cells = [[load_image(c), load_image(s), *(st.stylize(c, s).image for st in sts.values())] for c, s in pd_pairs]
+    titles = ["content", "style", "(a) pretrained", "(b) no adversarial", "(c) adversarial"]
+    sheet = grid(cells, cell=160, titles=titles)
+    sheet.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--adv", type=Path, default=ROOT / "runs" / "recipe_long", help="run (c)")
@@ -213,11 +222,7 @@ def main() -> int:
         *judge_lines(discs, sts["(c)"], contents, styles, args.size),
     ]
     # 4. pictures
-    pd_pairs = list(zip(assets.content_images() * 2, assets.style_images()))
-    cells = [[load_image(c), load_image(s), *(st.stylize(c, s).image for st in sts.values())] for c, s in pd_pairs]
-    titles = ["content", "style", "(a) pretrained", "(b) no adversarial", "(c) adversarial"]
-    sheet = grid(cells, cell=160, titles=titles)
-    sheet.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(args.docs / "finetune_grid.png")
+    _pictures(sts, args.docs / "finetune_grid.png")
     if (args.adv / "metrics.jsonl").is_file():
         curves(args.adv, args.docs / "finetune_curves.png")
     text = "\n".join(lines)

@@ -22,7 +22,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -204,7 +204,7 @@ def with_fields(base: T, text: str) -> T:
                                                                             if kv)})
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", type=int, default=6)
     ap.add_argument("--skip", type=int, default=0, help="leave out the first SKIP styles (scored in an earlier run)")
@@ -225,6 +225,65 @@ def main() -> None:
     ap.add_argument("--weights", default="", help="trial loss weights instead of the recipe's, e.g. "
                     "content=1,content_orig=0,style_gram=1 (the first recipe, before 2026-12-06); its ablation "
                     "is the same with adv=0")
+    return ap
+
+
+@dataclass
+class Bench:
+    """What every style's rows are measured with, and the rows gathered so far."""
+
+    args: argparse.Namespace
+    pre: Stylizer  # the pretrained decoder: the reference and the judge
+    contents: list[Image.Image]  # the held-out photos, scored
+    train: Path  # the photos adapted on
+    work: Path  # where the models are written
+    recipe: LossWeights
+    student_recipe: StudentRecipe
+    rows: list[tuple] = field(default_factory=list)
+    curves: list[tuple] = field(default_factory=list)
+    speeds: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
+def _style(b: Bench, k: int, style: Path) -> None:
+    """Adapt to ``style`` (and its ablation without D), score every decoder and student, sweep α."""
+    args, pre, contents = b.args, b.pre, b.contents
+    style_img = load_image(style)
+    base, _ = score(pre, style, contents, style_img, args.size, band=args.band)
+    base_in = score(pre, style, contents, style_img, args.size, band=args.inside)[0] if args.inside else base
+    for name, weights in (("adapted", b.recipe), ("no D", replace(b.recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
+        model = b.work / f"{k}_{name.replace(' ', '')}.safetensors"
+        student = name == "adapted" and not args.no_student
+        m = ensure_model(style, model, b.train, args.steps, weights, student, args.reuse, b.student_recipe)
+        took = float(m.meta["seconds"])
+        opts = StylizeOptions(size=args.size, style_size=512)
+        st = Stylizer.from_style_model(model, defaults=opts)
+        runs = [(name, st, 1.0)]
+        if name == "adapted":
+            runs.append((f"adapted, α {m.alpha:.2f}", st, m.alpha))
+        if student:
+            runs.append(("student", Stylizer.from_style_model(model, student=True, defaults=opts), m.alpha))
+            b.speeds.append((style.name, student_fps(model)))
+        for label, runner, alpha in runs:
+            sc, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder, band=args.band)
+            rel = 100 * (sc / base - 1)
+            print(f"{style.name:40s} {label:16s} style {rel[0]:+6.1f} %  gram {rel[1]:+6.1f} %  "
+                  f"swd {rel[2]:+6.1f} %  content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
+            b.rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α", *rel, took))
+        for label, runner, alpha in (runs[::2] if args.inside else []):  # the decoder at α 1 and the student
+            inner, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder, band=args.inside)
+            b.rows.append((style.name, f"{label}, inside {args.inside} px", *(100 * (inner / base_in - 1)), took))
+        if args.per_layer and name == "adapted":
+            print(f"\n{style.name}, adapted against pretrained, per layer\n\n| layer | style distance | sliced "
+                  "Wasserstein |\n|---|---:|---:|\n" + "\n".join(per_layer(pre, st, model, contents, style_img,
+                                                                           args.size, m.alpha, args.band)), flush=True)
+        curve = sweep(st, model, contents, style_img, args.size, args.band)
+        eq_style, _ = at_content(curve, base[3])
+        s10, a10 = at_content(curve, 1.1 * base[3])
+        b.curves.append((style.name, name, 100 * (eq_style / base[0] - 1), a10, 100 * (s10 / base[0] - 1)))
+
+
+def main() -> None:
+    ap = _parser()
     args = ap.parse_args()
     try:
         recipe = with_fields(RECIPE_WEIGHTS, args.weights)
@@ -236,61 +295,23 @@ def main() -> None:
         ap.error(f"--student-recipe takes StudentRecipe number fields as name=number,…: {e}")
     train = DATA / "content" / "BSDS500" / "train"
     tests = sorted((DATA / "content" / "BSDS500" / "test").glob("*.jpg"))[: args.contents]
-    contents = [resize_longest(load_image(p), args.size) for p in tests]
-    pre = Stylizer(NetworkConfig(), defaults=StylizeOptions(size=args.size, style_size=512))
-    rows, curves, work = [], [], args.work or Path(tempfile.mkdtemp(prefix="adapt-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="adapt-"))
     work.mkdir(parents=True, exist_ok=True)
-    speeds = []
+    b = Bench(args, Stylizer(NetworkConfig(), defaults=StylizeOptions(size=args.size, style_size=512)),
+              [resize_longest(load_image(p), args.size) for p in tests], train, work, recipe, student_recipe)
     for k, style in enumerate(heldout_styles(args.styles)):
-        if k < args.skip:
-            continue
-        style_img = load_image(style)
-        base, _ = score(pre, style, contents, style_img, args.size, band=args.band)
-        base_in = score(pre, style, contents, style_img, args.size, band=args.inside)[0] if args.inside else base
-        for name, weights in (("adapted", recipe), ("no D", replace(recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
-            model = work / f"{k}_{name.replace(' ', '')}.safetensors"
-            student = name == "adapted" and not args.no_student
-            m = ensure_model(style, model, train, args.steps, weights, student, args.reuse, student_recipe)
-            took = float(m.meta["seconds"])
-            opts = StylizeOptions(size=args.size, style_size=512)
-            st = Stylizer.from_style_model(model, defaults=opts)
-            runs = [(name, st, 1.0)]
-            if name == "adapted":
-                runs.append((f"adapted, α {m.alpha:.2f}", st, m.alpha))
-            if student:
-                runs.append(("student", Stylizer.from_style_model(model, student=True, defaults=opts), m.alpha))
-                speeds.append((style.name, student_fps(model)))
-            for label, runner, alpha in runs:
-                sc, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder, band=args.band)
-                rel = 100 * (sc / base - 1)
-                print(f"{style.name:40s} {label:16s} style {rel[0]:+6.1f} %  gram {rel[1]:+6.1f} %  "
-                      f"swd {rel[2]:+6.1f} %  content {rel[3]:+6.1f} %  {took / 60:.1f} min", flush=True)
-                rows.append((style.name, label if label != f"adapted, α {m.alpha:.2f}" else "adapted, own α",
-                             *rel, took))
-            for label, runner, alpha in (runs[::2] if args.inside else []):  # the decoder at α 1 and the student
-                inner, _ = score(runner, model, contents, style_img, args.size, alpha, judge=pre.encoder,
-                                 band=args.inside)
-                rows.append((style.name, f"{label}, inside {args.inside} px", *(100 * (inner / base_in - 1)), took))
-            if args.per_layer and name == "adapted":
-                print(f"\n{style.name}, adapted against pretrained, per layer\n\n| layer | style distance | sliced "
-                      "Wasserstein |\n|---|---:|---:|\n" + "\n".join(per_layer(pre, st, model, contents, style_img,
-                                                                               args.size, m.alpha, args.band)),
-                      flush=True)
-            curve = sweep(st, model, contents, style_img, args.size, args.band)
-            eq_style, _ = at_content(curve, base[3])
-            s10, a10 = at_content(curve, 1.1 * base[3])
-            curves.append((style.name, name, 100 * (eq_style / base[0] - 1), a10, 100 * (s10 / base[0] - 1)))
-    print("\n".join(table(rows, curves)))
-    if speeds:
-        print("\n| style | " + " | ".join(f"frames/s, {k}" for k in speeds[0][1]) + " |")
-        print("|---|" + "---:|" * len(speeds[0][1]))
-        for name, fps in speeds:
+        if k >= args.skip:
+            _style(b, k, style)
+    print("\n".join(table(b.rows, b.curves)))
+    if b.speeds:
+        print("\n| style | " + " | ".join(f"frames/s, {k}" for k in b.speeds[0][1]) + " |")
+        print("|---|" + "---:|" * len(b.speeds[0][1]))
+        for name, fps in b.speeds:
             print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in fps.values()) + " |")
     if not args.no_write:
         print("(paste the tables into docs/ADAPT.md)")
         pic = figure(work, train, args.steps, 192, args.reuse)  # a 256-colour PNG: a third of the bytes
         pic.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(ROOT / "docs" / "adapt_grid.png", optimize=True)
-
 
 if __name__ == "__main__":
     main()

@@ -103,6 +103,22 @@ def curves(run: Path, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def _table(results: dict[str, list[dict[str, float]]]) -> str:
+    """Mean and median of every metric, pretrained against fine-tuned, as a Markdown table."""
+    lines = [
+        "| metric | pretrained mean | fine-tuned mean | change | pretrained median | fine-tuned median | change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k in results["pretrained"][0]:
+        a = statistics.fmean(r[k] for r in results["pretrained"])
+        b = statistics.fmean(r[k] for r in results["finetuned"])
+        ma = statistics.median(r[k] for r in results["pretrained"])
+        mb = statistics.median(r[k] for r in results["finetuned"])
+        change, mchange = 100 * (b - a) / abs(a), 100 * (mb - ma) / abs(ma)
+        lines.append(f"| {k} | {a:.4g} | {b:.4g} | {change:+.1f}% | {ma:.4g} | {mb:.4g} | {mchange:+.1f}% |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contents", type=int, default=10)
@@ -134,22 +150,8 @@ def main() -> None:
                 results[name].append(m)
         print(f"{name}: {len(results[name])} pairs")
 
-    keys = list(results["pretrained"][0])
-    lines = [
-        "| metric | pretrained mean | fine-tuned mean | change | pretrained median | fine-tuned median | change |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    summary = {}
-    for k in keys:
-        a = statistics.fmean(r[k] for r in results["pretrained"])
-        b = statistics.fmean(r[k] for r in results["finetuned"])
-        ma = statistics.median(r[k] for r in results["pretrained"])
-        mb = statistics.median(r[k] for r in results["finetuned"])
-        summary[k] = (a, b)
-        change, mchange = 100 * (b - a) / abs(a), 100 * (mb - ma) / abs(ma)
-        lines.append(f"| {k} | {a:.4g} | {b:.4g} | {change:+.1f}% | {ma:.4g} | {mb:.4g} | {mchange:+.1f}% |")
+    table = _table(results)
     wins = sum(rb["gram_style"] < ra["gram_style"] for ra, rb in zip(results["pretrained"], results["finetuned"]))
-    table = "\n".join(lines)
     print(table)
     print(f"fine-tuned has the lower Gram style loss on {wins} of {len(results['finetuned'])} pairs")
 

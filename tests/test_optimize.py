@@ -36,8 +36,8 @@ def test_masks_at_downsamples_by_area() -> None:
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls(images, stylizer, optimizer: str) -> None:
-    res = optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=8,
-                   optimizer=optimizer, lr=0.05)
+    cfg = OptimizeConfig(size=SIDE, style_size=SIDE, steps=8, optimizer=optimizer, lr=0.05)
+    res = optimize(images.content, images.style_a, cfg, networks=stylizer.networks)
     # one entry per evaluation (L-BFGS's line search may add a few), then the returned image's loss
     assert 9 <= len(res.history) <= 8 * 3 // 2 + 2 and set(res.parts) == {"content", "style", "tv"}
     assert all(len(v) == len(res.history) for v in res.parts.values())
@@ -47,9 +47,9 @@ def test_loss_falls(images, stylizer, optimizer: str) -> None:
 
 
 def test_init_from_adain_starts_closer_to_the_style(images, stylizer) -> None:
-    kw = dict(networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=1)
-    from_content = optimize(images.content, images.style_a, init="content", **kw)
-    from_adain = optimize(images.content, images.style_a, init="adain", **kw)
+    cfg = OptimizeConfig(size=SIDE, style_size=SIDE, steps=1)
+    from_content = optimize(images.content, images.style_a, cfg.updated(init="content"), networks=stylizer.networks)
+    from_adain = optimize(images.content, images.style_a, cfg.updated(init="adain"), networks=stylizer.networks)
     assert from_adain.parts["style"][0] < from_content.parts["style"][0]
     assert from_content.parts["content"][0] == pytest.approx(0.0, abs=1e-6)
 
@@ -63,8 +63,8 @@ def _halves(h: int, w: int, top: int, bottom: int) -> np.ndarray:
 def test_guided_variant_matches_regions_and_the_loss_falls(images, stylizer) -> None:
     c_lab = Image.fromarray(_halves(128, 128, 1, 2))
     s_lab = Image.fromarray(_halves(128, 128, 2, 1))
-    res = optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=4,
-                   content_labels=c_lab, style_labels=s_lab)
+    res = optimize(images.content, images.style_a, OptimizeConfig(size=SIDE, style_size=SIDE, steps=4),
+                   networks=stylizer.networks, content_labels=c_lab, style_labels=s_lab)
     assert res.guided_labels == [1, 2]
     assert res.history[-1] < res.history[0]
 
@@ -72,11 +72,12 @@ def test_guided_variant_matches_regions_and_the_loss_falls(images, stylizer) -> 
 def test_guided_variant_input_errors(images, stylizer) -> None:
     lab = Image.fromarray(_halves(128, 128, 1, 2))
     with pytest.raises(InputError, match="both"):
-        optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, steps=1, content_labels=lab)
+        optimize(images.content, images.style_a, OptimizeConfig(size=SIDE, steps=1), networks=stylizer.networks,
+                 content_labels=lab)
     other = Image.fromarray(_halves(128, 128, 5, 6))
     with pytest.raises(InputError, match="share no label"):
-        optimize(images.content, images.style_a, networks=stylizer.networks, size=SIDE, style_size=SIDE, steps=1,
-                 content_labels=lab, style_labels=other)
+        optimize(images.content, images.style_a, OptimizeConfig(size=SIDE, style_size=SIDE, steps=1),
+                 networks=stylizer.networks, content_labels=lab, style_labels=other)
     with pytest.raises(InputError, match="steps"):
         OptimizeConfig(steps=0)
     with pytest.raises(InputError, match="optimizer"):

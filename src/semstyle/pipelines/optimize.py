@@ -156,6 +156,22 @@ class _Loss:
         return self.cfg.content_weight * c + self.cfg.style_weight * s + self.cfg.tv_weight * tv
 
 
+def _optimizer(flat: torch.Tensor, cfg: OptimizeConfig) -> torch.optim.Optimizer:
+    """L-BFGS running all ``steps`` iterations in one call (strong-Wolfe line search), or Adam."""
+    if cfg.optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            [flat],
+            lr=1.0,
+            max_iter=cfg.steps,
+            max_eval=cfg.steps * 5 // 4 + 1,
+            history_size=50,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+    return torch.optim.Adam([flat], lr=cfg.lr)
+
+
 def _run(
     loss_fn: _Loss, x: torch.Tensor, cfg: OptimizeConfig, progress: bool
 ) -> tuple[torch.Tensor, list[float], dict[str, list[float]]]:
@@ -180,19 +196,7 @@ def _run(
         for k, v in loss_fn.last.items():
             parts[k].append(v)
 
-    if cfg.optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [flat],
-            lr=1.0,
-            max_iter=cfg.steps,
-            max_eval=cfg.steps * 5 // 4 + 1,
-            history_size=50,
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-            line_search_fn="strong_wolfe",
-        )
-    else:
-        opt = torch.optim.Adam([flat], lr=cfg.lr)
+    opt = _optimizer(flat, cfg)
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -222,6 +226,17 @@ def _run(
     return out, history, parts
 
 
+def _start(c_img: Image.Image, s_img: Image.Image, cfg: OptimizeConfig, nets: Networks) -> torch.Tensor:
+    """The pixels the optimisation starts from: the content, or AdaIN's result for ``init="adain"``."""
+    if cfg.init != "adain":
+        return to_tensor(c_img).to(nets.device)
+    pipeline = StylizeOptions(size=cfg.size, style_size=cfg.style_size, max_pixels=cfg.max_pixels)
+    start = Stylizer(NetworkConfig(device=cfg.device), defaults=pipeline, networks=nets).stylize(c_img, s_img).image
+    if start.size != c_img.size:
+        start = start.resize(c_img.size, Image.Resampling.BICUBIC)
+    return to_tensor(start).to(nets.device)
+
+
 def optimize(
     content: ImageInput,
     style: ImageInput,
@@ -231,19 +246,18 @@ def optimize(
     content_labels: ImageInput | LabelMap | None = None,
     style_labels: ImageInput | LabelMap | None = None,
     progress: bool = False,
-    **overrides: Any,
 ) -> OptimizeResult:
     """Gatys-style optimisation of the output pixels (see the module doc).
 
     Args:
         content, style: paths, PIL images, arrays or tensors.
-        config: an ``OptimizeConfig``; ``overrides`` replace its fields.
+        config: an ``OptimizeConfig`` (the defaults when None; ``OptimizeConfig(steps=50, size=256)`` for others).
         networks: the VGG19 ``Networks`` whose encoder (and, for ``init="adain"``, decoder) to use;
             built from the config when None.
         content_labels, style_labels: label maps for the guided (semantic) variant; give both or neither.
         progress: show a tqdm progress bar.
     """
-    cfg = (config or OptimizeConfig()).updated(**overrides)
+    cfg = config or OptimizeConfig()
     if (content_labels is None) != (style_labels is None):
         raise InputError("the guided variant needs both --content-labels and --style-labels")
     c_img = resize_longest(load_image(content, cfg.max_pixels, "content image"), cfg.size)
@@ -253,7 +267,6 @@ def optimize(
     labels = None
     if content_labels is not None:
         labels = _load_pair_labels(content_labels, style_labels, c_img.size, s_img.size, cfg)
-    pipeline = StylizeOptions(size=cfg.size, style_size=cfg.style_size, max_pixels=cfg.max_pixels)
     nets = networks or Networks.from_config(NetworkConfig(device=cfg.device))
     if nets.model != "vgg19":
         raise ValueError("the optimisation's loss network is VGG19: pass networks with model='vgg19'")
@@ -263,13 +276,7 @@ def optimize(
         c_feats = {k: v.float() for k, v in encoder(to_tensor(c_img).to(device), TAPS).items()}
         s_feats = {k: v.float() for k, v in encoder(to_tensor(s_img).to(device), STYLE_LAYERS).items()}
     guide = _build_guide(labels[0], labels[1], c_feats, s_feats) if labels is not None else None
-    if cfg.init == "adain":
-        start = Stylizer(NetworkConfig(device=cfg.device), defaults=pipeline, networks=nets).stylize(c_img, s_img).image
-        if start.size != c_img.size:
-            start = start.resize(c_img.size, Image.Resampling.BICUBIC)
-        x = to_tensor(start).to(device)
-    else:
-        x = to_tensor(c_img).to(device)
+    x = _start(c_img, s_img, cfg, nets)
     loss_fn = _Loss(encoder, cfg, c_feats[CONTENT_LAYER], s_feats, guide)
 
     t0 = time.perf_counter()

@@ -114,16 +114,8 @@ def refine(
     report.objectives.append(best_obj)
     log.info("refine round 0: score %.3f objective %.4f", score, best_obj)
 
-    fmasks = _feature_masks(regions.masks, target) if cfg.per_region and regions is not None else None
-    k = 1 if fmasks is None else fmasks.shape[1]
-    scale = torch.ones(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
-    shift = torch.zeros(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
-    opt = torch.optim.Adam([scale, shift], lr=cfg.lr)
-    feat_std = target.std().detach()
-
-    def adjust() -> torch.Tensor:  # (1, 512, h, w): the target under the current scale/shift
-        return adjusted(target, scale, shift, feat_std, fmasks)
-
+    params, adjust = _adjuster(target, regions, cfg)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     for r in range(1, cfg.rounds + 1):
         if score >= cfg.target:
             break
@@ -143,6 +135,19 @@ def refine(
         if obj < best_obj:
             best_img, best_obj, report.best_round = img, obj, r
     return best_img.clamp(0, 1), report
+
+
+def _adjuster(
+    target: torch.Tensor, regions: RegionTargets | None, cfg: RefineConfig
+) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
+    """The learnt per-channel scale and shift (one pair per region with ``per_region``) and the function giving
+    the target under them, (1, 512, h, w)."""
+    fmasks = _feature_masks(regions.masks, target) if cfg.per_region and regions is not None else None
+    k = 1 if fmasks is None else fmasks.shape[1]
+    scale = torch.ones(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
+    shift = torch.zeros(1, k, target.shape[1], 1, 1, device=target.device, requires_grad=True)
+    feat_std = target.std().detach()
+    return [scale, shift], lambda: adjusted(target, scale, shift, feat_std, fmasks)
 
 
 def _cropped(anchor: torch.Tensor, content: torch.Tensor | None, target: torch.Tensor,

@@ -161,13 +161,8 @@ def adapt(
     ``student`` also distils the real-time student (``training.student``) into the model. ``callback`` gets an
     ``AdaptEvent`` after every update and before the end scores."""
     t0 = time.monotonic()
-    if steps < 1 or not minutes > 0:
-        raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
-    if not 0.0 <= temporal <= 1e4:
-        raise InputError(f"temporal must be in [0, 10000], got {temporal}")
+    recipe = _check_budget(steps, minutes, temporal, student_recipe)
     weights = replace(weights or RECIPE_WEIGHTS, temporal=temporal) if temporal else weights
-    recipe = student_recipe or StudentRecipe()
-    check_recipe(recipe)
     model = check_model_path(out, resume, overwrite)
     picture = load_image(style, what="style image")  # a style that is not an image fails here, in milliseconds
     folders, n = content_folders(contents)
@@ -196,6 +191,17 @@ def adapt(
     result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
     result.save(model)
     return AdaptResult(model, done, time.monotonic() - t0, scores)
+
+
+def _check_budget(steps: int, minutes: float, temporal: float, recipe: StudentRecipe | None) -> StudentRecipe:
+    """The student's recipe (the default when None), after checking it and the adaptation's budget."""
+    if steps < 1 or not minutes > 0:
+        raise InputError(f"steps must be >= 1 and minutes > 0, got {steps} and {minutes}")
+    if not 0.0 <= temporal <= 1e4:
+        raise InputError(f"temporal must be in [0, 10000], got {temporal}")
+    recipe = recipe or StudentRecipe()
+    check_recipe(recipe)
+    return recipe
 
 
 def _stage_run(picture: Image.Image, model: Path, resume: bool) -> Path:

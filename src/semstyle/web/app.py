@@ -240,11 +240,7 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         with gr.Tab("Image", elem_id="tab-image"):
             content, style, style_model, model_pick, result, download = _picture_columns(gr, engine)
             semantic, fusion, decoder, alpha, size, refine, preserve = _option_controls(gr, lim.max_size)
-            with gr.Row(visible=False) as label_row:
-                content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
-                                          image_mode=None, elem_id="content-labels", height=200)
-                style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
-                                        image_mode=None, elem_id="style-labels", height=200)
+            label_row, content_labels, style_labels = _label_row(gr)
             paint_row, content_paint, style_paint = _paint_controls(gr)
             with gr.Row():
                 run_btn = gr.Button("Stylise", variant="primary", elem_id="run")
@@ -283,6 +279,16 @@ def build_demo(engine: Engine, options: ServeOptions | None = None) -> Any:
         adapt_tab(gr, handlers.adapt, opts.adapt, model_pick, status_html)
     demo.queue(default_concurrency_limit=opts.concurrency, max_size=opts.queue_size)
     return demo
+
+
+def _label_row(gr: Any) -> tuple[Any, Any, Any]:
+    """The row (hidden until ``--semantic labels``) where the two label maps are uploaded."""
+    with gr.Row(visible=False) as label_row:
+        content_labels = gr.Image(label="Content label map", type="filepath", sources=["upload"],
+                                  image_mode=None, elem_id="content-labels", height=200)
+        style_labels = gr.Image(label="Style label map", type="filepath", sources=["upload"],
+                                image_mode=None, elem_id="style-labels", height=200)
+    return label_row, content_labels, style_labels
 
 
 def _picture_columns(gr: Any, engine: Engine) -> tuple[Any, ...]:
