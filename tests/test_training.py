@@ -1,5 +1,6 @@
 """The trainer on tiny synthetic folders: it learns, it resumes exactly, its checkpoints survive
-a crash, it runs as 2-process DDP, and its configuration and CLI refuse bad input clearly."""
+a crash, it runs as 2-process DDP, and the CLI refuses to overwrite a run (the configuration and its CLI errors:
+test_training_config.py)."""
 
 from __future__ import annotations
 
@@ -357,94 +358,13 @@ def test_ddp_keeps_every_rank_identical(ddp_run: dict[str, Any]) -> None:
         assert moved == [k for k in r0 if k.startswith(prefix)], f"{prefix} parameters that did not move"
 
 
-# ---------------------------------------------------------------- configuration and CLI
-def test_train_config_from_yaml(tmp_path: Path) -> None:
-    p = tmp_path / "cfg.yaml"
-    p.write_text("content_dir: c\nstyle_dir: s\nsteps: 7\nbetas: [0.0, 0.9]\nweights:\n  adv: 0.5\n"
-                 "  style_layers: [relu1_1, relu2_1]\n")
-    cfg = TrainConfig.load(p)
-    assert (cfg.steps, cfg.betas) == (7, (0.0, 0.9))
-    assert cfg.weights == LossWeights(adv=0.5, style_layers=("relu1_1", "relu2_1"))
-    cfg.check()
-    # JSON works too, and the result round-trips
-    j = tmp_path / "cfg.json"
-    j.write_text(json.dumps(cfg.to_json()))
-    assert TrainConfig.load(j) == cfg
-
-
-@pytest.mark.parametrize(
-    ("text", "match"),
-    [
-        ("steps: 5\nlearning_rate: 0.1\n", r"unknown training config keys \['learning_rate'\]"),
-        ("weights:\n  lambda_adv: 1\n", r"unknown loss weights \['lambda_adv'\]"),
-        ("- a\n- b\n", "must be a mapping"),
-    ],
-)
-def test_train_config_refuses_bad_files(tmp_path: Path, text: str, match: str) -> None:
-    p = tmp_path / "bad.yaml"
-    p.write_text(text)
-    with pytest.raises(InputError, match=match):
-        TrainConfig.load(p)
-
-
-def test_train_config_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="cannot read training config"):
-        TrainConfig.load(tmp_path / "nope.yaml")
-
-
+# ---------------------------------------------------------------- the CLI on an existing run
 def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("semstyle: error:") and needle in lines[0], err
     assert "Traceback" not in err
-
-
-def test_cli_train_needs_content_dir(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--style-dir", str(data / "style"), "--out", str(tmp_path / "r")])
-    _one_line_error(capsys, code, "--content-dir")
-    assert not (tmp_path / "r").exists()
-
-
-def test_cli_train_unknown_config_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "c.yaml").write_text("stpes: 3\n")
-    code = main(["train", "--config", str(tmp_path / "c.yaml")])
-    _one_line_error(capsys, code, "stpes")
-
-
-def use_fake_trainer(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
-    """Stand a trainer that only records its config in for the real one; returns the configs it saw."""
-    seen: list[TrainConfig] = []
-
-    class Fake:
-        def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
-            seen.append(cfg)
-            self.step, self.run, self.d = cfg.steps, Path(cfg.out), type("D", (), {"rank": 0})()
-
-        def fit(self, progress: bool = True) -> list:
-            return []
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr("semstyle.training.trainer.Trainer", Fake)
-    return seen
-
-
-def test_cli_flags_override_the_config_file(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = use_fake_trainer(monkeypatch)
-    text = f"content_dir: {data / 'content'}\nstyle_dir: {data / 'style'}\nsteps: 5\nsize: 64\n"
-    (tmp_path / "c.yaml").write_text(text)
-    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--steps", "9", "--out", str(tmp_path / "r")]) == 0
-    assert (seen[0].steps, seen[0].size, seen[0].out) == (9, 64, str(tmp_path / "r"))
-
-
-def test_cli_resume_without_checkpoint(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "fresh"
-    code = main(["train", "--content-dir", str(data / "content"), "--style-dir", str(data / "style"),
-                 "--out", str(out), "--size", str(SIZE), "--resume", "--no-progress"])
-    _one_line_error(capsys, code, "no checkpoint")
-    assert not out.exists()  # a failed start leaves nothing behind
 
 
 def test_cli_existing_run_without_resume(run_a: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]) -> None:
