@@ -88,6 +88,30 @@ def test_growth_follows_the_picture_not_the_nearest_stroke(encode) -> None:
     assert (labels[SIZE * 3 // 4 :] == int(pack_rgb(np.array(GREEN)))).mean() > 0.95
 
 
+def test_the_classifier_learns_from_a_seeded_sample_of_each_grown_region() -> None:
+    """A grown region of thousands of cells teaches through at most ``samples`` of them, the same ones every time;
+    each region still weighs 1 in all, and a stroke smaller than the sample is taken whole."""
+    import torch
+
+    from semstyle.segmentation.scribbles import _training_set
+
+    desc = torch.arange(5000.0)[:, None]  # (cells, 1): a cell's descriptor is its index
+    painted = torch.zeros(2, 5000)
+    painted[0, :3000] = 1  # a grown region of 3000 cells
+    painted[1, 4000:4010] = 1  # a stroke of 10
+    picks = []
+    for _ in range(2):
+        x, y, w = _training_set(desc, painted, 1024, torch.Generator().manual_seed(0))
+        assert (y == 0).sum() == 1024 and (y == 1).sum() == 10
+        assert torch.allclose(w[y == 0].sum(), torch.tensor(1.0)) and torch.allclose(w[y == 1].sum(), torch.tensor(1.0))
+        assert len(x[y == 0].unique()) == 1024 and x[y == 0].max() < 3000  # distinct cells of the region
+        assert torch.equal(x[y == 1].flatten(), torch.arange(4000.0, 4010.0))
+        picks.append(x)
+    assert torch.equal(picks[0], picks[1])  # seeded: the same strokes grow the same regions
+    x, y, _ = _training_set(desc, painted, 0, torch.Generator().manual_seed(0))
+    assert (y == 0).sum() == 3000  # 0: every cell
+
+
 def test_one_colour_covers_everything(encode) -> None:
     img = Image.fromarray(content_array(64, 64))
     seeds = read_scribbles(strokes((64, 64), [(RED, (5, 5, 30, 5))]), img.size)

@@ -157,8 +157,9 @@ def test_the_model_alpha_is_the_default_and_alpha_overrides_it(model: Path, tmp_
     assert np.abs(pics["default"] - pics["full"]).mean() > 1  # an explicit --alpha wins
 
 
-def test_an_interrupted_student_resumes_exactly(photos: Path, style: Path, model: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_student_resumes_exactly_and_one_of_an_older_adaptation_starts_afresh(
+        photos: Path, style: Path, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     from semstyle.training.student import StudentDistiller
 
     out = tmp_path / "again.safetensors"
@@ -172,6 +173,12 @@ def test_an_interrupted_student_resumes_exactly(photos: Path, style: Path, model
     assert a.student is not None and b.student is not None
     for k, v in a.student.items():
         assert torch.equal(v, b.student[k]), k  # the resumed student is the uninterrupted one, bit for bit
+    assert "the student starts afresh" not in caplog.text
+    more = {**TINY, "steps": TINY["steps"] + 1}  # the adaptation goes on: its decoder, the student's teacher, moves
+    A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, resume=True, **more)
+    assert "the student starts afresh" in caplog.text  # a student of the older adaptation is not reused
+    m = load_style_model(out)
+    assert m.meta["steps"] == 3 and m.meta["student_steps"] == RECIPE.steps
 
 
 @pytest.mark.parametrize(("contents", "want"), [
@@ -296,14 +303,3 @@ def test_serve_refuses_a_models_folder_that_is_not_one(tmp_path: Path, capsys: p
     rc = main(["serve", "--models", str(tmp_path / "nowhere"), "--port", "8765"])  # refused before it listens
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--models" in err[0] and "is not a folder" in err[0], err
-
-
-def test_a_student_of_an_older_adaptation_is_not_reused(photos: Path, style: Path, tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
-    out = tmp_path / "grow.safetensors"
-    A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, **TINY)
-    more = {**TINY, "steps": TINY["steps"] + 1}  # the adaptation goes on: its decoder, the student's teacher, moves
-    A.adapt(style, out, contents=[photos], student=True, student_recipe=RECIPE, resume=True, **more)
-    assert "the student starts afresh" in caplog.text
-    m = load_style_model(out)
-    assert m.meta["steps"] == 3 and m.meta["student_steps"] == RECIPE.steps

@@ -193,7 +193,7 @@ def _paint(page, editor: str, color: str, points: list[tuple[float, float]]) -> 
     page.mouse.move(x + points[0][0] * box["width"], y + points[0][1] * box["height"])
     page.mouse.down()
     for fx, fy in points[1:]:
-        page.mouse.move(x + fx * box["width"], y + fy * box["height"], steps=10)
+        page.mouse.move(x + fx * box["width"], y + fy * box["height"], steps=3)
     page.mouse.up()
 
 

@@ -67,6 +67,7 @@ class GrowOptions:
     position: float = 0.5  # weight of the position
     hidden: int = 64  # width of the per-picture classifier's hidden layer
     iters: int = 200  # its Adam steps (full batch)
+    samples: int = 1024  # examples drawn of each region (painted or grown cells) at most (0 = all of them)
     lr: float = 1e-2  # its learning rate
     weight_decay: float = 1e-3  # its L2 penalty
     smooth: float = 2.0  # std (grid px) of a Gaussian blur of the memberships before the refinement (0 = off)
@@ -191,13 +192,17 @@ def _seed_grid(seeds: np.ndarray, hw: tuple[int, int], ids: list[int]) -> torch.
     return torch.cat(planes, 1)[0].flatten(1)
 
 
-def _training_set(desc: torch.Tensor, painted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Descriptors (n, D), regions (n,) and weights (n,) of the painted grid pixels; each region weighs 1 in all."""
+def _training_set(desc: torch.Tensor, painted: torch.Tensor, samples: int, g: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Descriptors (n, D), regions (n,) and weights (n,) of the painted grid pixels, at most ``samples`` of each
+    region (drawn with ``g``; 0: all); each region weighs 1 in all."""
     xs, ys, ws = [], [], []
     for k, plane in enumerate(painted):
         idx = torch.nonzero(plane >= 0.5).flatten()
         if len(idx) == 0:  # a stroke thinner than a grid cell: its most painted cells
             idx = torch.topk(plane, min(4, int((plane > 0).sum()))).indices
+        if 0 < samples < len(idx):  # a grown region: a random sample of it teaches as much, faster
+            idx = idx[torch.randperm(len(idx), generator=g)[:samples]]
         xs.append(desc[idx])
         ys.append(torch.full((len(idx),), k))
         ws.append(torch.full((len(idx),), 1.0 / len(idx)))
@@ -209,7 +214,7 @@ def classify(desc: torch.Tensor, painted: torch.Tensor, opt: GrowOptions) -> tor
     of each cell painted with each region), seeded, so the same strokes always grow the same regions."""
     g = torch.Generator().manual_seed(0)
     with torch.inference_mode(False), torch.enable_grad():
-        x, y, w = (t.clone() for t in _training_set(desc, painted))
+        x, y, w = (t.clone() for t in _training_set(desc, painted, opt.samples, g))
         d, k = x.shape[1], painted.shape[0]
         params = [(torch.randn(d, opt.hidden, generator=g) / d**0.5).requires_grad_(),
                   torch.zeros(opt.hidden, requires_grad=True),
