@@ -171,6 +171,65 @@ def _assert_same_checkpoint(got: Path, want: Path) -> None:
     assert sa == sb  # step, optimiser scalars (lr, betas, ...), torch RNG state, config
 
 
+def _live(tmp_path: Path, run: Path, i: int, kind: str) -> tuple[Life, subprocess.Popen[str]]:
+    """Life ``i`` of the killed run: started (resumed after the first), then killed at its event (``kind``), or
+    left to finish (``done``). Checks (c) for it."""
+    at = _checkpoint_step(run)
+    log = tmp_path / f"life{i}.log"
+    assert (at > 0) == (i > 0)  # the first kill comes after the first checkpoint: every later life resumes
+    proc: subprocess.Popen[str] | None = None
+    try:
+        if kind == "logged":  # a row past a checkpoint: the checkpoint at + EVERY is complete, then one more step
+            life = Life(kind, at, at + EVERY + 1)
+            proc = _start(tmp_path / "killed.json", log, resume=at > 0)
+            _wait_for_row(proc, log, run, at, life.target)  # the event; the kill follows at once
+            assert proc.poll() is None, "the trainer finished before the kill"
+            _kill(proc)
+        elif kind != "done":
+            life = Life(kind, at, max(2 * EVERY, (at // EVERY + 1) * EVERY))  # the next checkpoint it writes
+            proc = _start(tmp_path / "killed.json", log, resume=at > 0, stop=f"{life.target}:{kind}")
+            _wait_for_stop(proc, log, f"{life.target}:{kind}")
+            _kill(proc)
+        else:
+            life = Life(kind, at, STEPS)
+            proc = _start(tmp_path / "killed.json", log, resume=True)
+            stdout, _ = proc.communicate(timeout=TIMEOUT)
+            assert proc.returncode == 0, log.read_text()[-3000:]
+            assert f"trained to step {STEPS}" in stdout
+    except BaseException:
+        if proc is not None and proc.poll() is None:  # a failed check leaves no trainer behind
+            proc.kill()
+            proc.wait()
+        raise
+    assert life.target < STEPS or kind == "done"  # every kill lands before the end
+    if at:  # (c) the trainer itself says where it resumed
+        assert re.search(rf"resumed from \S+step_{at:07d} at step {at}\b", log.read_text()), log.read_text()
+    life.finished = _last_row(run)
+    resumed = _checkpoint_step(run)
+    if kind == "renamed":  # complete but not yet named by `latest`: the previous one is used
+        assert (run / "checkpoints" / f"step_{life.target:07d}" / "state.json").is_file()
+        assert resumed == life.target - EVERY
+    if kind != "done":  # (c) at most one checkpoint interval of work is lost
+        assert life.finished >= life.target
+        assert resumed >= life.finished - EVERY, life
+    return life, proc
+
+
+def _assert_same_curve(run: Path, ref: Path) -> None:
+    """(b) the same loss curve, in metrics.jsonl and in TensorBoard."""
+    got, want = _rows(run), _rows(ref)
+    assert [r["step"] for r in got] == [r["step"] for r in want] == list(range(1, STEPS + 1))
+    for a, b in zip(got, want):
+        a.pop("time")
+        b.pop("time")
+        assert a == b, f"step {b['step']}"
+    tb_got, tb_want = _scalars(run), _scalars(ref)
+    assert tb_got.keys() == tb_want.keys() and "g/total" in tb_want
+    for tag, events in tb_want.items():
+        assert [s for s, _ in events] == list(range(1, STEPS + 1)), tag
+        assert tb_got[tag] == events, tag
+
+
 def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
     data = make_data(tmp_path, ((48, 40), (40, 44), (44, 40), (40, 48)))
     ref, run = tmp_path / "ref", tmp_path / "killed"
@@ -184,39 +243,8 @@ def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_p
     proc = reference
     try:
         for i, kind in enumerate([*kinds, "done"]):
-            at = _checkpoint_step(run)
-            log = tmp_path / f"life{i}.log"
-            assert (at > 0) == (i > 0)  # the first kill comes after the first checkpoint: every later life resumes
-            if kind == "logged":  # a row past a checkpoint: the checkpoint at + EVERY is complete, then one more step
-                life = Life(kind, at, at + EVERY + 1)
-                proc = _start(tmp_path / "killed.json", log, resume=at > 0)
-                _wait_for_row(proc, log, run, at, life.target)  # the event; the kill follows at once
-                assert proc.poll() is None, "the trainer finished before the kill"
-                _kill(proc)
-            elif kind != "done":
-                life = Life(kind, at, max(2 * EVERY, (at // EVERY + 1) * EVERY))  # the next checkpoint it writes
-                proc = _start(tmp_path / "killed.json", log, resume=at > 0, stop=f"{life.target}:{kind}")
-                _wait_for_stop(proc, log, f"{life.target}:{kind}")
-                _kill(proc)
-            else:
-                life = Life(kind, at, STEPS)
-                proc = _start(tmp_path / "killed.json", log, resume=True)
-                stdout, _ = proc.communicate(timeout=TIMEOUT)
-                assert proc.returncode == 0, log.read_text()[-3000:]
-                assert f"trained to step {STEPS}" in stdout
-            assert life.target < STEPS or kind == "done"  # every kill lands before the end
+            life, proc = _live(tmp_path, run, i, kind)
             lives.append(life)
-            if at:  # (c) the trainer itself says where it resumed
-                assert re.search(rf"resumed from \S+step_{at:07d} at step {at}\b", log.read_text()), log.read_text()
-            life.finished = _last_row(run)
-            resumed = _checkpoint_step(run)
-            root = run / "checkpoints"
-            if kind == "renamed":  # complete but not yet named by `latest`: the previous one is used
-                assert (root / f"step_{life.target:07d}" / "state.json").is_file()
-                assert resumed == life.target - EVERY
-            if kind != "done":  # (c) at most one checkpoint interval of work is lost
-                assert life.finished >= life.target
-                assert resumed >= life.finished - EVERY, lives
         assert reference.wait(timeout=TIMEOUT) == 0, (tmp_path / "ref.log").read_text()[-3000:]
     finally:
         for p in (reference, proc):
@@ -229,19 +257,7 @@ def test_training_killed_repeatedly_ends_exactly_like_an_uninterrupted_run(tmp_p
     _assert_same_checkpoint(run / "checkpoints" / f"step_{STEPS:07d}", ref / "checkpoints" / f"step_{STEPS:07d}")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
         sorted(p.name for p in (ref / "checkpoints").iterdir()) == ["latest", "step_0000006", "step_0000008"]
-
-    # (b) identical loss curve, in metrics.jsonl and in TensorBoard
-    got, want = _rows(run), _rows(ref)
-    assert [r["step"] for r in got] == [r["step"] for r in want] == list(range(1, STEPS + 1))
-    for a, b in zip(got, want):
-        a.pop("time")
-        b.pop("time")
-        assert a == b, f"step {b['step']}"
-    tb_got, tb_want = _scalars(run), _scalars(ref)
-    assert tb_got.keys() == tb_want.keys() and "g/total" in tb_want
-    for tag, events in tb_want.items():
-        assert [s for s, _ in events] == list(range(1, STEPS + 1)), tag
-        assert tb_got[tag] == events, tag
+    _assert_same_curve(run, ref)  # (b)
 
 
 # ---------------------------------------------------------------- what a kill leaves behind, one piece at a time
