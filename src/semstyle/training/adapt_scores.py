@@ -80,9 +80,9 @@ class Judge:
             for (xp, (h, w)), c_f in zip(self.padded, self.content_feats, strict=True):
                 out = render(xp)[..., :h, :w].clamp(0, 1)
                 o_f = M.vgg_features(self.encoder, out)
-                style = FN.mean_std_loss_to([o_f[k] for k in M.METRIC_TAPS], [m for m, _ in self.style_stats],
-                                            [s for _, s in self.style_stats])
-                rows.append((float(style), M.content_loss(o_f, c_f)))
+                s_loss = FN.mean_std_loss_to([o_f[k] for k in M.METRIC_TAPS], [m for m, _ in self.style_stats],
+                                             [s for _, s in self.style_stats])
+                rows.append((float(s_loss), M.content_loss(o_f, c_f)))
         style, content = np.asarray(rows).mean(0)
         return float(style), float(content)
 
