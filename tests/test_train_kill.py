@@ -201,6 +201,7 @@ def _live(tmp_path: Path, run: Path, i: int, kind: str) -> tuple[Life, subproces
             proc.kill()
             proc.wait()
         raise
+    assert proc is not None
     assert life.target < STEPS or kind == "done"  # every kill lands before the end
     if at:  # (c) the trainer itself says where it resumed
         assert re.search(rf"resumed from \S+step_{at:07d} at step {at}\b", log.read_text()), log.read_text()

@@ -59,8 +59,9 @@ class Judge:
             # each padded photo's relu4_1, by the tensor's identity: an α sweep encodes every photo once, not per α
             self._c4 = {id(xp): encoder(xp, ("relu4_1",))["relu4_1"].float() for xp, _ in self.padded}
         style_feats = M.vgg_features(encoder, to_tensor(resize_longest(style, SIDE)))
-        # the style's channel (mean, std) per metric tap, computed once: every score compares against the same
-        self.style_stats = [FN.mean_std(style_feats[k]) for k in M.METRIC_TAPS]
+        # the style's channel means and stds per metric tap, computed once: every score compares against the same
+        stats = [FN.mean_std(style_feats[k]) for k in M.METRIC_TAPS]
+        self.style_means, self.style_stds = [m for m, _ in stats], [sd for _, sd in stats]
         self.content_feats = [M.vgg_features(encoder, p) for p in self.photos]
         self.base = self.score(self.adain(pretrained, 1.0))  # pretrained AdaIN's (style distance, content loss)
 
@@ -80,8 +81,7 @@ class Judge:
             for (xp, (h, w)), c_f in zip(self.padded, self.content_feats, strict=True):
                 out = render(xp)[..., :h, :w].clamp(0, 1)
                 o_f = M.vgg_features(self.encoder, out)
-                s_loss = FN.mean_std_loss_to([o_f[k] for k in M.METRIC_TAPS], [m for m, _ in self.style_stats],
-                                             [s for _, s in self.style_stats])
+                s_loss = FN.mean_std_loss_to([o_f[k] for k in M.METRIC_TAPS], self.style_means, self.style_stds)
                 rows.append((float(s_loss), M.content_loss(o_f, c_f)))
         style, content = np.asarray(rows).mean(0)
         return float(style), float(content)
