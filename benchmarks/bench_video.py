@@ -16,6 +16,7 @@ Per setting: the **warping error** (docs/METRICS.md: mean over reliable pixels o
     python benchmarks/bench_video.py                     # 12 frames a sequence at 256 px; writes docs/
     python benchmarks/bench_video.py --frames 6 --no-write
     python benchmarks/bench_video.py --large 1920x1080   # tiled vs untiled frames: peak memory, time, difference
+    python benchmarks/bench_video.py --floor --size 512  # the metric's floor: frame 0's texture locked to a flow
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from video_common import PER_FRAME, SEQUENCES, Setting, clip, relative, run, score, shared_clip
+from video_common import PER_FRAME, SEQUENCES, Setting, carried_through, clip, relative, run, score, shared_clip
 
-from semstyle import assets
+from semstyle import assets, motion
 from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, save_image
 from semstyle.io.video import natural_key
@@ -74,6 +75,28 @@ def speed(decoders: list[str], frames: int = 8, size: int = 512) -> None:
                 f"{model}, precision {precision}: {n / (time.perf_counter() - t0):.2f} frames/s at {size} px "
                 f"({frames_in[0].size} input frames, decoder {st.config.decoder})"
             )
+
+
+def floor(frames: int, size: int) -> None:
+    """What a texture locked to the content scores: frame 0's per-frame result carried through each shared clip along
+    the method's flow (DIS) and along the benchmark's own (Farneback), against per-frame stylisation."""
+    st = Stylizer(defaults=StylizeOptions(size=size, style_size=size))
+    style_path = assets.style_images()[1]
+    style = st.encode_style(style_path).image
+    means: dict[str, list[dict[str, float]]] = {"dis": [], "farneback": []}
+    for name in SEQUENCES:
+        c = shared_clip(name, frames, size)
+        outs, _ = run(st, c, style_path, PER_FRAME)
+        base = score(st, c, outs, style)
+        for method, rs in means.items():
+            flows = c.flows if method == "farneback" else motion.backward_flows(c.ins, method)
+            rs.append(r := relative(score(st, c, carried_through(outs[0], flows), style), base))
+            print(f"{name:12s} frame 0 carried along {method:9s} warp {r['warp']:.3f}x  long {r['long']:.3f}x  "
+                  f"style {100 * r['style']:+.1f} %  content {100 * r['content']:+.1f} %", flush=True)
+    for method, rs in means.items():
+        m = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+        print(f"mean         frame 0 carried along {method:9s} warp {m['warp']:.3f}x  long {m['long']:.3f}x  "
+              f"style {100 * m['style']:+.1f} %  content {100 * m['content']:+.1f} %")
 
 
 def memory(n: int, size: int = 128) -> None:
@@ -192,6 +215,8 @@ def main() -> None:
     ap.add_argument("--plot", default="", metavar="PNG", help="also draw the flicker–style trade-off there")
     ap.add_argument("--replot", default="", metavar="JSON", help="only redraw the trade-off figure from --plot's rows")
     ap.add_argument("--clips", default="", help="comma-separated clips (pan and the shared sequences by default)")
+    ap.add_argument("--floor", action="store_true",
+                    help="only the metric's floor: frame 0's result carried along each flow through the clip")
     ap.add_argument("--speed", action="store_true", help="only frames per second at 512 px, VGG19 and fast")
     ap.add_argument(
         "--memory",
@@ -217,6 +242,9 @@ def main() -> None:
         return
     if args.replot:  # the trade-off figure again from a run's saved rows
         tradeoff([tuple(r) for r in json.loads(Path(args.replot).read_text())], Path(args.replot).with_suffix(".png"))
+        return
+    if args.floor:
+        floor(args.frames, args.size)
         return
     if args.speed:
         speed(args.decoders.split(","))

@@ -90,6 +90,19 @@ def score(judge: Stylizer, c: Clip, outs: list[np.ndarray], style: Image.Image, 
                   float(np.mean(cl)), curve, fps)
 
 
+def carried_through(first: np.ndarray, flows: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Frame 0's result ``first`` (H, W, 3) uint8 carried through the clip along ``flows`` (entry t−1: t → t−1), each
+    frame sampled once from ``first`` at the chained position (bicubic; nothing compounds, nothing is re-rendered):
+    a texture locked to that flow. Its warping error is what the benchmark gives a perfectly flow-locked texture of
+    per-frame contrast — the floor of the metric for that flow (``bench_video.py --floor``)."""
+    f = np.zeros((*first.shape[:2], 2), np.float32)  # where each pixel of frame t was in frame 0
+    outs = [first]
+    for back, _ in flows:
+        f = back + motion.warp(f, back)  # t → t−1, then t−1 → 0 read there
+        outs.append(np.clip(motion.warp(first.astype(np.float32), f, cubic=True) + 0.5, 0, 255).astype(np.uint8))
+    return outs
+
+
 def relative(s: Scores, base: Scores) -> dict[str, float]:
     """``s`` against the per-frame baseline ``base``: warping errors as ratios, style and content as changes."""
     return {"warp": s.warp / base.warp, "long": s.long / base.long, "style": s.style / base.style - 1,

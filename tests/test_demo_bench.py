@@ -106,3 +106,25 @@ def test_canonical_baseline_matches_semstyle_fp32(bench_module, tmp_path: Path) 
     assert bench_module.psnr(tmp_path / "ref.png", tmp_path / "ours.png") > 40
     # and it is a real stylisation, not a copy of the content
     assert bench_module.psnr(tmp_path / "ref.png", content) < 25
+
+
+def test_the_floor_carries_frame_zero_along_the_chained_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench_video.py --floor``'s locked texture: on a pan of 3 px a frame with its exact flow, frame t is frame 0
+    moved by 3t px (away from the entering border), and its warping error along that flow is zero."""
+    pytest.importorskip("cv2", reason="the video extra (opencv) is installed by `make setup`")
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from video_common import carried_through
+
+    from semstyle import motion
+
+    rng = np.random.default_rng(0)
+    wide = (rng.random((40, 80, 3)) * 255).astype(np.uint8)
+    frames = [wide[:, 20 - 3 * t: 60 - 3 * t] for t in range(4)]  # the camera pans left: content moves right
+    back = np.zeros((40, 40, 2), np.float32)
+    back[..., 0] = -3.0  # frame t's pixel x was at x − 3 in frame t − 1
+    flows = [(back, np.ones((40, 40), bool))] * 3
+    outs = carried_through(frames[0], flows)
+    assert len(outs) == 4 and outs[0] is frames[0]
+    for t in (1, 2, 3):
+        assert np.array_equal(outs[t][:, 3 * t:], frames[t][:, 3 * t:])  # the part of frame 0 still in view
+        assert motion.carried_error(outs[t - 1], outs[t], *flows[t - 1]) < 1e-9
