@@ -43,11 +43,11 @@ DATA = ROOT.parent / "shared" / "data" / "video"
 SETTINGS: dict[str, Setting] = {  # name → the carries (consistency, texture, hidden, decoder stage)
     "per-frame": PER_FRAME, "features only": Setting(0.8), "consistency 0.5": Setting(0.5),
     "texture 0.2": Setting(0.8, 0.2), "hidden 0.5": Setting(0.8, hidden=0.5),
-    "hidden 0.7 (default)": Setting(0.8, hidden=0.7), "hidden 0.8": Setting(0.8, hidden=0.8),
+    "hidden 0.7 (default ≤ 256 px)": Setting(0.8, hidden=0.7), "hidden 0.8": Setting(0.8, hidden=0.8),
     "hidden 0.7 at stage up4": Setting(0.8, hidden=0.7, layer="up4"),
     "hidden 0.7 at stage s4_4": Setting(0.8, hidden=0.7, layer="s4_4"),
 }
-DEFAULT_SETTING = "hidden 0.7 (default)"
+DEFAULT_SETTING = "hidden 0.7 (default ≤ 256 px)"
 
 
 def speed(decoders: list[str], frames: int = 8, size: int = 512) -> None:

@@ -71,3 +71,51 @@ def test_hidden_carry_mixes_the_warped_activation_and_keeps_its_contrast() -> No
             assert torch.equal(out, cur)  # nothing carried where the flow is unreliable
         carry.next_frame(None, None)
         assert carry.hidden is not None and torch.equal(carry.hidden, out)  # what the next frame gets
+
+
+def test_the_default_carries_follow_the_frame_size() -> None:
+    """``config.VIDEO_CARRIES``: each frame size takes the first row that reaches it, a larger frame the last row; the
+    same carries freeze more texture the larger the frame, so no row carries more than the one before it."""
+    from semstyle.config import VIDEO_CARRIES
+    from semstyle.pipelines.video import default_carries
+
+    sides = [row[0] for row in VIDEO_CARRIES]
+    assert sides == sorted(sides) and len(set(sides)) == len(sides)
+    for before, row in zip(VIDEO_CARRIES, VIDEO_CARRIES[1:]):
+        assert row[1] <= before[1] and row[2] <= before[2] and row[1:] != before[1:]
+    for i, (side, consistency, hidden) in enumerate(VIDEO_CARRIES):
+        assert default_carries(side) == (consistency, hidden)
+        assert default_carries(side + 1) == VIDEO_CARRIES[min(i + 1, len(VIDEO_CARRIES) - 1)][1:]
+    assert default_carries(16) == VIDEO_CARRIES[0][1:]
+    assert default_carries(4096) == VIDEO_CARRIES[-1][1:]
+
+
+@pytest.mark.parametrize(("size", "given", "want_row", "want"), [
+    (64, {}, 0, None),  # small frames: the first row's carries
+    (0, {}, -1, None),  # size 0 keeps the frames' own 600 px: the last row's
+    (0, {"hidden": 0.3}, -1, ("row", 0.3)),  # a carry given wins, the other still follows the size
+    (64, {"consistency": 0.6}, 0, (0.6, "row")),
+])
+def test_a_clip_takes_the_carries_of_its_frame_size(stylizer, monkeypatch: pytest.MonkeyPatch, size: int,
+                                                    given: dict[str, float], want_row: int,
+                                                    want: tuple[object, object] | None) -> None:
+    from PIL import Image
+
+    import semstyle.pipelines.video as V
+    from semstyle.config import VIDEO_CARRIES
+
+    seen: list[tuple[float, float]] = []
+
+    class Spy:
+        def __init__(self, features_w: float, hidden_w: float, layer: str | None) -> None:
+            seen.append((features_w, hidden_w))
+            raise KeyboardInterrupt  # stop before the frame is stylised
+
+    monkeypatch.setattr(V, "FrameCarry", Spy)
+    frame = Image.new("RGB", (600, 300), (90, 120, 150))
+    style = Image.new("RGB", (64, 64), (200, 60, 30))
+    with pytest.raises(KeyboardInterrupt):
+        next(V.stylize_frames(stylizer, [frame], style, options=stylizer.defaults.updated(size=size), **given))
+    row = VIDEO_CARRIES[want_row][1:]
+    expected = row if want is None else tuple(row[i] if w == "row" else w for i, w in enumerate(want))
+    assert seen == [expected]

@@ -129,7 +129,20 @@ def test_the_page_has_a_video_tab() -> None:
     try:
         apis = {d.get("api_name") for d in demo.config["dependencies"]}
         assert {"stylize", "segment", "video"} <= apis
-        ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
-        assert {"tab-image", "tab-video", "video-in", "video-out", "video-run"} <= ids
+        ids = {c.get("props", {}).get("elem_id"): c["id"] for c in demo.config["components"]}
+        assert {"tab-image", "tab-video", "video-in", "video-out", "video-run"} <= set(ids)
+        size, cons = ids["video-size"], ids["video-cons"]  # moving the frame size sets the consistency slider
+        moves = [d for d in demo.config["dependencies"] if (size, "change") in [tuple(t) for t in d["targets"]]]
+        assert [(d["inputs"], d["outputs"], d["api_name"]) for d in moves] == [([size], [cons], "consistency_for")]
     finally:
         engine.close()
+
+
+def test_the_consistency_slider_takes_the_measured_choice_of_the_frame_size() -> None:
+    from semstyle.config import VIDEO_CARRIES
+    from semstyle.web.video import WEB_CONSISTENCY, WEB_SIZE, consistency_for
+
+    assert consistency_for(WEB_SIZE) == WEB_CONSISTENCY == VIDEO_CARRIES[0][1]  # the tab starts at 256 px
+    for side, consistency, _ in VIDEO_CARRIES:
+        assert consistency_for(float(side)) == consistency  # the slider sends floats
+    assert consistency_for(2048) == VIDEO_CARRIES[-1][1]

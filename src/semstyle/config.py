@@ -22,10 +22,15 @@ UNMATCHED_POLICIES: tuple[str, ...] = ("nearest", "global", "keep")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 MODELS: tuple[str, ...] = ("vgg19", "fast")
 FUSIONS: tuple[str, ...] = ("adain", "attention")
-VIDEO_CONSISTENCY = 0.8  # video feature carry: 0.65× the flicker at +4.5 % style (benchmarks/bench_video.py)
 VIDEO_TEXTURE = 0.0  # video texture carry: off, its style cost is over the 10 % budget (docs/VIDEO.md)
-VIDEO_HIDDEN = 0.7  # video decoder-activation carry: with the feature carry 0.50× the flicker at +9 % style at 256 px,
-# 0.56× at +34 % at 512 px (docs/VIDEO.md: kept, no setting or decoder measured does better at equal style)
+# The video carries the measurements choose, by the frame's longest side (benchmarks/tune_video.py: tuned on cats,
+# reported on ambush_3 and mountain_2; docs/VIDEO.md): (up to this side in px, --consistency, --hidden). The same
+# carries freeze more of the texture the larger the frame, so larger frames carry less; above the last row, its own.
+VIDEO_CARRIES: tuple[tuple[int, float, float], ...] = (
+    (256, 0.8, 0.7),  # 0.50× the per-frame flicker at +8.8 % style (mean of the three clips)
+    (384, 0.5, 0.35),  # 0.68× at +4.6 % (the carries of 256 px: +39.7 % style on cats)
+    (512, 0.5, 0.2),  # 0.74× at +5.4 % (the default carries of 256 px: 0.56× at +34 %)
+)
 ADAPT_STEPS = 300  # semstyle adapt: generator updates of the default budget (~5 min on 2 CPU cores, 128 px, bf16)
 ADAPT_MINUTES = 10.0  # semstyle adapt: and never longer than this
 STUDENT_STEPS = 300  # updates of an adaptation's real-time student (adapt --student; ~1 s each on 2 cores)

@@ -6,13 +6,14 @@ frame's *fused relu4_1 features* are carried along the optical flow of the conte
 ``semstyle.motion``) where the flow is reliable (forward–backward check), mixed into the current
 fused features with weight W, then decoded: this costs nothing in style but removes little flicker,
 because the decoder renders texture on the stride-8 feature grid, which does not move with the
-content. With ``hidden`` H > 0 (the default) the previous frame's *decoder activation* at a stride-4
+content. With ``hidden`` H > 0 the previous frame's *decoder activation* at a stride-4
 layer is carried too (bicubic warp, contrast restored per channel): the texture rendered there moves
 with the content, and the layers after it re-render the fine detail, so the style survives where a
 pixel blend would wash it out. With ``texture`` T > 0 the previous *result's* high frequencies, warped along the flow,
 replace the current ones with weight T (``carry_texture``): the texture then moves with the content
 (warping error down to about a third) but it washes out over the frames (style distance up by half);
-docs/VIDEO.md has the measurements.
+docs/VIDEO.md has the measurements. By default W and H are what the measurements choose for the frames' size
+(``default_carries``, ``config.VIDEO_CARRIES``): the same carries freeze more of the texture the larger the frame.
 
 In semantic ``auto`` mode the regions are found once, on the first frame, and later frames take
 their labels carried along the flow, so the regions do not flicker either.
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from semstyle import motion
-from semstyle.config import VIDEO_CONSISTENCY, VIDEO_HIDDEN, VIDEO_TEXTURE, StylizeOptions
+from semstyle.config import VIDEO_CARRIES, VIDEO_TEXTURE, StylizeOptions
 from semstyle.errors import InputError
 from semstyle.io import video as V
 from semstyle.io.images import ImageInput, load_image, resize_longest
@@ -45,13 +46,21 @@ from semstyle.types import StylizeRequest, StylizeResult, as_request
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONSISTENCY = VIDEO_CONSISTENCY  # feature carry (the values live in config.py, which the CLI's parser reads)
-DEFAULT_TEXTURE = VIDEO_TEXTURE  # texture carry: off
-DEFAULT_HIDDEN = VIDEO_HIDDEN  # decoder-activation carry
+DEFAULT_TEXTURE = VIDEO_TEXTURE  # texture carry: off (the values live in config.py, which the CLI's parser reads)
 
 
-def check_consistency(w: float, name: str = "consistency") -> None:
-    if not 0.0 <= w < 1.0:
+def default_carries(side: int) -> tuple[float, float]:
+    """The (consistency, hidden) the measurements choose for frames whose longest side is ``side`` px:
+    ``config.VIDEO_CARRIES``' first row that reaches ``side``, or its last row for larger frames."""
+    for up_to, consistency, hidden in VIDEO_CARRIES:
+        if side <= up_to:
+            return consistency, hidden
+    return VIDEO_CARRIES[-1][1], VIDEO_CARRIES[-1][2]
+
+
+def check_consistency(w: float | None, name: str = "consistency") -> None:
+    """A carry's weight: in [0, 1) (0 = off), or None (chosen by the frame size)."""
+    if w is not None and not 0.0 <= w < 1.0:
         raise ValueError(f"{name} must be in [0, 1) (0 = off), got {w}")
 
 
@@ -224,9 +233,9 @@ def stylize_frames(
     style: ImageInput | Sequence[ImageInput],
     *,
     style_weights: Sequence[float] | None = None,
-    consistency: float = DEFAULT_CONSISTENCY,
+    consistency: float | None = None,
     texture: float = DEFAULT_TEXTURE,
-    hidden: float = DEFAULT_HIDDEN,
+    hidden: float | None = None,
     hidden_layer: str = HIDDEN_STAGE,
     callback: Callable[[int, StylizeResult], None] | None = None,
     options: StylizeOptions | None = None,
@@ -237,7 +246,8 @@ def stylize_frames(
 
     ``consistency`` in [0, 1): the weight of the previous frame's features carried along the flow
     (0 = per-frame: nothing at all is carried); ``hidden`` in [0, 1): the weight of the previous frame's
-    decoder activation at ``hidden_layer`` carried along the flow (``FrameCarry``);
+    decoder activation at ``hidden_layer`` carried along the flow (``FrameCarry``); either left None takes the
+    measurements' choice for the frames' size (``default_carries``: larger frames carry less);
     ``texture`` in [0, 1): the weight of the previous result's texture carried along the flow at the
     output (``carry_texture``: far less flicker, at a cost in style; docs/VIDEO.md).
     ``options`` are the clip's options (default: the Stylizer's; semantic "none", "auto" or "scribbles", no
@@ -250,19 +260,19 @@ def stylize_frames(
     check_consistency(texture, "texture")
     check_consistency(hidden, "hidden")
     stage_index(hidden_layer)  # a ValueError naming the stages
-    if consistency == 0:  # per-frame: nothing is carried
-        hidden = texture = 0.0
     opts = stylizer.options(options)
     check_video_options(opts)
     given: list[ImageInput] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]
     styles = [stylizer.encode_style(s, opts) for s in given]
     carry = _Carry()
     layer = hidden_layer if isinstance(stylizer.decoder, Decoder) else None
-    nets = FrameCarry(consistency, hidden, layer) if consistency > 0 else None  # the fast model: features only
+    nets: FrameCarry | None = None
     frame_opts = opts.updated(size=0)  # frames are resized here, once, so the flow sees what is stylised
     for i, frame in enumerate(frames):
         img = resize_longest(load_image(frame, opts.max_pixels, "video frame"), opts.size)
         g = motion.gray(np.asarray(img, dtype=np.uint8))
+        if i == 0:
+            nets, texture = _frame_carry(consistency, hidden, texture, max(img.size), layer)
         flow_px, ok = _flow_back(carry, g, img.size, i)
         req = as_request(img, styles, style_weights=style_weights, content_scribbles=content_scribbles,
                          style_scribbles=style_scribbles)
@@ -276,6 +286,19 @@ def stylize_frames(
         if callback is not None:
             callback(i + 1, res)
         yield res.image
+
+
+def _frame_carry(consistency: float | None, hidden: float | None, texture: float, side: int, layer: str | None
+                 ) -> tuple[FrameCarry | None, float]:
+    """The clip's networks' carry and texture weight, the carries left None chosen for frames of ``side`` px;
+    consistency 0 is per-frame: nothing at all is carried."""
+    by_size = default_carries(side)
+    features = by_size[0] if consistency is None else consistency
+    activation = by_size[1] if hidden is None else hidden
+    log.info("video carries for %d px frames: consistency %g, hidden %g", side, features, activation)
+    if features == 0:
+        return None, 0.0
+    return FrameCarry(features, activation, layer), texture  # the fast model (layer None): features only
 
 
 def _flow_back(carry: _Carry, g: np.ndarray, size: tuple[int, int], i: int
@@ -318,9 +341,9 @@ def stylize_video(
     output: str | Path,
     *,
     overwrite: bool = False,
-    consistency: float = DEFAULT_CONSISTENCY,
+    consistency: float | None = None,
     texture: float = DEFAULT_TEXTURE,
-    hidden: float = DEFAULT_HIDDEN,
+    hidden: float | None = None,
     callback: Callable[[int, StylizeResult], None] | None = None,
     options: StylizeOptions | None = None,
     content_scribbles: Any = None,
@@ -359,5 +382,5 @@ def stylize_video(
         raise
 
 
-__all__ = ["DEFAULT_CONSISTENCY", "DEFAULT_HIDDEN", "DEFAULT_TEXTURE", "HIDDEN_STAGE", "FrameCarry", "carry_texture",
-           "check_consistency", "check_video_options", "stylize_frames", "stylize_video"]
+__all__ = ["DEFAULT_TEXTURE", "HIDDEN_STAGE", "FrameCarry", "carry_texture", "check_consistency", "check_video_options",
+           "default_carries", "stylize_frames", "stylize_video"]

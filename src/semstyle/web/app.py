@@ -17,7 +17,6 @@ from PIL import Image
 
 from semstyle import assets
 from semstyle.config import FUSIONS
-from semstyle.pipelines.video import DEFAULT_CONSISTENCY
 from semstyle.web.adapt import AdaptLimits, adapt_tab, run_adapt
 from semstyle.web.engine import Engine
 from semstyle.web.forms import (
@@ -31,7 +30,7 @@ from semstyle.web.forms import (
     user_message,
 )
 from semstyle.web.guard import BusyMessage, Confinement, busy_message
-from semstyle.web.video import VideoLimits, run_video, video_tab
+from semstyle.web.video import WEB_CONSISTENCY, WEB_SIZE, VideoLimits, run_video, video_tab
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +152,8 @@ class Handlers:
         except Exception as e:  # noqa: BLE001 - the page shows a message for everything
             return RunView(None, None, None, status_html("error", self._message(e, names)))
 
-    def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = 256,
-              consistency: float = DEFAULT_CONSISTENCY, decoder: str | None = None, *,
+    def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = WEB_SIZE,
+              consistency: float = WEB_CONSISTENCY, decoder: str | None = None, *,
               progress: Progress | None = None) -> tuple[str | None, str]:
         """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
         try:
@@ -163,8 +162,8 @@ class Handlers:
                 self.confine.check(clip_up, "video")
                 self.confine.check(style_up, "style image")
             out = run_video(self.engine, self.video_limits, clip_up, style_up,
-                            alpha=float(alpha if alpha is not None else 1.0), size=int(size or 256),
-                            consistency=float(consistency if consistency is not None else DEFAULT_CONSISTENCY),
+                            alpha=float(alpha if alpha is not None else 1.0), size=int(size or WEB_SIZE),
+                            consistency=float(consistency if consistency is not None else WEB_CONSISTENCY),
                             decoder=decoder or "pretrained", progress=progress)
             return str(out), status_html("ok", f"Done: {out.name}")
         except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page

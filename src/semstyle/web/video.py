@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from semstyle.io import video as V
-from semstyle.pipelines.video import DEFAULT_CONSISTENCY, check_consistency, stylize_video
+from semstyle.pipelines.video import check_consistency, default_carries, stylize_video
 from semstyle.web.engine import Engine
 from semstyle.web.forms import Progress, Upload, UserError, human_bytes, safe_stem
 
@@ -30,11 +30,13 @@ class VideoLimits:
             raise ValueError(f"max video size must be between 64 and 2048 px, got {self.max_side}")
 
 
+WEB_SIZE = 256  # the tab's frame size to start with (px)
+WEB_CONSISTENCY = default_carries(WEB_SIZE)[0]  # the consistency slider's start: what the measurements choose there
 VIDEO_DECODERS = ("pretrained", "temporal")  # the tab's decoder choice: AdaIN's, or the one trained for stability
 
 
 def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: Upload | None, *,
-              alpha: float = 1.0, consistency: float = DEFAULT_CONSISTENCY, size: int = 256,
+              alpha: float = 1.0, consistency: float = WEB_CONSISTENCY, size: int = WEB_SIZE,
               decoder: str = "pretrained", progress: Progress | None = None) -> Path:
     """Stylise one uploaded clip with ``decoder`` (a ``VIDEO_DECODERS`` entry); returns the mp4's path. Raises
     UserError (and the pipeline's one-line errors) for anything wrong with the request."""
@@ -76,6 +78,12 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
                          callback=step, options=st.options(overrides={"alpha": float(alpha), "size": int(size)}))
 
 
+def consistency_for(size: float) -> float:
+    """The consistency slider's value when the frame size moves to ``size``: the measurements' choice there (the
+    decoder-activation carry, not on the page, follows the size by itself)."""
+    return default_carries(int(size))[0]
+
+
 def video_tab(gr: Any, handle: Callable[..., tuple[str | None, str]], vl: VideoLimits,
               status: Callable[[str, str], str]) -> None:
     """The video tab: a short clip and a style in, a playable mp4 out (limits shown on the page). ``handle(clip,
@@ -91,10 +99,10 @@ def video_tab(gr: Any, handle: Callable[..., tuple[str | None, str]], vl: VideoL
             v_out = gr.Video(label="Result", interactive=False, elem_id="video-out", height=280)
         with gr.Row():
             v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
-            v_size = gr.Slider(64, vl.max_side, value=min(256, vl.max_side), step=16, label="Frame size (px)",
+            v_size = gr.Slider(64, vl.max_side, value=min(WEB_SIZE, vl.max_side), step=16, label="Frame size (px)",
                                elem_id="video-size")
-            v_cons = gr.Slider(0.0, 0.95, value=DEFAULT_CONSISTENCY, step=0.05, label="Temporal consistency",
-                               elem_id="video-cons")
+            v_cons = gr.Slider(0.0, 0.95, value=WEB_CONSISTENCY, step=0.05, label="Temporal consistency",
+                               elem_id="video-cons", info="set to the measured choice when the frame size moves")
             v_dec = gr.Radio(list(VIDEO_DECODERS), value="pretrained", label="Decoder", elem_id="video-decoder",
                              info="temporal: trained for stable video (less flicker, a little less texture)")
         v_btn = gr.Button("Stylise the clip", variant="primary", elem_id="video-run")
@@ -103,8 +111,9 @@ def video_tab(gr: Any, handle: Callable[..., tuple[str | None, str]], vl: VideoL
         def on_video(*values: Any, progress: Any = gr.Progress()) -> tuple:  # noqa: B008
             return handle(*values, progress=lambda f, d: progress(f, desc=d))
 
+        v_size.change(consistency_for, v_size, v_cons, queue=False)
         v_btn.click(on_video, [clip, v_style, v_alpha, v_size, v_cons, v_dec], [v_out, v_status], api_name="video",
                     preprocess=False, concurrency_id="semstyle", show_progress_on=[v_out, v_status])
 
 
-__all__ = ["VIDEO_DECODERS", "VideoLimits", "run_video", "video_tab"]
+__all__ = ["VIDEO_DECODERS", "WEB_CONSISTENCY", "WEB_SIZE", "VideoLimits", "consistency_for", "run_video", "video_tab"]
