@@ -168,3 +168,22 @@ def test_the_margin_shrinks_with_a_small_crop(tmp_path: Path, crop: int, margin:
     cfg = A.adapt_config(tmp_path, "photos", 10, "fp32", crop)
     assert (cfg.size, cfg.margin) == (crop, margin)
     assert cfg.size - 2 * cfg.margin >= 32
+
+
+def test_the_cli_says_when_the_time_budget_ended_the_adaptation(style: Path, photos: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """On a slow CPU --minutes comes before --steps: the user is told, and how to finish (``--resume``)."""
+    import semstyle.cli.adapt as cli
+    from semstyle.training.adapt import AdaptResult
+    from semstyle.training.adapt_scores import Scores
+
+    done = {"steps": 0}
+    monkeypatch.setattr(cli, "adapt", lambda *a, **k: AdaptResult(tmp_path / "m.safetensors", done["steps"], 600.0,
+                                                                  Scores(4, 1.0, -0.1, 0.0)))
+    argv = ["adapt", str(style), "--contents", str(photos), "-o", str(tmp_path / "m.safetensors"), "--steps", "300"]
+    for steps, told in ((165, True), (300, False)):
+        done["steps"] = steps
+        assert main([*argv, "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        assert f"adapted in {steps} steps (10.0 min)" in out
+        assert ("ended the adaptation at step 165 of 300; add --resume and more --minutes" in out) == told, out

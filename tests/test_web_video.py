@@ -146,3 +146,23 @@ def test_the_consistency_slider_takes_the_measured_choice_of_the_frame_size() ->
     for side, consistency, _ in VIDEO_CARRIES:
         assert consistency_for(float(side)) == consistency  # the slider sends floats
     assert consistency_for(2048) == VIDEO_CARRIES[-1][1]
+
+
+def test_a_request_without_consistency_takes_the_choice_of_its_frame_size(web, clip: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import semstyle.pipelines.video as PV
+    from semstyle.config import VIDEO_CARRIES
+
+    seen: list[tuple[float, float]] = []
+
+    class Spy:
+        def __init__(self, features_w: float, hidden_w: float, layer: str | None) -> None:
+            seen.append((features_w, hidden_w))
+            raise KeyboardInterrupt  # stop before the frame is stylised
+
+    monkeypatch.setattr(PV, "FrameCarry", Spy)
+    with pytest.raises(KeyboardInterrupt):
+        web.video(str(clip), str(style_path()), 1.0, 64, None)
+    with pytest.raises(KeyboardInterrupt):
+        web.video(str(clip), str(style_path()), 1.0, 64, 0.3)
+    assert seen == [VIDEO_CARRIES[0][1:], (0.3, VIDEO_CARRIES[0][2])]

@@ -30,7 +30,7 @@ from semstyle.web.forms import (
     user_message,
 )
 from semstyle.web.guard import BusyMessage, Confinement, busy_message
-from semstyle.web.video import WEB_CONSISTENCY, WEB_SIZE, VideoLimits, run_video, video_tab
+from semstyle.web.video import WEB_SIZE, VideoLimits, run_video, video_tab
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,10 @@ class Handlers:
             return RunView(None, None, None, status_html("error", self._message(e, names)))
 
     def video(self, clip: Any, style: Any, alpha: float = 1.0, size: int = WEB_SIZE,
-              consistency: float = WEB_CONSISTENCY, decoder: str | None = None, *,
+              consistency: float | None = None, decoder: str | None = None, *,
               progress: Progress | None = None) -> tuple[str | None, str]:
-        """Stylise an uploaded clip: (the mp4's path or None, a one-line status)."""
+        """Stylise an uploaded clip: (the mp4's path or None, a one-line status); consistency None: the
+        measurements' choice for the frame size."""
         try:
             clip_up, style_up = Upload.of(clip), Upload.of(style)
             if self.confine is not None:
@@ -163,7 +164,7 @@ class Handlers:
                 self.confine.check(style_up, "style image")
             out = run_video(self.engine, self.video_limits, clip_up, style_up,
                             alpha=float(alpha if alpha is not None else 1.0), size=int(size or WEB_SIZE),
-                            consistency=float(consistency if consistency is not None else WEB_CONSISTENCY),
+                            consistency=None if consistency is None else float(consistency),
                             decoder=decoder or "pretrained", progress=progress)
             return str(out), status_html("ok", f"Done: {out.name}")
         except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page

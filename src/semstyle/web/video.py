@@ -36,10 +36,11 @@ VIDEO_DECODERS = ("pretrained", "temporal")  # the tab's decoder choice: AdaIN's
 
 
 def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: Upload | None, *,
-              alpha: float = 1.0, consistency: float = WEB_CONSISTENCY, size: int = WEB_SIZE,
+              alpha: float = 1.0, consistency: float | None = None, size: int = WEB_SIZE,
               decoder: str = "pretrained", progress: Progress | None = None) -> Path:
     """Stylise one uploaded clip with ``decoder`` (a ``VIDEO_DECODERS`` entry); returns the mp4's path. Raises
-    UserError (and the pipeline's one-line errors) for anything wrong with the request."""
+    UserError (and the pipeline's one-line errors) for anything wrong with the request. ``consistency`` None: the
+    measurements' choice for the frame size (``default_carries``), as the decoder-activation carry always is."""
     say = progress or (lambda f, d: None)
     if video is None:
         raise UserError("upload a video clip (mp4, mov, mkv, webm, avi or gif)")
@@ -56,7 +57,8 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
     if decoder not in VIDEO_DECODERS:
         raise UserError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {decoder!r}")
     try:
-        check_consistency(float(consistency))
+        consistency = None if consistency is None else float(consistency)
+        check_consistency(consistency)
     except ValueError as e:
         raise UserError(str(e)) from None
     info = V.probe(video.path, engine.limits.max_pixels)
@@ -74,7 +76,7 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
         say(0.05 + 0.9 * min(i / max(total, 1), 1.0), f"frame {i} of {total}")
 
     say(0.05, "stylising the frames")
-    return stylize_video(st, info.path, style_img, out, overwrite=True, consistency=float(consistency),
+    return stylize_video(st, info.path, style_img, out, overwrite=True, consistency=consistency,
                          callback=step, options=st.options(overrides={"alpha": float(alpha), "size": int(size)}))
 
 
