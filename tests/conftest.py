@@ -92,6 +92,22 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     return Images(folder=folder, **out)
 
 
+def spy_on_video_carries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The (consistency, hidden) each clip's ``FrameCarry`` is built with, appended to the list returned; building
+    it raises KeyboardInterrupt, so a clip stops before its first frame is stylised."""
+    import semstyle.pipelines.video as V
+
+    seen: list[tuple[float, float]] = []
+
+    class Spy:
+        def __init__(self, features_w: float, hidden_w: float, layer: str | None) -> None:
+            seen.append((features_w, hidden_w))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(V, "FrameCarry", Spy)
+    return seen
+
+
 def interrupt_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, n: int) -> object:
     """Make ``owner.name`` raise KeyboardInterrupt (Ctrl-C) on its ``n``-th call; returns the real method, for
     ``monkeypatch.setattr(owner, name, real)`` when the interrupted run is over."""

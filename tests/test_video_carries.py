@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import spy_on_video_carries
 
 
 def test_texture_carry_keeps_the_current_texture_contrast() -> None:
@@ -104,14 +105,7 @@ def test_a_clip_takes_the_carries_of_its_frame_size(stylizer, monkeypatch: pytes
     import semstyle.pipelines.video as V
     from semstyle.config import VIDEO_CARRIES
 
-    seen: list[tuple[float, float]] = []
-
-    class Spy:
-        def __init__(self, features_w: float, hidden_w: float, layer: str | None) -> None:
-            seen.append((features_w, hidden_w))
-            raise KeyboardInterrupt  # stop before the frame is stylised
-
-    monkeypatch.setattr(V, "FrameCarry", Spy)
+    seen = spy_on_video_carries(monkeypatch)  # stops each clip before its frame is stylised
     frame = Image.new("RGB", (600, 300), (90, 120, 150))
     style = Image.new("RGB", (64, 64), (200, 60, 30))
     with pytest.raises(KeyboardInterrupt):

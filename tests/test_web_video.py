@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import spy_on_video_carries
 from PIL import Image
 from test_video import FPS, N, count, pan, style_path, write_clip
 
@@ -150,17 +151,9 @@ def test_the_consistency_slider_takes_the_measured_choice_of_the_frame_size() ->
 
 def test_a_request_without_consistency_takes_the_choice_of_its_frame_size(web, clip: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import semstyle.pipelines.video as PV
     from semstyle.config import VIDEO_CARRIES
 
-    seen: list[tuple[float, float]] = []
-
-    class Spy:
-        def __init__(self, features_w: float, hidden_w: float, layer: str | None) -> None:
-            seen.append((features_w, hidden_w))
-            raise KeyboardInterrupt  # stop before the frame is stylised
-
-    monkeypatch.setattr(PV, "FrameCarry", Spy)
+    seen = spy_on_video_carries(monkeypatch)  # stops each clip before its frame is stylised
     with pytest.raises(KeyboardInterrupt):
         web.video(str(clip), str(style_path()), 1.0, 64, None)
     with pytest.raises(KeyboardInterrupt):
