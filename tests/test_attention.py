@@ -174,7 +174,8 @@ def test_region_guided_refinement_never_ends_worse_per_region_or_channel(exact, 
     kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
     reps = []
     for mode in (True, False):
-        monkeypatch.setattr(stylize_mod, "RefineConfig", functools.partial(RefineConfig, per_region=mode))
+        monkeypatch.setattr(stylize_mod, "RefineConfig",  # 2 Adam steps a round (not 4): the property is the same
+                            functools.partial(RefineConfig, per_region=mode, steps_per_round=2))
         rep = exact.stylize(c, s, refine=2, refine_target=1.0, **kw).refine
         assert rep is not None and len(rep.objectives) == 3  # round 0 and two refined rounds
         assert min(rep.objectives) == rep.objectives[rep.best_round] <= rep.objectives[0]
@@ -217,9 +218,11 @@ def test_with_one_region_the_two_adjustments_are_the_same_function() -> None:
 def test_region_refinement_objective_holds_the_content_photo(stylizer, monkeypatch) -> None:
     # with regions, refinement's objective is REGION_LOSS_WEIGHTS' (region term instead of the global style terms,
     # content_orig against the content's own relu4_1, handed in by the tiling path); without, the global objective
+    import functools
+
     import semstyle.pipelines.stylize as stylize_mod
     from semstyle.io.images import to_tensor
-    from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS
+    from semstyle.pipelines.refine import REGION_LOSS_WEIGHTS, RefineConfig
 
     calls: list[tuple[LossWeights, torch.Tensor | None, object]] = []
     real = stylize_mod.refine
@@ -229,6 +232,7 @@ def test_region_refinement_objective_holds_the_content_photo(stylizer, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stylize_mod, "refine", spy)
+    monkeypatch.setattr(stylize_mod, "RefineConfig", functools.partial(RefineConfig, steps_per_round=1))  # cheaper
     c, s, c_lab, s_lab = _scene()
     kw = {"semantic": "labels", "content_labels": LabelMap(c_lab), "style_labels": [LabelMap(s_lab)]}
     stylizer.stylize(c, s, refine=1, refine_target=1.0, **kw)

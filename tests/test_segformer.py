@@ -10,22 +10,27 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import SegformerConfig, SegformerForSemanticSegmentation  # the segformer extra (make test has it)
 
 from semstyle.errors import WeightsError
 from semstyle.segmentation import segformer as S
+
+if TYPE_CHECKING:  # transformers (the segformer extra, which make test has) is imported by the tests that use it:
+    from transformers import SegformerForSemanticSegmentation  # collecting it costs each xdist worker ~6 s
 
 SKY, BUILDING, VEGETATION, WATER, GROUND, PERSON, MOUNTAIN, OTHER = 1, 2, 3, 4, 5, 6, 7, 0
 
 
 def tiny_model(seed: int = 0, bias: dict[int, float] | None = None) -> SegformerForSemanticSegmentation:
     """A ~20k-parameter SegFormer with the 150 ADE20K labels; ``bias`` rigs the classifier to constant logits."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
     torch.manual_seed(seed)
     cfg = SegformerConfig(
         num_labels=150,

@@ -285,17 +285,17 @@ def test_cli_bad_input_one_line_no_output(
 
 # ----------------------------------------------------------------------------- large frames: tiled, carried
 def test_a_tiled_clip_equals_the_untiled_one_with_every_carry(exact) -> None:
-    # 288×160 frames in 96 px tiles (6 tiles, each with its 96 px of context): the feature and decoder-activation
+    # 192×128 frames in 64 px tiles (6 tiles, each with its 64 px of context): the feature and decoder-activation
     # carries are applied tile by tile on whole-frame maps, the activation's contrast restored over the whole
     # frame, so the tiled clip is the untiled one up to fp32 rounding (a grey level at most)
-    frames = pan(2, 4, (288, 160))
+    frames = pan(2, 4, (192, 128))
     runs = {}
-    for tile in (-1, 96):
-        opts = exact.defaults.updated(size=288, tile=tile)
+    for tile in (-1, 64):
+        opts = exact.defaults.updated(size=192, tile=tile)
         runs[tile] = [np.asarray(im, dtype=np.int16)
                       for im in stylize_frames(exact, frames, style_path(), consistency=0.8, hidden=0.7, options=opts)]
-    whole, tiled = runs[-1], runs[96]
-    per = np.asarray(exact.stylize(frames[1], style_path(), size=288, tile=96).image, dtype=np.int16)
+    whole, tiled = runs[-1], runs[64]
+    per = np.asarray(exact.stylize(frames[1], style_path(), size=192, tile=64).image, dtype=np.int16)
     for a, b in zip(whole, tiled):
         assert np.abs(a - b).max() <= 1
     assert np.abs(tiled[1] - per).mean() > 1  # the carries did act on the tiled frames
