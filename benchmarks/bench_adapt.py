@@ -56,7 +56,7 @@ def heldout_styles(n: int) -> list[Path]:
     return [DATA / "style" / names[i % len(names)] for i in PICK[:n]]
 
 
-ALPHAS = (1.0, 0.9, 0.8, 0.7)
+ALPHAS = (1.2, 1.1, 1.0, 0.9, 0.8, 0.7)  # the α sweep of each decoder (past 1: AdaIN's step extrapolated)
 
 
 def score(st: Stylizer, style_arg: object, contents: list[Image.Image], style_img: Image.Image, size: int,
@@ -250,6 +250,8 @@ def _style(b: Bench, k: int, style: Path) -> None:
     style_img = load_image(style)
     base, _ = score(pre, style, contents, style_img, args.size, band=args.band)
     base_in = score(pre, style, contents, style_img, args.size, band=args.inside)[0] if args.inside else base
+    s10, a10 = at_content(sweep(pre, style, contents, style_img, args.size, args.band), 1.1 * base[3])
+    b.curves.append((style.name, "pretrained", 0.0, a10, 100 * (s10 / base[0] - 1)))  # its own α within +10 %
     for name, weights in (("adapted", b.recipe), ("no D", replace(b.recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
         model = b.work / f"{k}_{name.replace(' ', '')}.safetensors"
         student = name == "adapted" and not args.no_student

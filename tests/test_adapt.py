@@ -58,14 +58,20 @@ def test_a_tiny_adaptation_writes_a_model_that_is_the_style(model: Path, style: 
 def test_the_model_alone_equals_decoder_model_with_its_style(model: Path, style: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     content = assets.content_images()[1]
+    m = load_style_model(model)
+    m.meta["alpha"] = 1.1  # a model's own α, past 1, is its default both ways (whatever α the tiny run chose)
+    m.save(own := tmp_path / "own.safetensors")
     small = ["--size", "64", "--precision", "fp32"]
-    assert main(["stylize", str(content), str(model), "-o", str(tmp_path / "a.png"), *small]) == 0
-    assert main(["stylize", str(content), str(style), "--decoder", str(model), "-o", str(tmp_path / "b.png"),
+    assert main(["stylize", str(content), str(own), "-o", str(tmp_path / "a.png"), *small]) == 0
+    assert main(["stylize", str(content), str(style), "--decoder", str(own), "-o", str(tmp_path / "b.png"),
                  *small]) == 0
     assert main(["stylize", str(content), str(style), "-o", str(tmp_path / "c.png"), *small]) == 0
-    a, b, c = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.int16) for n in "abc")
-    assert np.abs(a - b).max() <= 1  # the same decoder and the same style picture
+    assert main(["stylize", str(content), str(style), "--decoder", str(own), "--alpha", "1", "-o",
+                 str(tmp_path / "d.png"), *small]) == 0
+    a, b, c, d = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=np.int16) for n in "abcd")
+    assert np.abs(a - b).max() <= 1  # the same decoder, the same style picture and the same α
     assert np.abs(a - c).mean() > 0.1  # and not the pretrained decoder's picture
+    assert np.abs(b - d).mean() > 0.1  # an explicit --alpha wins over the model's
     capsys.readouterr()
 
 

@@ -209,7 +209,7 @@ def test_onnx_stylizer_errors_are_clear_one_liners(graphs, tmp_path: Path, monke
         _one_line(e, "style statistics", "(1, 512, 1, 1)")
     with pytest.raises(InputError) as e:
         ox.stylize(content, ok, alpha=1.5)
-    _one_line(e, "alpha must be between 0 and 1, got 1.5")
+    _one_line(e, "alpha must be in [0, 1.25], got 1.5")
     with pytest.raises(InputError) as e:
         ox.stylize(Image.new("RGB", (200, 10)), ok)  # 64×3 after resizing
     _one_line(e, "content image is 64x3 after resizing", "16 px")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from semstyle import functional as FN
+from semstyle.config import ALPHA_MAX
 
 
 def _rand(*shape: int, seed: int = 0, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
@@ -58,14 +59,20 @@ def test_mix_endpoints_are_exact() -> None:
 @pytest.mark.parametrize("alpha", [1.3, -0.1])
 def test_mix_refuses_alpha_out_of_range(alpha: float) -> None:
     c = _rand(1, 2, 2, 2)
-    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]") as info:
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\.25\]") as info:
         FN.mix(c, c, alpha)
-    assert str(info.value) == f"alpha must be in [0, 1], got {alpha}"
+    assert str(info.value) == f"alpha must be in [0, 1.25], got {alpha}"
 
 
 def test_mix_message_for_1_3() -> None:
-    with pytest.raises(ValueError, match=r"^alpha must be in \[0, 1\], got 1\.3$"):
+    with pytest.raises(ValueError, match=r"^alpha must be in \[0, 1\.25\], got 1\.3$"):
         FN.mix(_rand(1, 1, 1, 2), _rand(1, 1, 1, 2), 1.3)
+
+
+def test_mix_past_1_extrapolates_the_step_to_the_target() -> None:
+    c, t = _rand(1, 3, 4, 4), _rand(1, 3, 4, 4)
+    torch.testing.assert_close(FN.mix(c, t, 1.2), t + 0.2 * (t - c))  # 20 % further than AdaIN's full step
+    torch.testing.assert_close(FN.mix(c, t, ALPHA_MAX), c + ALPHA_MAX * (t - c))
 
 
 def test_masked_mean_std_with_one_hot_masks_equals_stats_of_selected_pixels() -> None:

@@ -15,7 +15,7 @@ from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.models.style_model import StyleModel, load_style_model
 from semstyle.training import adapt as A
-from semstyle.training.adapt_scores import ALPHAS, pick_alpha
+from semstyle.training.adapt_scores import ALPHAS, least_style, pick_alpha
 from semstyle.training.student import StudentRecipe
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # fp32 on one thread: outputs compared exactly
@@ -49,7 +49,7 @@ def test_the_student_is_trained_and_kept_in_the_model(model: Path) -> None:
                    zip(start.state_dict().values(), trained.state_dict().values(), strict=True))
     assert m.meta["student_steps"] == 4 and m.meta["student_recipe"]["crop"] == 48
     sc = m.meta["scores"]
-    assert sc["alpha"] == m.alpha and min(ALPHAS) <= m.alpha <= 1.0
+    assert sc["alpha"] == m.alpha and min(ALPHAS) <= m.alpha <= max(ALPHAS)
     assert {"style", "content", "student_style", "student_content"} <= set(sc) and sc["photos"] == 3
     assert all(np.isfinite(sc[k]) and sc[k] > -1 for k in ("style", "content", "student_style", "student_content"))
 
@@ -112,10 +112,14 @@ def test_the_student_exports_to_onnx(model: Path, tmp_path: Path) -> None:
     assert np.abs((y * 255 + 0.5).astype(np.int16) - ref).max() <= 1
 
 
-def test_a_model_without_a_student_is_refused_for_fast(photos: Path, style: Path, tmp_path: Path,
+def test_a_model_without_a_student_is_refused_for_fast(model: Path, style: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     plain = tmp_path / "plain.safetensors"
-    A.adapt(style, plain, contents=[photos], **TINY)
+    m = load_style_model(model)  # the module's model as `semstyle adapt` without --student writes it: no student
+    m.student = None
+    for key in ("student_recipe", "student_steps"):
+        m.meta.pop(key)
+    m.save(plain)
     with pytest.raises(InputError, match="has no student; make one with semstyle adapt --student"):
         Stylizer.from_style_model(plain, student=True)
     content, out = str(assets.content_images()[0]), str(tmp_path / "o.png")
@@ -181,14 +185,28 @@ def test_an_interrupted_student_resumes_exactly_and_one_of_an_older_adaptation_s
     assert m.meta["steps"] == 3 and m.meta["student_steps"] == RECIPE.steps
 
 
-@pytest.mark.parametrize(("contents", "want"), [
-    ([1.05, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75], 1.0),  # within the budget at full strength
-    ([1.3, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7], 0.9),  # exactly at a sweep point
-    ([1.3, 1.15, 1.05, 1.0, 0.9, 0.8, 0.7], 0.925),  # between 0.95 (over) and 0.9 (within): linear
-    ([3.0] * 7, ALPHAS[-1]),  # never within: the weakest α of the sweep
+@pytest.mark.parametrize(("offset", "want"), [
+    (-0.2, 1.2),  # within the budget at the sweep's strongest α
+    (0.0, 1.1),  # exactly at a sweep point past 1
+    (0.025, 1.075),  # between 1.1 (over) and 1.05 (within): linear
+    (0.2, 0.9),  # exactly at a sweep point below 1
+    (0.175, 0.925),  # between 0.95 (over) and 0.9 (within)
+    (3.0, ALPHAS[-1]),  # never within: the weakest α of the sweep
 ])
-def test_the_default_alpha_is_the_largest_within_the_content_budget(contents: list[float], want: float) -> None:
+def test_the_largest_alpha_within_the_content_budget(offset: float, want: float) -> None:
+    contents = [a + offset for a in ALPHAS]  # content loss growing with α, 1.1 (the budget) at α = 1.1 - offset
     assert pick_alpha(contents, 1.1) == pytest.approx(want)
+
+
+def test_the_default_alpha_has_the_least_style_of_those_within_the_budget() -> None:
+    sweep = [(1.2, 0.2, 1.3), (1.15, 0.8, 1.2), (1.1, 0.7, 1.1), (1.05, 0.75, 1.05), (1.0, 0.8, 1.0), (0.9, 0.9, 0.9)]
+    # past about 1.1 the style overshoots: the budget's α (1.15 here) stylises less than 1.1 does
+    assert least_style((1.15, 0.8, 1.1), sweep) == (1.1, 0.7, 1.1)
+    # below 1 the style falls as α grows: the budget's α, interpolated between the sweep's points, is kept
+    assert least_style((0.95, 0.85, 0.95), sweep) == (0.95, 0.85, 0.95)
+    assert least_style((1.05, 0.8, 1.05), sweep) == (1.05, 0.8, 1.05)  # a tie with 1.0: the stronger α
+    # a stronger α than the budget's (1.2: less style, over the budget) is never chosen
+    assert least_style((1.1, 0.7, 1.1), sweep)[0] == 1.1
 
 
 def test_the_web_page_offers_a_folder_of_models_and_uploads(model: Path, tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def test_non_image_upload_gives_a_message_not_a_traceback(handlers: Handlers, im
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        ({"alpha": 1.5}, "alpha must be in [0, 1], got 1.5"),
+        ({"alpha": 1.5}, "alpha must be in [0, 1.25], got 1.5"),
         ({"size": 4096}, "output size must be between 16 and 256 px"),
         ({"semantic": "labels"}, "semantic mode 'labels' needs a content label map"),
         ({"semantic": "magic"}, "semantic mode must be one of none, auto, labels"),

@@ -70,7 +70,7 @@ def test_web_video_tab_refuses_bad_requests_with_messages(web, clip: Path, tmp_p
         ((str(clip), None), {}, "upload a style image"),
         ((str(clip), str(style_path())), {"size": 4096}, "video size must be between 16 and 128 px"),
         ((str(clip), str(style_path())), {"consistency": 1.0}, "consistency must be in [0, 1)"),
-        ((str(clip), str(style_path())), {"alpha": 2.0}, "alpha must be in [0, 1]"),
+        ((str(clip), str(style_path())), {"alpha": 2.0}, "alpha must be in [0, 1.25], got 2.0"),
         ((str(clip), str(style_path())), {"decoder": "finetuned"}, "video decoder must be one of pretrained, temporal"),
     ]
     for args, kw, needle in cases:

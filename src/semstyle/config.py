@@ -68,11 +68,17 @@ class NetworkConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+# α's upper end. α in [0, 1] mixes the content's relu4_1 features with AdaIN's target; past 1 it extrapolates the
+# step from the content's features to the target: more of the style for more content loss. An adapted style model
+# may choose its own α past 1 (training.adapt_scores); the pretrained decoder overshoots soon after 1.1.
+ALPHA_MAX = 1.25
+
+
 @dataclass(frozen=True)
 class StylizeOptions:
     """How to stylise one image: a Stylizer's defaults, overridden per call. Field names are the CLI flags'."""
 
-    alpha: float = 1.0  # content/style trade-off in [0, 1]: 1 = full style, 0 = content
+    alpha: float = 1.0  # content/style trade-off in [0, ALPHA_MAX]: 1 = AdaIN's full target, 0 = content
     size: int = 512  # content's longest side in pixels before stylising; 0 keeps it
     style_size: int = 512  # style's longest side in pixels before encoding; 0 keeps it
     preserve_color: bool = False  # keep the content's colours (luminance-only transfer)
@@ -163,10 +169,15 @@ def check_style_weights(weights: Sequence[float] | None, n_styles: int | None = 
         raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
 
 
+def check_alpha(alpha: float) -> None:
+    """Raise ValueError unless ``alpha`` is in [0, ALPHA_MAX]."""
+    if not 0.0 <= alpha <= ALPHA_MAX:
+        raise ValueError(f"alpha must be in [0, {ALPHA_MAX:g}], got {alpha}")
+
+
 def check_options(c: StylizeOptions) -> None:
     """Raise ValueError naming the field, the allowed values and the value given."""
-    if not 0.0 <= c.alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {c.alpha}")
+    check_alpha(c.alpha)
     for name in ("size", "style_size"):
         check_side(name, getattr(c, name))
     check_style_weights(c.style_weights)
@@ -202,5 +213,6 @@ def check_pair(networks: NetworkConfig, options: StylizeOptions) -> None:
         raise ValueError("refinement needs the VGG19 model's discriminator; set refine to 0 or use model vgg19")
 
 
-__all__ = ["NETWORK_FIELDS", "OPTION_FIELDS", "NetworkConfig", "StylizeConfig", "StylizeOptions", "check_networks",
-           "check_options", "check_pair", "check_style_weights", "SEMANTIC_MODES", "UNMATCHED_POLICIES"]
+__all__ = ["ALPHA_MAX", "NETWORK_FIELDS", "OPTION_FIELDS", "NetworkConfig", "StylizeConfig", "StylizeOptions",
+           "check_alpha", "check_networks", "check_options", "check_pair", "check_style_weights", "SEMANTIC_MODES",
+           "UNMATCHED_POLICIES"]

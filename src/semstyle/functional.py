@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from semstyle.config import check_style_weights
+from semstyle.config import check_alpha, check_style_weights
 
 EPS = 1e-5
 # BT.601 RGB → YUV; row 0 is the luminance (also the metrics' grey level)
@@ -223,9 +223,9 @@ def attended_stats(
 
 
 def mix(content_feat: torch.Tensor, target_feat: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Content/style trade-off: alpha = 1 is the full AdaIN target, 0 the content features."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    """Content/style trade-off: alpha = 1 is the full AdaIN target, 0 the content features, past 1 (up to
+    ``ALPHA_MAX``) the step from the content's features to the target extrapolated."""
+    check_alpha(alpha)
     return alpha * target_feat + (1.0 - alpha) * content_feat
 
 

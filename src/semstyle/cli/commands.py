@@ -39,12 +39,14 @@ def config_from_args(args: argparse.Namespace, styles: Sequence[str] = ()) -> St
 def with_style_model(cfg: StylizeConfig, styles: Sequence[str], *, alpha_given: bool = True) -> StylizeConfig:
     """``cfg`` with the decoder of the style model among ``styles`` (``semstyle adapt``) — with ``model fast``,
     its student — and its default α unless ``alpha_given``: a model is one style and its networks together, so it
-    comes alone and without another ``--decoder``."""
+    comes alone and without another ``--decoder``. A model given as ``--decoder`` brings its default α too."""
     models = [s for s in styles if is_style_model(s)]
     if not models:
         if cfg.networks.model == "fast" and is_style_model(cfg.networks.decoder):
             raise InputError(f"the student of '{cfg.networks.decoder}' is made for that model's own style: give the "
                              "model as the style, or leave out --model fast")
+        if is_style_model(cfg.networks.decoder) and not alpha_given:
+            return cfg.updated(alpha=load_style_model(cfg.networks.decoder).alpha)
         return cfg
     if len(styles) > 1:
         raise InputError(f"style model '{models[0]}' brings its own decoder: give it as the only style")

@@ -21,6 +21,7 @@ from semstyle.cli.parsers import export as export_cli
 from semstyle.cli.parsers import optimize, serve, train
 from semstyle.cli.parsers import video as video_cli
 from semstyle.config import (
+    ALPHA_MAX,
     ENGINES,
     FUSIONS,
     MODELS,
@@ -57,7 +58,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     o, n = StylizeOptions(), NetworkConfig()  # the defaults shown in --help
     p.add_argument("--alpha", type=float,
-                   help=f"style strength in [0, 1] (default {o.alpha:g}, or a style model's own)")
+                   help=f"style strength in [0, {ALPHA_MAX:g}]: 1 is AdaIN's full step, past 1 it is extrapolated "
+                        f"(default {o.alpha:g}, or a style model's own)")
     p.add_argument(
         "--size", type=int, default=o.size, help="content's longest side in px, 0 keeps it (default %(default)s)"
     )

@@ -87,16 +87,16 @@ def style_tensor(picture: Image.Image) -> torch.Tensor:
     return FN.pad_to_multiple(to_tensor(resize_longest(picture, STYLE_SIDE)))[0]
 
 
-def teacher_pictures(photos: list[np.ndarray], model: StyleModel, alpha: float, bf16: bool) -> list[np.ndarray]:
-    """Each (H, W, 3) uint8 photo stylised whole by the model's decoder at ``alpha`` (uint8, the same size)."""
-    encoder = load_encoder("pretrained", torch.device("cpu"))
+def teacher_pictures(photos: list[np.ndarray], model: StyleModel, alpha: float, bf16: bool, *,
+                     encoder: torch.nn.Module, style_stats: tuple[torch.Tensor, torch.Tensor]) -> list[np.ndarray]:
+    """Each (H, W, 3) uint8 photo stylised whole by the model's decoder at ``alpha`` (uint8, the same size), with
+    the VGG19 ``encoder`` and the style's relu4_1 (mean, std) as inference takes them (``style_tensor``)."""
     decoder = Decoder()
     decoder.load_state_dict(model.decoder)
     decoder.eval().requires_grad_(False)
-    style = style_tensor(model.image)
+    s_mean, s_std = style_stats
     out = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        s_mean, s_std = FN.mean_std(encoder(style, ("relu4_1",))["relu4_1"].float())
         for arr in photos:
             x, (h, w) = FN.pad_to_multiple(torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255)
             c4 = encoder(x, ("relu4_1",))["relu4_1"].float()  # (1, 512, H/8, W/8)
@@ -120,14 +120,15 @@ class StudentDistiller:
         bank = ImageBank(paths, recipe.crop, recipe.side)
         bank.add_scales(scales, recipe.crop)
         alpha = float(model.meta.get("alpha", 1.0))
-        log.info("the teacher stylises %d photos at α = %.2f", len(bank), alpha)
-        teacher = teacher_pictures(bank.images, model, alpha, bf16)
-        self.pairs = [np.concatenate([c, t], axis=2) for c, t in zip(bank.images, teacher, strict=True)]  # (H, W, 6)
-        self.encoder = load_encoder("pretrained", torch.device("cpu"))  # the frozen loss network
+        self.encoder = load_encoder("pretrained", torch.device("cpu"))  # the frozen loss network, and the teacher's
         with torch.no_grad():
-            feats = self.encoder(style_tensor(model.image), STYLE_LAYERS)
-            self.targets = StyleTargets.from_feats({k: v.float() for k, v in feats.items()})
-            self.cond = style_vector({k: v.float() for k, v in feats.items()})  # (1, 1920)
+            feats = {k: v.float() for k, v in self.encoder(style_tensor(model.image), STYLE_LAYERS).items()}
+            self.targets = StyleTargets.from_feats(feats)
+            self.cond = style_vector(feats)  # (1, 1920)
+        log.info("the teacher stylises %d photos at α = %.2f", len(bank), alpha)
+        teacher = teacher_pictures(bank.images, model, alpha, bf16, encoder=self.encoder,
+                                   style_stats=FN.mean_std(feats["relu4_1"]))  # the style encoded once, for both
+        self.pairs = [np.concatenate([c, t], axis=2) for c, t in zip(bank.images, teacher, strict=True)]  # (H, W, 6)
         self.disc = self._discriminator(run)
         self.alpha = alpha
         self.style = style_tensor(model.image)  # (1, 3, h, w), h and w multiples of 8

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from semstyle import assets
-from semstyle.config import FUSIONS
+from semstyle.config import ALPHA_MAX, FUSIONS
 from semstyle.web.adapt import AdaptLimits, adapt_tab, run_adapt
 from semstyle.web.engine import Engine
 from semstyle.web.forms import (
@@ -374,7 +374,7 @@ def _option_controls(gr: Any, max_size: int) -> tuple[Any, ...]:
                            info="finetuned: the adversarially fine-tuned decoder; temporal: trained for stable "
                                 "video; fast: the distilled fast model")
     with gr.Row():
-        alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
+        alpha = gr.Slider(0.0, ALPHA_MAX, value=1.0, step=0.05, label="Style strength α", elem_id="alpha")
         size = gr.Slider(64, max_size, value=min(512, max_size), step=16,
                          label="Output size (longest side, px)", elem_id="size")
         refine = gr.Slider(0, 10, value=0, step=1, label="Refinement rounds (discriminator-guided)",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semstyle.config import ALPHA_MAX
 from semstyle.io import video as V
 from semstyle.pipelines.video import check_consistency, default_carries, stylize_video
 from semstyle.web.engine import Engine
@@ -52,8 +53,8 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
         raise UserError(f"video '{video.name}' is {human_bytes(n)}, over the limit of {human_bytes(limits.max_bytes)}")
     if not 16 <= int(size) <= limits.max_side:
         raise UserError(f"video size must be between 16 and {limits.max_side} px, got {size}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise UserError(f"alpha must be in [0, 1], got {alpha}")
+    if not 0.0 <= float(alpha) <= ALPHA_MAX:
+        raise UserError(f"alpha must be in [0, {ALPHA_MAX:g}], got {alpha}")
     if decoder not in VIDEO_DECODERS:
         raise UserError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {decoder!r}")
     try:
@@ -100,7 +101,8 @@ def video_tab(gr: Any, handle: Callable[..., tuple[str | None, str]], vl: VideoL
             v_style = gr.Image(label="Style", type="filepath", sources=["upload"], elem_id="video-style", height=280)
             v_out = gr.Video(label="Result", interactive=False, elem_id="video-out", height=280)
         with gr.Row():
-            v_alpha = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength α", elem_id="video-alpha")
+            v_alpha = gr.Slider(0.0, ALPHA_MAX, value=1.0, step=0.05, label="Style strength α",
+                                elem_id="video-alpha")
             v_size = gr.Slider(64, vl.max_side, value=min(WEB_SIZE, vl.max_side), step=16, label="Frame size (px)",
                                elem_id="video-size")
             v_cons = gr.Slider(0.0, 0.95, value=WEB_CONSISTENCY, step=0.05, label="Temporal consistency",
