@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=384, help="longest side of content and style images (default 384)")
     p.add_argument("--cell", type=int, default=192, help="size of one contact-sheet cell in pixels (default 192)")
-    p.add_argument("--alpha", type=float, default=1.0, help="content/style trade-off in [0, 1] (default 1)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="content/style trade-off in [0, 1.25] (default 1; past 1 extrapolated)")
     p.add_argument("--out", type=Path, default=REPO / "outputs", help="output folder (default: outputs/ in the repo)")
     p.add_argument("--docs", action="store_true", help=f"also write docs/{SHEET_NAME} with {DOCS_CELL}px cells")
     return p.parse_args(argv)

@@ -234,6 +234,16 @@ def fast() -> Stylizer:
     return Stylizer(NetworkConfig(model="fast", precision="fp32"), defaults=StylizeOptions(size=128, style_size=128))
 
 
+def test_fast_colours_past_alpha_1_never_invert_a_flat_style(fast: Stylizer) -> None:
+    """α past 1 extrapolates the colour correction's spread from the content's to the style's: a flat grey style
+    asks for 1.25 · 0 − 0.25 · (the content's spread), less than none. The spread is held at 0 (a flat picture, as
+    the style), never negated (the content's picture inverted)."""
+    content = Image.open(ASSETS / "content" / "chelsea.jpg").convert("RGB")
+    flat = Image.new("RGB", (128, 128), (128, 128, 128))
+    out = np.asarray(fast.stylize(content, flat, alpha=1.25).image, dtype=np.float64)
+    assert out.reshape(-1, 3).std(axis=0).max() < 2.0  # flat; an inverted content would spread tens of levels
+
+
 def test_fast_model_output_takes_the_style(fast: Stylizer, exact: Stylizer) -> None:
     """Quality floor (issue 7): the output's VGG19 mean/std style loss is within 1.5x the VGG19 path's on the pair.
 

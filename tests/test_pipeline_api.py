@@ -27,9 +27,9 @@ def test_per_call_options_are_one_checked_object(stylizer, images) -> None:
     opts = stylizer.options(overrides={"alpha": 0.5, "semantic": "auto", "preserve_color": None})
     assert opts.alpha == 0.5 and opts.semantic == "auto" and opts.preserve_color is stylizer.defaults.preserve_color
     assert stylizer.defaults.alpha == 1.0  # the Stylizer's own defaults are untouched
-    with pytest.raises(InputError, match=r"^alpha must be in \[0, 1\], got 1.3$"):
+    with pytest.raises(InputError, match=r"^alpha must be in \[0, 1\.25\], got 1.3$"):
         stylizer.options(overrides={"alpha": 1.3})
-    with pytest.raises(InputError, match=r"^alpha must be in \[0, 1\], got 1.3$"):
+    with pytest.raises(InputError, match=r"^alpha must be in \[0, 1\.25\], got 1.3$"):
         stylizer.stylize(images.content, images.style_a, alpha=1.3)
     # a misspelt option is an error that names it, as a keyword and as a record field
     with pytest.raises(TypeError, match="alhpa"):

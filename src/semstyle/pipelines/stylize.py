@@ -348,7 +348,8 @@ class Stylizer:
         rgb = [postprocess.channel_stats(np.asarray(e.image, dtype=np.uint8)) for e in entries if e.image is not None]
         s_mean, s_std = FN.blend_stats([m for m, _ in rgb], [s for _, s in rgb], list(weights))
         c_mean, c_std = postprocess.channel_stats(np.asarray(content, dtype=np.uint8))
-        postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, alpha * s_std + (1 - alpha) * c_std)
+        std = (alpha * s_std + (1 - alpha) * c_std).clamp(min=0.0)  # α past 1 extrapolates; a spread stays ≥ 0
+        postprocess.match_rgb(out, alpha * s_mean + (1 - alpha) * c_mean, std)
 
     def _refine(
         self, content: np.ndarray, fuse: Fuse, opts: StylizeOptions, regions: Regions | None,
