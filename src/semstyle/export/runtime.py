@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from semstyle.config import ALPHA_MAX, MIN_SIDE
+from semstyle.config import MIN_SIDE, check_alpha
 from semstyle.errors import InputError, SemstyleError
 from semstyle.export.graphs import INSTALL_HINT
 from semstyle.io.images import ImageInput, load_image, resize_longest
@@ -94,8 +94,10 @@ class OnnxStylizer:
         if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[2:]) < MIN_SIDE:
             raise InputError(f"content must be an array of shape (N, 3, H, W) with H and W at least {MIN_SIDE}, "
                              f"got {x.shape}")
-        if not 0.0 <= alpha <= ALPHA_MAX:
-            raise InputError(f"alpha must be in [0, {ALPHA_MAX:g}], got {alpha}")
+        try:
+            check_alpha(alpha)
+        except ValueError as e:
+            raise InputError(str(e)) from None
         mean, std = _stats(mean, std, x.shape[0])
         feed = {"content": x, "style_mean": mean, "style_std": std, "alpha": np.array(alpha, dtype=np.float32)}
         return self.session.run(None, feed)[0]

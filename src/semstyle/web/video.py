@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semstyle.config import ALPHA_MAX
+from semstyle.config import ALPHA_MAX, check_alpha
 from semstyle.io import video as V
 from semstyle.pipelines.video import check_consistency, default_carries, stylize_video
 from semstyle.web.engine import Engine
@@ -53,8 +53,10 @@ def run_video(engine: Engine, limits: VideoLimits, video: Upload | None, style: 
         raise UserError(f"video '{video.name}' is {human_bytes(n)}, over the limit of {human_bytes(limits.max_bytes)}")
     if not 16 <= int(size) <= limits.max_side:
         raise UserError(f"video size must be between 16 and {limits.max_side} px, got {size}")
-    if not 0.0 <= float(alpha) <= ALPHA_MAX:
-        raise UserError(f"alpha must be in [0, {ALPHA_MAX:g}], got {alpha}")
+    try:
+        check_alpha(float(alpha))
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if decoder not in VIDEO_DECODERS:
         raise UserError(f"video decoder must be one of {', '.join(VIDEO_DECODERS)}, got {decoder!r}")
     try:
