@@ -15,7 +15,7 @@ from semstyle.cli.main import main
 from semstyle.errors import InputError
 from semstyle.models.style_model import StyleModel, load_style_model
 from semstyle.training import adapt as A
-from semstyle.training.adapt_scores import ALPHAS, least_style, pick_alpha
+from semstyle.training.adapt_scores import ALPHAS, CONTENT_AIM, CONTENT_BUDGET, calibrate, least_style, pick_alpha
 from semstyle.training.student import StudentRecipe
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # fp32 on one thread: outputs compared exactly
@@ -207,6 +207,28 @@ def test_the_default_alpha_has_the_least_style_of_those_within_the_budget() -> N
     assert least_style((1.05, 0.8, 1.05), sweep) == (1.05, 0.8, 1.05)  # a tie with 1.0: the stronger α
     # a stronger α than the budget's (1.2: less style, over the budget) is never chosen
     assert least_style((1.1, 0.7, 1.1), sweep)[0] == 1.1
+
+
+class _LinearJudge:
+    """A judge whose pictures are their α: content loss α (pretrained AdaIN's 1 at α = 1), style distance 2 − α."""
+
+    base = (1.0, 1.0)
+    photos = [None] * 6
+
+    def adain(self, decoder: object, alpha: float) -> float:
+        return alpha
+
+    def score(self, render: float) -> tuple[float, float]:
+        return 2.0 - render, render
+
+
+def test_the_default_alpha_aims_under_the_promised_content_budget() -> None:
+    # the few photos of the sweep estimate the content loss on other photos within a few points: it aims under
+    assert CONTENT_AIM < CONTENT_BUDGET
+    sc = calibrate(_LinearJudge(), torch.nn.Identity())  # type: ignore[arg-type]
+    assert sc.alpha == pytest.approx(CONTENT_AIM)  # the largest α whose content is the aim, not the promise
+    assert sc.content == pytest.approx(CONTENT_AIM - 1) and sc.style == pytest.approx(1 - CONTENT_AIM)
+    assert sc.photos == 6
 
 
 def test_the_web_page_offers_a_folder_of_models_and_uploads(model: Path, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ MIN_CONTENTS = 3  # photos an adaptation needs at the least
 FEW_CONTENTS = 20  # under this many photos (the bundled ones), each is also shown at SCALES
 SCALES = (0.75, 0.5)  # the extra scales of a handful of photos
 ADAPT_SHARE = 0.35  # the adaptation's share of --minutes when a student follows (300 steps: ~3 min of 10)
-JUDGE_PHOTOS = 4  # photos the end scores and the default α are measured on
+JUDGE_PHOTOS = 6  # photos the end scores and the default α are measured on
 DEFAULT_STEPS = ADAPT_STEPS  # generator updates of the default budget (the values live in config.py, light)
 DEFAULT_MINUTES = ADAPT_MINUTES
 # The adaptation recipe: issue 29's prototype (one style, whole-style targets, EMA) on 192 px crops at batch 2:
