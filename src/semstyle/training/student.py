@@ -121,8 +121,9 @@ class StudentDistiller:
         bank.add_scales(scales, recipe.crop)
         alpha = float(model.meta.get("alpha", 1.0))
         self.encoder = load_encoder("pretrained", torch.device("cpu"))  # the frozen loss network, and the teacher's
+        self.style = style_tensor(model.image)  # (1, 3, h, w), h and w multiples of 8
         with torch.no_grad():
-            feats = {k: v.float() for k, v in self.encoder(style_tensor(model.image), STYLE_LAYERS).items()}
+            feats = {k: v.float() for k, v in self.encoder(self.style, STYLE_LAYERS).items()}
             self.targets = StyleTargets.from_feats(feats)
             self.cond = style_vector(feats)  # (1, 1920)
         log.info("the teacher stylises %d photos at α = %.2f", len(bank), alpha)
@@ -131,7 +132,6 @@ class StudentDistiller:
         self.pairs = [np.concatenate([c, t], axis=2) for c, t in zip(bank.images, teacher, strict=True)]  # (H, W, 6)
         self.disc = self._discriminator(run)
         self.alpha = alpha
-        self.style = style_tensor(model.image)  # (1, 3, h, w), h and w multiples of 8
         shape = fast_shape("pretrained")
         self.s_encoder, self.s_decoder = FastEncoder(shape), FastDecoder(shape)  # the student: starts as the fast model
         load_into(self.s_encoder, "pretrained", "fast_encoder")
