@@ -12,7 +12,7 @@ docs/ADAPT.md) and writes
 docs/adapt_grid.png (public-domain images only: the bundled Composition VII adapted, the bundled photos
 stylised by pretrained | adapted | adapted without the discriminator), unless --no-write.
 
-    python benchmarks/bench_adapt.py --styles 3 --steps 300                      # ~20 min on 2 CPU cores
+    python benchmarks/bench_adapt.py --styles 3                                  # ~70 min on 2 CPU cores
     python benchmarks/bench_adapt.py --styles 3 --work /tmp/adapt --reuse        # scores the models kept there
 """
 
@@ -40,7 +40,7 @@ from semstyle.losses import LossWeights
 from semstyle.models.style_model import StyleModel, load_style_model
 from semstyle.networks import Networks, native_bf16
 from semstyle.pipelines.stylize import Stylizer
-from semstyle.training.adapt import RECIPE_WEIGHTS, adapt
+from semstyle.training.adapt import DEFAULT_MINUTES, DEFAULT_STEPS, RECIPE_WEIGHTS, adapt
 from semstyle.training.student import StudentRecipe
 from semstyle.types import StyleStats
 from semstyle.viz import grid
@@ -108,17 +108,17 @@ def at_content(curve: np.ndarray, content: float) -> tuple[float, float]:
             float(np.interp(content, curve[order, 3], alphas)))
 
 
-def ensure_model(style: Path, model: Path, train: Path, steps: int, weights: LossWeights | None, student: bool,
-                 reuse: bool, student_recipe: StudentRecipe | None = None) -> StyleModel:
+def ensure_model(style: Path, model: Path, train: Path, steps: int, minutes: float, weights: LossWeights | None,
+                 student: bool, reuse: bool, student_recipe: StudentRecipe | None = None) -> StyleModel:
     """Adapt ``style`` into ``model`` (with ``reuse``, keep a model already there: one made before the student and
     the default α existed is resumed, which adds them and keeps its decoder)."""
     if reuse and model.exists():
         m = load_style_model(model)
         if (student and m.student is None) or "alpha" not in m.meta:
-            adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
+            adapt(style, model, contents=[train], steps=steps, minutes=minutes, weights=weights, student=student,
                   student_recipe=student_recipe, resume=True, progress=False)
     else:
-        adapt(style, model, contents=[train], steps=steps, minutes=60, weights=weights, student=student,
+        adapt(style, model, contents=[train], steps=steps, minutes=minutes, weights=weights, student=student,
               student_recipe=student_recipe, progress=False, overwrite=True)
     return load_style_model(model)
 
@@ -157,7 +157,7 @@ def student_fps(model: Path, width: int = 640, height: int = 272, frames: int = 
     return out
 
 
-def figure(work: Path, train: Path, steps: int, size: int, reuse: bool) -> Image.Image:
+def figure(work: Path, train: Path, steps: int, minutes: float, size: int, reuse: bool) -> Image.Image:
     """The picture for the docs, from public-domain images only (the shared data is research-only): the bundled
     Composition VII (abstract) adapted on the training photos; the bundled photos stylised by each decoder."""
     style = assets.style_images()[0]
@@ -166,7 +166,8 @@ def figure(work: Path, train: Path, steps: int, size: int, reuse: bool) -> Image
     student: tuple[str, Stylizer, object] | None = None
     for name, weights in (("adapted", None), ("adapted, no D", replace(RECIPE_WEIGHTS, adv=0.0))):
         model = work / f"figure_{'adapted' if weights is None else 'noD'}.safetensors"
-        m = ensure_model(style, model, train, steps, weights, weights is None, reuse)
+        m = ensure_model(style, model, train, steps, minutes, weights, weights is None, reuse)
+        steps, minutes = int(m.meta.get("horizon", m.meta["steps"])), 60.0  # the ablation: the same steps
         own = StylizeOptions(size=size, alpha=m.alpha)  # each model at its own α
         cells.append((f"{name}, alpha {m.alpha:.2f}" if weights is None else name,
                       Stylizer.from_style_model(model, defaults=own), model))
@@ -208,7 +209,10 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", type=int, default=6)
     ap.add_argument("--skip", type=int, default=0, help="leave out the first SKIP styles (scored in an earlier run)")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="as semstyle adapt's (default %(default)s)")
+    ap.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                    help="each adaptation's time budget, as semstyle adapt's; the schedule is fitted to it "
+                         "(default %(default)s)")
     ap.add_argument("--contents", type=int, default=6, help="held-out content photos scored per style")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--no-write", action="store_true")
@@ -252,10 +256,12 @@ def _style(b: Bench, k: int, style: Path) -> None:
     base_in = score(pre, style, contents, style_img, args.size, band=args.inside)[0] if args.inside else base
     s10, a10 = at_content(sweep(pre, style, contents, style_img, args.size, args.band), 1.1 * base[3])
     b.curves.append((style.name, "pretrained", 0.0, a10, 100 * (s10 / base[0] - 1)))  # its own α within +10 %
+    steps, minutes = args.steps, args.minutes
     for name, weights in (("adapted", b.recipe), ("no D", replace(b.recipe, adv=0.0)))[: 1 if args.no_ablation else 2]:
         model = b.work / f"{k}_{name.replace(' ', '')}.safetensors"
         student = name == "adapted" and not args.no_student
-        m = ensure_model(style, model, b.train, args.steps, weights, student, args.reuse, b.student_recipe)
+        m = ensure_model(style, model, b.train, steps, minutes, weights, student, args.reuse, b.student_recipe)
+        steps, minutes = int(m.meta.get("horizon", m.meta["steps"])), 60.0  # the ablation: the same steps, not time
         took = float(m.meta["seconds"])
         opts = StylizeOptions(size=args.size, style_size=512)
         st = Stylizer.from_style_model(model, defaults=opts)
@@ -312,7 +318,7 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in fps.values()) + " |")
     if not args.no_write:
         print("(paste the tables into docs/ADAPT.md)")
-        pic = figure(work, train, args.steps, 192, args.reuse)  # a 256-colour PNG: a third of the bytes
+        pic = figure(work, train, args.steps, args.minutes, 192, args.reuse)  # a 256-colour PNG: a third of the bytes
         pic.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(ROOT / "docs" / "adapt_grid.png", optimize=True)
 
 if __name__ == "__main__":

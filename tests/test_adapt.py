@@ -176,20 +176,90 @@ def test_the_margin_shrinks_with_a_small_crop(tmp_path: Path, crop: int, margin:
     assert cfg.size - 2 * cfg.margin >= 32
 
 
-def test_the_cli_says_when_the_time_budget_ended_the_adaptation(style: Path, photos: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """On a slow CPU --minutes comes before --steps: the user is told, and how to finish (``--resume``)."""
+def test_the_cli_says_when_the_time_budget_fitted_or_ended_the_adaptation(
+        style: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """On a slow CPU --minutes holds fewer than --steps: the user is told the schedule was fitted to fewer, or, when
+    the machine slowed down past the fit, that time ended it and how to finish (``--resume``)."""
     import semstyle.cli.adapt as cli
     from semstyle.training.adapt import AdaptResult
     from semstyle.training.adapt_scores import Scores
 
-    done = {"steps": 0}
-    monkeypatch.setattr(cli, "adapt", lambda *a, **k: AdaptResult(tmp_path / "m.safetensors", done["steps"], 600.0,
-                                                                  Scores(4, 1.0, -0.1, 0.0)))
+    done = {"steps": 0, "horizon": 0}
+    monkeypatch.setattr(cli, "adapt", lambda *a, **k: AdaptResult(tmp_path / "m.safetensors", done["steps"],
+                                                                  done["horizon"], 600.0, Scores(4, 1.0, -0.1, 0.0)))
     argv = ["adapt", str(style), "--contents", str(photos), "-o", str(tmp_path / "m.safetensors"), "--steps", "300"]
-    for steps, told in ((165, True), (300, False)):
-        done["steps"] = steps
+    for steps, horizon, ended, fitted in ((165, 300, True, False), (165, 165, False, True), (300, 300, False, False)):
+        done.update(steps=steps, horizon=horizon)
         assert main([*argv, "--no-progress"]) == 0
         out = capsys.readouterr().out
         assert f"adapted in {steps} steps (10.0 min)" in out
-        assert ("ended the adaptation at step 165 of 300; add --resume and more --minutes" in out) == told, out
+        assert ("ended the adaptation at step 165 of 300; add --resume and more --minutes" in out) == ended, out
+        assert ("fitted the adaptation to 165 of 300 steps" in out) == fitted, out
+
+
+class FakeClock:
+    """``time`` for the modules under test: ``monotonic`` is a clock that moves only when told (a step's second)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def perf_counter() -> float:
+        import time
+
+        return time.perf_counter()
+
+
+def test_the_pace_fits_the_horizon_to_the_deadline_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semstyle.training import schedule
+
+    clock = FakeClock()
+    monkeypatch.setattr(schedule, "time", clock)
+    pace = schedule.Pace(30.0, skip=2, timed=4, margin=0.5)  # 2 s a step from the 2nd update on, 30 s to go
+    horizons = []
+    for step in range(1, 9):
+        clock.now += 0.1 if step == 1 else 2.0  # the first update is a quick warm-up: not timed
+        horizons.append(pace.horizon(step, 100))
+    # at update 6 (t 10.1): 2 s a step, 19.9 s left, half of it for 4 more steps → 10; then fixed
+    assert horizons == [100] * 5 + [10, 100, 100]  # the caller keeps the fitted one: later calls give theirs back
+    assert not pace.up()
+    clock.now = 30.5
+    assert pace.up()
+    roomy = schedule.Pace(1000.0, skip=1, timed=1)
+    clock.now = 0.0
+    roomy.horizon(1, 50)
+    clock.now = 1.0
+    assert roomy.horizon(2, 50) == 50  # time for all: the steps asked
+    late = schedule.Pace(1.0, skip=1, timed=1)
+    late.horizon(1, 50)
+    clock.now = 5.0
+    assert late.horizon(2, 50) == 3  # past the deadline already: one more step at least
+    assert schedule.Pace(None).horizon(1, 50) == 50 and not schedule.Pace(None).up()
+
+
+def test_a_short_budget_fits_the_schedule_and_completes_it(style: Path, photos: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The time budget holds fewer steps than asked: the schedule is fitted to them early and completes (it is
+    not cut in mid-course); the model says so, and the end's time (the judge's pace) is kept from the budget."""
+    from semstyle.training import adapt_scores, schedule, trainer
+
+    clock = FakeClock()
+    for mod in (A, adapt_scores, schedule, trainer):
+        monkeypatch.setattr(mod, "time", clock)
+    seen: list[tuple[int, int]] = []
+
+    def tick(ev: A.AdaptEvent) -> None:  # each update takes a second of the fake clock
+        if ev.stage == "adapt":
+            clock.now += 1.0
+            seen.append((ev.step, ev.total))
+
+    res = A.adapt(style, tmp_path / "m.safetensors", contents=[photos], **{**TINY, "steps": 200}, minutes=0.25,
+                  callback=tick)
+    # the pace is timed over updates 2..8 (clock 1..7): 1 s a step; 15 s - 7 s left → 8 + int(0.97 · 8) = 15
+    assert (res.steps, res.horizon) == (15, 15)
+    assert seen[0] == (1, 200) and seen[-1] == (15, 15)  # the progress bar's total follows the fit
+    m = load_style_model(res.model)
+    assert (m.meta["steps"], m.meta["horizon"]) == (15, 15)

@@ -24,9 +24,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         return 130
     sc = res.scores
     print(f"adapted in {res.steps} steps ({res.seconds / 60:.1f} min): {res.model}")
-    if res.steps < args.steps:  # a slow CPU (fp32 without AVX-512: ~3.6 s a step) meets --minutes first
-        print(f"the time budget ended the adaptation at step {res.steps} of {args.steps}; add --resume and more "
+    if res.steps < res.horizon:  # the time ran out before the fitted schedule's end (a machine slowed down)
+        print(f"the time budget ended the adaptation at step {res.steps} of {res.horizon}; add --resume and more "
               "--minutes to finish it")
+    elif res.horizon < args.steps:  # a slow CPU (fp32 without AVX-512: ~3.6 s a step) fits fewer in --minutes
+        print(f"the time budget fitted the adaptation to {res.horizon} of {args.steps} steps; more --minutes "
+              "give it more")
     print(f"default alpha {sc.alpha:.2f}: style distance {100 * sc.style:+.1f} %, content loss "
           f"{100 * sc.content:+.1f} % against pretrained AdaIN ({sc.photos} of your photos)")
     if sc.student_style is not None and sc.student_content is not None:

@@ -35,7 +35,7 @@ from semstyle.io.images import load_image, resize_longest
 from semstyle.losses import LossWeights
 from semstyle.models.style_model import MAX_SIDE, StyleModel
 from semstyle.networks import load_decoder, load_encoder, native_bf16
-from semstyle.training.adapt_scores import Judge, Scores, calibrate
+from semstyle.training.adapt_scores import ALPHAS, Judge, Scores, calibrate
 from semstyle.training.config import TrainConfig
 from semstyle.training.data import collect
 from semstyle.training.student import StudentDistiller, StudentRecipe, check_recipe, recipe_json
@@ -80,6 +80,7 @@ class AdaptResult:
 
     model: Path  # the style model file
     steps: int  # generator updates done in all (resumed runs included)
+    horizon: int  # the steps its schedule ran to: ``steps`` asked, or fewer where the time budget fits fewer
     seconds: float  # wall time of this call
     scores: Scores  # the default α and the scores measured at the end
 
@@ -152,14 +153,15 @@ def adapt(
 ) -> AdaptResult:
     """Adapt the pretrained decoder to ``style`` and write the style model ``out`` (see the module docstring).
 
-    Stops after ``steps`` updates or ``minutes`` of training, whichever comes first (with ``student``, the
+    Runs ``steps`` updates or, where ``minutes`` hold fewer, as many as fit: the schedule is fitted to the time
+    after a few timed updates, so that it completes, and the end's scoring keeps its time (with ``student``, the
     adaptation gets ``ADAPT_SHARE`` of the time and the student the rest); a KeyboardInterrupt keeps a checkpoint
     (``resume`` continues from it) and writes no model. ``crop`` (px, a multiple of 8) and ``style_size`` override
     the recipe's training crop and the side of the style picture its targets are measured at; ``weights`` the
     recipe's loss weights (an ablation: ``RECIPE_WEIGHTS`` with ``adv=0``); ``temporal`` > 0 adds the temporal
     term with that weight (stable video, as ``--decoder temporal``; the student's recipe has its own weight);
     ``student`` also distils the real-time student (``training.student``) into the model. ``callback`` gets an
-    ``AdaptEvent`` after every update and before the end scores."""
+    ``AdaptEvent`` after every update and before the end scores (its total: the fitted horizon)."""
     t0 = time.monotonic()
     recipe = _check_budget(steps, minutes, temporal, student_recipe)
     weights = replace(weights or RECIPE_WEIGHTS, temporal=temporal) if temporal else weights
@@ -170,27 +172,29 @@ def adapt(
     cfg = adapt_config(run, folders, steps, precision, crop, style_size, weights)
     log.info("adapting to %s on %d photos: %d steps at most, %.1f min at most (%s)", style, n, steps, minutes,
              cfg.precision)
-    decoder, done = _adapted_decoder(
-        cfg, resume=resume, few=n < FEW_CONTENTS, deadline=t0 + 60.0 * minutes * (ADAPT_SHARE if student else 1.0),
-        progress=progress, on_step=None if callback is None else lambda s: callback(AdaptEvent("adapt", s, steps)))
+    judge = _judge(run, folders)  # first: its pace tells the time the end keeps from the budget
+    # the adaptation's time: its share when a student follows, else the budget less the end's α sweep (and one more)
+    train_s = 60.0 * minutes * ADAPT_SHARE if student else 60.0 * minutes - (len(ALPHAS) + 2) * judge.seconds
+    decoder, done, horizon = _adapted_decoder(
+        cfg, resume=resume, few=n < FEW_CONTENTS, deadline=t0 + train_s, progress=progress,
+        on_step=None if callback is None else lambda s, total: callback(AdaptEvent("adapt", s, total)))
     if callback is not None:
         callback(AdaptEvent("scores", done, done))
-    judge = _judge(run, folders)
     scores = calibrate(judge, decoder)
     log.info("default alpha %.2f: style distance %+.1f %%, content %+.1f %% against pretrained AdaIN", scores.alpha,
              100 * scores.style, 100 * scores.content)
     meta = {"style_sha256": hashlib.sha256(Path(style).read_bytes()).hexdigest(), "recipe": cfg.to_json(),
-            "steps": done, "contents": n, "alpha": scores.alpha}
+            "steps": done, "horizon": horizon, "contents": n, "alpha": scores.alpha}
     result = StyleModel(decoder.state_dict(), load_image(run / "style" / "style.png"), meta)
     if student:
         distiller = StudentDistiller(result, folders, run, recipe=recipe, bf16=cfg.precision == "bf16",
                                      resume=resume, scales=SCALES if n < FEW_CONTENTS else ())
-        distiller.fit(t0 + 60.0 * minutes, progress,
-                      None if callback is None else lambda s: callback(AdaptEvent("student", s, recipe.steps)))
+        on_student = None if callback is None else lambda s: callback(AdaptEvent("student", s, distiller.recipe.steps))
+        distiller.fit(t0 + 60.0 * minutes - 2 * judge.seconds, progress, on_student)  # its scoring (+ one) after it
         scores = _keep_student(result, distiller, judge, scores)
     result.meta.update(scores=scores.to_json(), seconds=round(time.monotonic() - t0, 1))
     result.save(model)
-    return AdaptResult(model, done, time.monotonic() - t0, scores)
+    return AdaptResult(model, done, horizon, time.monotonic() - t0, scores)
 
 
 def _check_budget(steps: int, minutes: float, temporal: float, recipe: StudentRecipe | None) -> StudentRecipe:
@@ -222,21 +226,23 @@ def _judge(run: Path, folders: str) -> Judge:
 
 
 def _adapted_decoder(cfg: TrainConfig, *, resume: bool, few: bool, deadline: float, progress: bool,
-                     on_step: Callable[[int], None] | None) -> tuple[torch.nn.Module, int]:
-    """Train the adaptation (a handful of photos, ``few``, are also shown at ``SCALES``); its decoder (the EMA's)
-    in fp32 on the CPU and the updates done. Ctrl-C keeps a checkpoint."""
+                     on_step: Callable[[int, int], None] | None) -> tuple[torch.nn.Module, int, int]:
+    """Train the adaptation (a handful of photos, ``few``, are also shown at ``SCALES``), its schedule fitted to
+    the ``deadline``; its decoder (the EMA's) in fp32 on the CPU, the updates done and the schedule's horizon.
+    Ctrl-C keeps a checkpoint."""
     trainer = Trainer(cfg, resume=resume)
     if few:
         trainer.contents.add_scales(SCALES, max(cfg.size, cfg.late_size))
     try:
-        trainer.fit(progress=progress, deadline=deadline, on_step=on_step)
+        trainer.fit(progress=progress, deadline=deadline, fit_horizon=True,
+                    on_step=None if on_step is None else lambda s: on_step(s, trainer.cfg.steps))
     except KeyboardInterrupt:
         trainer.save()
         raise
     finally:
         trainer.close()
     decoder = copy.deepcopy(trainer.ema.module if trainer.ema is not None else trainer.decoder)
-    return decoder.float().to(torch.device("cpu")), trainer.step
+    return decoder.float().to(torch.device("cpu")), trainer.step, trainer.cfg.steps
 
 
 def _keep_student(result: StyleModel, distiller: StudentDistiller, judge: Judge, scores: Scores) -> Scores:

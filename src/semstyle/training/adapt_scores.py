@@ -12,6 +12,7 @@ loss (relu4_1) relative to pretrained AdaIN's, for the adapted decoder at that Î
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -67,7 +68,9 @@ class Judge:
         stats = [FN.mean_std(style_feats[k]) for k in M.METRIC_TAPS]
         self.style_means, self.style_stds = [m for m, _ in stats], [sd for _, sd in stats]
         self.content_feats = [M.vgg_features(encoder, p) for p in self.photos]
+        t0 = time.monotonic()
         self.base = self.score(self.adain(pretrained, 1.0))  # pretrained AdaIN's (style distance, content loss)
+        self.seconds = time.monotonic() - t0  # one scoring of the photos: the pace of the end's sweep
 
     def adain(self, decoder: nn.Module, alpha: float) -> Render:
         """The VGG19 pipeline with ``decoder`` at ``alpha`` (whole-image AdaIN)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 
 import torch
 from torch import nn
@@ -28,6 +29,40 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+class Pace:
+    """A training loop's pace against a ``deadline`` (a ``time.monotonic()`` time, or None): whether time is up, and
+    once, after ``skip`` untimed (warm-up) and ``timed`` timed updates of this call, the schedule's horizon that
+    fits before the deadline at the pace measured. A cosine schedule fitted early ends at its low learning rate;
+    one cut by the deadline would stop in mid-course."""
+
+    def __init__(self, deadline: float | None, *, skip: int = 2, timed: int = 6, margin: float = 0.97) -> None:
+        self.deadline, self.skip, self.timed, self.margin = deadline, skip, timed, margin
+        self._done = 0  # updates of this call
+        self._mark = 0.0  # when the timed updates began
+        self.fitted = deadline is None  # the horizon is fitted once
+
+    def up(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def horizon(self, step: int, steps: int) -> int:
+        """Call after each update (``step`` done in all): the horizon, ``steps`` or, once fitted, the steps that fit
+        before the deadline if fewer (at least one more; ``margin`` of the time left, for the machine's noise)."""
+        self._done += 1
+        if self.fitted:
+            return steps
+        if self._done == self.skip:
+            self._mark = time.monotonic()
+            return steps
+        if self._done < self.skip + self.timed:
+            return steps
+        now = time.monotonic()
+        self.fitted = True
+        per_step = max((now - self._mark) / self.timed, 1e-9)
+        assert self.deadline is not None
+        fit = step + int(self.margin * (self.deadline - now) / per_step)
+        return max(step + 1, min(steps, fit))
+
+
 class EMA(nn.Module):
     """A frozen copy of a module whose parameters follow ema ← d·ema + (1 − d)·live after each update;
     buffers are copied. Saved and resumed like any module of the run."""
@@ -48,4 +83,4 @@ class EMA(nn.Module):
             b.copy_(lb)
 
 
-__all__ = ["EMA", "lr_factor", "set_lr"]
+__all__ = ["EMA", "Pace", "lr_factor", "set_lr"]

@@ -24,9 +24,8 @@ import json
 import logging
 import math
 import shutil
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from semstyle.networks import load_encoder
 from semstyle.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from semstyle.training.data import ImageBank, collect, random_crops, step_generator
 from semstyle.training.distill import nmse
-from semstyle.training.schedule import lr_factor, set_lr
+from semstyle.training.schedule import Pace, lr_factor, set_lr
 from semstyle.training.temporal import Motion, moved, random_grids
 
 log = logging.getLogger(__name__)
@@ -226,18 +225,25 @@ class StudentDistiller:
     def fit(self, deadline: float | None, progress: bool,
             on_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
         """Train to ``recipe.steps`` or ``deadline`` (``time.monotonic()``); a checkpoint at the end and on Ctrl-C.
-        ``on_step`` is called with the step count after each update."""
+        ``on_step`` is called with the step count after each update. Early on, the recipe's steps are fitted to
+        what the deadline leaves (``Pace``): the cosine schedule completes instead of being cut."""
         from tqdm import tqdm
 
         history: list[dict[str, float]] = []
         bar = tqdm(total=self.recipe.steps, initial=self.step, disable=not progress, unit="step", desc="student",
                    dynamic_ncols=True)
+        pace = Pace(deadline)
         try:
             while self.step < self.recipe.steps:
-                if deadline is not None and time.monotonic() > deadline:
+                if pace.up():
                     log.info("time is up at student step %d of %d", self.step, self.recipe.steps)
                     break
                 stats = self.train_step()
+                if (horizon := pace.horizon(self.step, self.recipe.steps)) != self.recipe.steps:
+                    log.info("the student's schedule is fitted to the time: %d steps of %d", horizon,
+                             self.recipe.steps)
+                    self.recipe = replace(self.recipe, steps=horizon)
+                    bar.total = horizon
                 if on_step is not None:
                     on_step(self.step)
                 history.append({"step": self.step, **stats})

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -47,7 +47,7 @@ from semstyle.training.checkpoint import (
 )
 from semstyle.training.config import TrainConfig, drop_removed
 from semstyle.training.data import ImageBank, collect, read_list, step_generator
-from semstyle.training.schedule import EMA, lr_factor, set_lr
+from semstyle.training.schedule import EMA, Pace, lr_factor, set_lr
 from semstyle.training.targets import WholeStyleTargets
 from semstyle.training.temporal import moved, random_grids
 from semstyle.types import Regions, StyleStats, Timings
@@ -350,9 +350,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self, progress: bool = True, deadline: float | None = None,
-            on_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+            on_step: Callable[[int], None] | None = None, fit_horizon: bool = False) -> list[dict[str, float]]:
         """Train until ``cfg.steps`` (or ``deadline``, a ``time.monotonic()`` time: then a checkpoint is written);
-        returns the logged metrics of this call. ``on_step`` is called with the step count after each update."""
+        returns the logged metrics of this call. ``on_step`` is called with the step count after each update.
+        ``fit_horizon`` shortens ``cfg.steps`` early in the call to what fits before the deadline (``Pace``), so
+        that the schedule completes instead of being cut."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -365,12 +367,17 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0 = time.perf_counter()
-        while self.step < cfg.steps:
+        pace = Pace(deadline if fit_horizon else None)
+        while self.step < self.cfg.steps:
             if deadline is not None and time.monotonic() > deadline:
-                log.info("time is up at step %d of %d", self.step, cfg.steps)
+                log.info("time is up at step %d of %d", self.step, self.cfg.steps)
                 self.save()
                 break
             stats = self.train_step()
+            if (horizon := pace.horizon(self.step, self.cfg.steps)) != self.cfg.steps:
+                log.info("the schedule is fitted to the time: %d steps of %d", horizon, self.cfg.steps)
+                self.cfg = cfg = replace(self.cfg, steps=horizon)
+                bar.total = horizon
             if on_step is not None:
                 on_step(self.step)
             bar.update(1)

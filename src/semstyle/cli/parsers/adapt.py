@@ -10,7 +10,7 @@ from semstyle.config import ADAPT_STEPS as DEFAULT_STEPS
 from semstyle.config import STUDENT_STEPS
 
 EXAMPLES = """examples:
-  semstyle adapt wave.jpg --contents photos/ -o wave.safetensors          # about 4 minutes on 2 CPU cores
+  semstyle adapt wave.jpg --contents photos/ -o wave.safetensors          # 10 minutes at most on 2 CPU cores
   semstyle stylize photo.jpg wave.safetensors -o out.png                    # the model is the style
   semstyle adapt wave.jpg --contents frames/ -o wave.safetensors --student # + a real-time student, ~10 minutes
   semstyle video clip.mp4 wave.safetensors --model fast -o out.mp4          # the student: no VGG19
@@ -30,9 +30,10 @@ def add_parser(sub: argparse._SubParsersAction, add_common: Callable[[argparse.A
     p.add_argument("--contents", action="append", metavar="DIR[,DIR…]",
                    help="folder(s) of your photos (game frames, a photo library); default: the bundled photos")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.safetensors", help="the style model to write")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="generator updates (default %(default)s)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="generator updates at most (default %(default)s)")
     p.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
-                   help="stop after this long, whatever the steps (default %(default)s)")
+                   help="the time budget, the end's scores included: the schedule is fitted to the steps that "
+                        "fit in it (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the model's interrupted run (MODEL.run/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model")
     p.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 where the CPU has it")
