@@ -213,31 +213,37 @@ class FakeClock:
         return time.perf_counter()
 
 
-def test_the_pace_fits_the_horizon_to_the_deadline_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pace_fits_the_horizon_to_the_deadline_and_follows_its_drift(monkeypatch: pytest.MonkeyPatch) -> None:
     from semstyle.training import schedule
 
     clock = FakeClock()
     monkeypatch.setattr(schedule, "time", clock)
-    pace = schedule.Pace(30.0, skip=2, timed=4, margin=0.5)  # 2 s a step from the 2nd update on, 30 s to go
-    horizons = []
-    for step in range(1, 9):
-        clock.now += 0.1 if step == 1 else 2.0  # the first update is a quick warm-up: not timed
-        horizons.append(pace.horizon(step, 100))
-    # at update 6 (t 10.1): 2 s a step, 19.9 s left, half of it for 4 more steps → 10; then fixed
-    assert horizons == [100] * 5 + [10, 100, 100]  # the caller keeps the fitted one: later calls give theirs back
+    pace = schedule.Pace(30.0, skip=2, timed=4, margin=0.5)  # 30 s to go; half the time left is planned for
+    horizons, step, steps = [], 0, 100
+    while step < steps:  # as the trainer's loop
+        step += 1
+        clock.now += 0.1 if step == 1 else 2.0 if step <= 6 else 4.0  # a quick warm-up, 2 s a step, then 4 s
+        steps = pace.horizon(step, steps)
+        horizons.append(steps)
+    # update 6 (t 10.1): 2 s a step since update 2, 19.9 s left → 6 + int(0.5 · 19.9 / 2) = 10; update 7 (t 14.1):
+    # 12 s over 5 updates, 15.9 s left → 7 + 3; 8 (t 18.1): 16/6 s, 11.9 s left → 8 + 2; 9: 20/7, 7.9 → 9 + 1;
+    # 10 (t 26.1): 24/8, 3.9 s left → 10 + 0: the next update would pass the deadline, the schedule ends here
+    assert horizons == [100] * 5 + [10] * 5
     assert not pace.up()
     clock.now = 30.5
     assert pace.up()
-    roomy = schedule.Pace(1000.0, skip=1, timed=1)
     clock.now = 0.0
+    roomy = schedule.Pace(1000.0, skip=1, timed=1)
     roomy.horizon(1, 50)
     clock.now = 1.0
-    assert roomy.horizon(2, 50) == 50  # time for all: the steps asked
+    assert roomy.horizon(2, 50) == 50  # time for all: the steps asked, never more
     late = schedule.Pace(1.0, skip=1, timed=1)
     late.horizon(1, 50)
     clock.now = 5.0
-    assert late.horizon(2, 50) == 3  # past the deadline already: one more step at least
+    assert late.horizon(2, 50) == 2  # past the deadline already: it ends at this update
     assert schedule.Pace(None).horizon(1, 50) == 50 and not schedule.Pace(None).up()
+    with pytest.raises(ValueError, match="skip and timed must be >= 1"):
+        schedule.Pace(1.0, skip=0)
 
 
 def test_a_short_budget_fits_the_schedule_and_completes_it(style: Path, photos: Path, tmp_path: Path,
@@ -258,7 +264,8 @@ def test_a_short_budget_fits_the_schedule_and_completes_it(style: Path, photos: 
 
     res = A.adapt(style, tmp_path / "m.safetensors", contents=[photos], **{**TINY, "steps": 200}, minutes=0.25,
                   callback=tick)
-    # the pace is timed over updates 2..8 (clock 1..7): 1 s a step; 15 s - 7 s left → 8 + int(0.97 · 8) = 15
+    # the pace is timed from update 2 (clock 1): 1 s a step; at update 8, 15 s - 7 s left → 8 + int(0.97 · 8) = 15,
+    # and so on to update 15 (14 s: 15 + int(0.97 · 1) = 15, the end): no update past the deadline, none unused
     assert (res.steps, res.horizon) == (15, 15)
     assert seen[0] == (1, 200) and seen[-1] == (15, 15)  # the progress bar's total follows the fit
     m = load_style_model(res.model)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "constant", min_lr: float = 0.1) -> float:
@@ -30,37 +33,43 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 
 class Pace:
-    """A training loop's pace against a ``deadline`` (a ``time.monotonic()`` time, or None): whether time is up, and
-    once, after ``skip`` untimed (warm-up) and ``timed`` timed updates of this call, the schedule's horizon that
-    fits before the deadline at the pace measured. A cosine schedule fitted early ends at its low learning rate;
+    """A training loop's pace against a ``deadline`` (a ``time.monotonic()`` time, or None): whether time is up,
+    and the schedule's horizon that fits before it. After ``skip`` untimed (warm-up) and ``timed`` timed updates of
+    this call, every update refits the horizon to the mean pace since the timing began (a machine's pace drifts
+    by 10 % over minutes): a cosine schedule so fitted follows the time and ends at its low learning rate, where
     one cut by the deadline would stop in mid-course."""
 
-    def __init__(self, deadline: float | None, *, skip: int = 2, timed: int = 6, margin: float = 0.97) -> None:
-        self.deadline, self.skip, self.timed, self.margin = deadline, skip, timed, margin
+    def __init__(self, deadline: float | None, *, what: str = "the schedule", skip: int = 2, timed: int = 6,
+                 margin: float = 0.97) -> None:
+        if skip < 1 or timed < 1 or not 0.0 < margin <= 1.0:
+            raise ValueError(f"skip and timed must be >= 1 and margin in (0, 1], got {skip}, {timed}, {margin}")
+        self.deadline, self.what, self.skip, self.timed, self.margin = deadline, what, skip, timed, margin
         self._done = 0  # updates of this call
-        self._mark = 0.0  # when the timed updates began
-        self.fitted = deadline is None  # the horizon is fitted once
+        self._mark = (0, 0.0)  # (update, time) the timing began at
+        self._cap: int | None = None  # the steps asked: the horizon never passes them
 
     def up(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
 
     def horizon(self, step: int, steps: int) -> int:
-        """Call after each update (``step`` done in all): the horizon, ``steps`` or, once fitted, the steps that fit
-        before the deadline if fewer (at least one more; ``margin`` of the time left, for the machine's noise)."""
+        """Call after each update (``step`` done in all; ``steps`` the horizon so far): the horizon, at most the
+        steps first asked and at least ``step`` (where the next update would pass the deadline, it ends here);
+        ``margin`` of the time left is planned for, for the machine's noise."""
         self._done += 1
-        if self.fitted:
+        self._cap = steps if self._cap is None else self._cap
+        if self.deadline is None or self._done < self.skip:
             return steps
+        now = time.monotonic()
         if self._done == self.skip:
-            self._mark = time.monotonic()
+            self._mark = (self._done, now)
             return steps
         if self._done < self.skip + self.timed:
             return steps
-        now = time.monotonic()
-        self.fitted = True
-        per_step = max((now - self._mark) / self.timed, 1e-9)
-        assert self.deadline is not None
-        fit = step + int(self.margin * (self.deadline - now) / per_step)
-        return max(step + 1, min(steps, fit))
+        per_step = max((now - self._mark[1]) / (self._done - self._mark[0]), 1e-9)
+        fit = max(step, min(self._cap, step + int(self.margin * (self.deadline - now) / per_step)))
+        if self._done == self.skip + self.timed and fit < self._cap:
+            log.info("%s is fitted to the time: %d steps of %d (%.2f s a step)", self.what, fit, self._cap, per_step)
+        return fit
 
 
 class EMA(nn.Module):

@@ -225,14 +225,14 @@ class StudentDistiller:
     def fit(self, deadline: float | None, progress: bool,
             on_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
         """Train to ``recipe.steps`` or ``deadline`` (``time.monotonic()``); a checkpoint at the end and on Ctrl-C.
-        ``on_step`` is called with the step count after each update. Early on, the recipe's steps are fitted to
-        what the deadline leaves (``Pace``): the cosine schedule completes instead of being cut."""
+        ``on_step`` is called with the step count after each update. The recipe's steps are fitted to what the
+        deadline leaves after every update (``Pace``): the cosine schedule completes instead of being cut."""
         from tqdm import tqdm
 
         history: list[dict[str, float]] = []
         bar = tqdm(total=self.recipe.steps, initial=self.step, disable=not progress, unit="step", desc="student",
                    dynamic_ncols=True)
-        pace = Pace(deadline)
+        pace = Pace(deadline, what="the student's schedule")
         try:
             while self.step < self.recipe.steps:
                 if pace.up():
@@ -240,8 +240,6 @@ class StudentDistiller:
                     break
                 stats = self.train_step()
                 if (horizon := pace.horizon(self.step, self.recipe.steps)) != self.recipe.steps:
-                    log.info("the student's schedule is fitted to the time: %d steps of %d", horizon,
-                             self.recipe.steps)
                     self.recipe = replace(self.recipe, steps=horizon)
                     bar.total = horizon
                 if on_step is not None:

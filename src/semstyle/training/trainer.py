@@ -353,8 +353,8 @@ class Trainer:
             on_step: Callable[[int], None] | None = None, fit_horizon: bool = False) -> list[dict[str, float]]:
         """Train until ``cfg.steps`` (or ``deadline``, a ``time.monotonic()`` time: then a checkpoint is written);
         returns the logged metrics of this call. ``on_step`` is called with the step count after each update.
-        ``fit_horizon`` shortens ``cfg.steps`` early in the call to what fits before the deadline (``Pace``), so
-        that the schedule completes instead of being cut."""
+        ``fit_horizon`` fits ``cfg.steps`` after every update to what fits before the deadline (``Pace``), so that
+        the schedule completes instead of being cut."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -375,7 +375,6 @@ class Trainer:
                 break
             stats = self.train_step()
             if (horizon := pace.horizon(self.step, self.cfg.steps)) != self.cfg.steps:
-                log.info("the schedule is fitted to the time: %d steps of %d", horizon, self.cfg.steps)
                 self.cfg = cfg = replace(self.cfg, steps=horizon)
                 bar.total = horizon
             if on_step is not None:
