@@ -213,8 +213,13 @@ class FakeClock:
         return time.perf_counter()
 
 
-def test_the_pace_fits_the_horizon_to_the_deadline_and_follows_its_drift(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pace_fits_the_horizon_to_the_deadline_and_follows_its_drift(monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     from semstyle.training import schedule
+
+    caplog.set_level(logging.INFO, logger="semstyle.training.schedule")
 
     clock = FakeClock()
     monkeypatch.setattr(schedule, "time", clock)
@@ -229,6 +234,8 @@ def test_the_pace_fits_the_horizon_to_the_deadline_and_follows_its_drift(monkeyp
     # 12 s over 5 updates, 15.9 s left → 7 + 3; 8 (t 18.1): 16/6 s, 11.9 s left → 8 + 2; 9: 20/7, 7.9 → 9 + 1;
     # 10 (t 26.1): 24/8, 3.9 s left → 10 + 0: the next update would pass the deadline, the schedule ends here
     assert horizons == [100] * 5 + [10] * 5
+    told = [r.getMessage() for r in caplog.records if "fitted to the time" in r.getMessage()]
+    assert told == ["the schedule is fitted to the time: 10 steps of 100 (2.00 s a step)"]  # once
     assert not pace.up()
     clock.now = 30.5
     assert pace.up()

@@ -47,6 +47,7 @@ class Pace:
         self._done = 0  # updates of this call
         self._mark = (0, 0.0)  # (update, time) the timing began at
         self._cap: int | None = None  # the steps asked: the horizon never passes them
+        self._told = False  # whether the log has said that the time holds fewer
 
     def up(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
@@ -67,8 +68,9 @@ class Pace:
             return steps
         per_step = max((now - self._mark[1]) / (self._done - self._mark[0]), 1e-9)
         fit = max(step, min(self._cap, step + int(self.margin * (self.deadline - now) / per_step)))
-        if self._done == self.skip + self.timed and fit < self._cap:
+        if fit < self._cap and not self._told:  # said once, when the time first holds fewer than asked
             log.info("%s is fitted to the time: %d steps of %d (%.2f s a step)", self.what, fit, self._cap, per_step)
+            self._told = True
         return fit
 
 
