@@ -12,7 +12,7 @@ docs/ADAPT.md) and writes
 docs/adapt_grid.png (public-domain images only: the bundled Composition VII adapted, the bundled photos
 stylised by pretrained | adapted | adapted without the discriminator), unless --no-write.
 
-    python benchmarks/bench_adapt.py --styles 3                                  # ~70 min on 2 CPU cores
+    python benchmarks/bench_adapt.py --styles 3                                  # ~50 min on 2 CPU cores
     python benchmarks/bench_adapt.py --styles 3 --work /tmp/adapt --reuse        # scores the models kept there
 """
 

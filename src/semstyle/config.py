@@ -31,7 +31,7 @@ VIDEO_CARRIES: tuple[tuple[int, float, float], ...] = (
     (384, 0.5, 0.35),  # 0.68× at +4.6 % (the carries of 256 px: +39.7 % style on cats)
     (512, 0.5, 0.2),  # 0.74× at +5.4 % (the default carries of 256 px: 0.56× at +34 %)
 )
-ADAPT_STEPS = 500  # semstyle adapt: generator updates at most (~1 s each on 2 CPU cores with bf16, 192 px crops)
+ADAPT_STEPS = 300  # semstyle adapt: generator updates at most (~1.1 s each on 2 CPU cores with bf16, 192 px crops)
 ADAPT_MINUTES = 10.0  # semstyle adapt: and never longer than this: the schedule is fitted to the steps that fit
 STUDENT_STEPS = 300  # updates of an adaptation's real-time student (adapt --student; ~1 s each on 2 cores)
 ENGINES: tuple[str, ...] = ("local", "ray")  # batch engines (semstyle.batch): one process, or a Ray cluster
