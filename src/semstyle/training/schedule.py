@@ -34,16 +34,17 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 class Pace:
     """A training loop's pace against a ``deadline`` (a ``time.monotonic()`` time, or None): whether time is up,
-    and the schedule's horizon that fits before it. After ``skip`` untimed (warm-up) and ``timed`` timed updates of
-    this call, every update refits the horizon to the mean pace since the timing began (a machine's pace drifts
-    by 10 % over minutes): a cosine schedule so fitted follows the time and ends at its low learning rate, where
-    one cut by the deadline would stop in mid-course."""
+    and (with ``fit``) the schedule's horizon that fits before it. After ``skip`` untimed (warm-up) and ``timed``
+    timed updates of this call, every update refits the horizon to the mean pace since the timing began (a
+    machine's pace drifts by 10 % over minutes): a cosine schedule so fitted follows the time and ends at its low
+    learning rate, where one cut by the deadline would stop in mid-course."""
 
-    def __init__(self, deadline: float | None, *, what: str = "the schedule", skip: int = 2, timed: int = 6,
-                 margin: float = 0.97) -> None:
+    def __init__(self, deadline: float | None, *, fit: bool = True, what: str = "the schedule", skip: int = 2,
+                 timed: int = 6, margin: float = 0.97) -> None:
         if skip < 1 or timed < 1 or not 0.0 < margin <= 1.0:
             raise ValueError(f"skip and timed must be >= 1 and margin in (0, 1], got {skip}, {timed}, {margin}")
-        self.deadline, self.what, self.skip, self.timed, self.margin = deadline, what, skip, timed, margin
+        self.deadline, self.fit, self.what = deadline, fit, what
+        self.skip, self.timed, self.margin = skip, timed, margin
         self._done = 0  # updates of this call
         self._mark = (0, 0.0)  # (update, time) the timing began at
         self._cap: int | None = None  # the steps asked: the horizon never passes them
@@ -58,7 +59,7 @@ class Pace:
         ``margin`` of the time left is planned for, for the machine's noise."""
         self._done += 1
         self._cap = steps if self._cap is None else self._cap
-        if self.deadline is None or self._done < self.skip:
+        if self.deadline is None or not self.fit or self._done < self.skip:
             return steps
         now = time.monotonic()
         if self._done == self.skip:

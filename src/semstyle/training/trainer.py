@@ -367,9 +367,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0 = time.perf_counter()
-        pace = Pace(deadline if fit_horizon else None)
+        pace = Pace(deadline, fit=fit_horizon)
         while self.step < self.cfg.steps:
-            if deadline is not None and time.monotonic() > deadline:
+            if pace.up():
                 log.info("time is up at step %d of %d", self.step, self.cfg.steps)
                 self.save()
                 break
