@@ -14,6 +14,7 @@ stylised by pretrained | adapted | adapted without the discriminator), unless --
 
     python benchmarks/bench_adapt.py --styles 3                                  # ~50 min on 2 CPU cores
     python benchmarks/bench_adapt.py --styles 3 --work /tmp/adapt --reuse        # scores the models kept there
+    python benchmarks/bench_adapt.py --fps painting.safetensors                   # its student's frames/s only
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from PIL import Image
 from semstyle import assets
 from semstyle import functional as FN
 from semstyle import metrics as M
+from semstyle.allocator import keep_freed_memory
 from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, resize_longest, to_tensor
 from semstyle.losses import LossWeights
@@ -208,6 +210,7 @@ def with_fields(base: T, text: str) -> T:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--styles", type=int, default=6)
+    ap.add_argument("--fps", type=Path, metavar="MODEL", help="only the student's frames/s of this style model")
     ap.add_argument("--skip", type=int, default=0, help="leave out the first SKIP styles (scored in an earlier run)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="as semstyle adapt's (default %(default)s)")
     ap.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
@@ -293,6 +296,10 @@ def _style(b: Bench, k: int, style: Path) -> None:
 def main() -> None:
     ap = _parser()
     args = ap.parse_args()
+    keep_freed_memory()  # as semstyle's entry point does (semstyle.allocator: a third off a small network's time)
+    if args.fps:
+        print(" | ".join(f"{k} {v:.1f} frames/s" for k, v in student_fps(args.fps).items()))
+        return
     try:
         recipe = with_fields(RECIPE_WEIGHTS, args.weights)
     except (AttributeError, TypeError, ValueError) as e:

@@ -21,7 +21,7 @@ SRC = ROOT / "src" / "semstyle"
 
 # bottom → top; a module belongs to the layer of the longest prefix that names it
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("semstyle.errors", "semstyle.types", "semstyle.assets", "semstyle.version"),
+    ("semstyle.errors", "semstyle.types", "semstyle.assets", "semstyle.version", "semstyle.allocator"),
     ("semstyle.config", "semstyle.functional", "semstyle.motion"),
     ("semstyle.io", "semstyle.models"),
     ("semstyle.segmentation",),

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from semstyle.allocator import keep_freed_memory
 from semstyle.cli.parsers import adapt as adapt_cli
 from semstyle.cli.parsers import eval as eval_cli
 from semstyle.cli.parsers import export as export_cli
@@ -302,8 +303,9 @@ def run() -> NoReturn:
     (module and tensor clean-up); a one-picture ``semstyle stylize`` has nothing left to do once its
     output is renamed into place. So after the exit handlers run (temporary folders, finalisers) and
     the streams are flushed, the process ends with ``os._exit``. ``main()`` itself returns normally,
-    for tests and embedders.
+    for tests and embedders. Being the process, it first keeps freed memory for reuse (``semstyle.allocator``).
     """
+    keep_freed_memory()
     rc = main()
     try:
         atexit._run_exitfuncs()

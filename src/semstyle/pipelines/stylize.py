@@ -90,6 +90,7 @@ class Stylizer:
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
         self.style_model: StyleModel | None = None  # the style model whose networks these are (from_style_model)
+        self._own_style: dict[tuple[int, int], StyleStats] = {}  # its picture encoded, per (style_size, max_pixels)
 
     @classmethod
     def from_config(cls, cfg: StylizeConfig) -> Stylizer:
@@ -169,8 +170,16 @@ class Stylizer:
         """Load, resize and encode a style image once; later calls with the same image reuse it. A style model
         (``semstyle adapt``) gives its style picture, and needs its own decoder in this Stylizer."""
         opts = opts or self.defaults
-        self._check_style_model(style)
-        img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
+        own = self._check_style_model(style)
+        if own is not None:  # its own model, a path or loaded: read once, encoded once per side
+            memo = (opts.style_size, opts.max_pixels)
+            if memo not in self._own_style:
+                self._own_style[memo] = self._encode_picture(load_image(own, opts.max_pixels, "style image"), opts)
+            return self._own_style[memo]
+        return self._encode_picture(load_image(style, opts.max_pixels, "style image"), opts)
+
+    def _encode_picture(self, picture: Image.Image, opts: StylizeOptions) -> StyleStats:
+        img = resize_longest(picture, opts.style_size)
         check_size(img, "style image")
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
         if key in self._styles:
@@ -187,18 +196,20 @@ class Stylizer:
                 self._styles.popitem(last=False)
         return entry
 
-    def _check_style_model(self, style: ImageInput) -> None:
-        """A style model is its decoder and its picture together: refuse it under another decoder."""
+    def _check_style_model(self, style: ImageInput) -> StyleModel | None:
+        """A style model is its decoder and its picture together: refuse it under another decoder. Returns this
+        Stylizer's own loaded style model (``from_style_model``) when ``style`` is it or its path, else None."""
         if isinstance(style, StyleModel):
             if style is not self.style_model:
                 raise InputError("a loaded style model needs its own networks: Stylizer.from_style_model(model)")
-            return
+            return style
         if not (isinstance(style, (str, os.PathLike)) and is_style_model(style)):
-            return
+            return None
         mine = self.config.decoder
         if not (Path(mine).expanduser().exists() and Path(mine).expanduser().resolve() == Path(style).resolve()):
             raise InputError(f"style model '{style}' needs its own decoder: Stylizer(NetworkConfig(decoder="
                              f"'{style}')) (the CLI does this itself)")
+        return self.style_model
 
     # ------------------------------------------------------------------ main entry
     def stylize(
