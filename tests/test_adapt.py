@@ -162,7 +162,7 @@ def test_a_model_is_one_style_with_its_own_decoder(model: Path, style: Path, tmp
 
 
 def test_a_stylizer_reads_its_own_model_once(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from semstyle import Stylizer, StylizeOptions
+    from semstyle import StylizeOptions, Stylizer
     from semstyle.io import images
 
     st = Stylizer.from_style_model(model, config=NetworkConfig(precision="fp32"))
