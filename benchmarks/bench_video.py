@@ -31,6 +31,7 @@ from PIL import Image
 from video_common import PER_FRAME, SEQUENCES, Setting, carried_through, clip, relative, run, score, shared_clip
 
 from semstyle import assets, motion
+from semstyle.allocator import keep_freed_memory
 from semstyle.config import NetworkConfig, StylizeOptions
 from semstyle.io.images import load_image, save_image
 from semstyle.io.video import natural_key
@@ -246,7 +247,8 @@ def main() -> None:
     if args.floor:
         floor(args.frames, args.size)
         return
-    if args.speed:
+    if args.speed:  # as `semstyle video` runs: freed memory kept (SEMSTYLE_MALLOC=default: glibc's defaults)
+        print(f"freed memory kept: {keep_freed_memory()}")
         speed(args.decoders.split(","))
         return
     if args.memory:
