@@ -296,7 +296,7 @@ def _style(b: Bench, k: int, style: Path) -> None:
 def main() -> None:
     ap = _parser()
     args = ap.parse_args()
-    keep_freed_memory()  # as semstyle's entry point does (semstyle.allocator: a third off a small network's time)
+    keep_freed_memory()  # as semstyle's entry point does (semstyle.allocator; benchmarks/bench_allocator.py)
     if args.fps:
         print(" | ".join(f"{k} {v:.1f} frames/s" for k, v in student_fps(args.fps).items()))
         return

@@ -164,19 +164,22 @@ def test_a_model_is_one_style_with_its_own_decoder(model: Path, style: Path, tmp
 def test_a_stylizer_reads_its_own_model_once(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from semstyle import StylizeOptions, Stylizer
     from semstyle.io import images
+    from semstyle.pipelines import stylize
 
     st = Stylizer.from_style_model(model, config=NetworkConfig(precision="fp32"))
     opts = StylizeOptions(size=64, style_size=64, alpha=1.0)
     by_object = st.stylize(assets.content_images()[0], st.style_model, options=opts).image
 
     def no_reading(path: object) -> None:
-        raise AssertionError(f"the style model was read again: {path}")
+        raise AssertionError(f"the style model file was opened again: {path}")
 
-    monkeypatch.setattr(images, "load_style_model", no_reading)  # a frame loop passing the path reads nothing
+    monkeypatch.setattr(images, "load_style_model", no_reading)  # a frame loop passing the path opens nothing
+    monkeypatch.setattr(stylize, "is_style_model", no_reading)
     by_path = [st.stylize(assets.content_images()[0], model, options=opts).image for _ in range(2)]
     assert all(np.array_equal(np.asarray(p), np.asarray(by_object)) for p in by_path)
-    assert st.encode_style(model, opts) is st.encode_style(st.style_model, opts)  # encoded once per side
     assert st.encode_style(model, opts.updated(style_size=96)).image.size == (96, 64)
+    with pytest.raises(InputError, match="needs its own networks"):  # another loaded model is still refused
+        st.encode_style(load_style_model(model))
 
 
 def test_the_metadata_is_json(model: Path) -> None:

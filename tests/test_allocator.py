@@ -35,20 +35,23 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 def probe(mode: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != allocator.OPT_OUT}
+    env = {k: v for k, v in os.environ.items()  # glibc's own settings of malloc left out too
+           if k not in (allocator.OPT_OUT, "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", PROBE, mode], check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout)
 
 
 @pytest.mark.skipif(not GLIBC, reason="keep_freed_memory acts on glibc's malloc only")
 def test_kept_memory_is_reused_without_page_faults() -> None:
-    pages = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
     default, kept = probe("default"), probe("keep")
-    # glibc's defaults: every round maps the block afresh and faults on each of its pages
-    assert not default["applied"] and all(f >= 0.9 * pages for f in default["faults"]), default
+    if not kept["applied"]:
+        pytest.skip("this glibc refused the thresholds (some releases cap the mmap threshold at 32 MiB)")
+    first = default["faults"][0]  # one fault per page mapped (fewer, larger pages under transparent huge pages)
+    assert not default["applied"] and first > 0
+    # glibc's defaults: every round maps the block afresh and faults on its pages again
+    assert all(f >= 0.5 * first for f in default["faults"]), default
     # kept: the first round maps it, later rounds reuse the freed block, already mapped
-    assert kept["applied"] and kept["faults"][0] >= 0.9 * pages, kept
-    assert all(f < 0.05 * pages for f in kept["faults"][1:]), kept
+    assert kept["faults"][0] >= 0.5 * first and all(f < 0.05 * first for f in kept["faults"][1:]), kept
 
 
 def test_opt_out_and_bad_limits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,6 +72,9 @@ def test_the_console_entry_point_keeps_freed_memory_before_running(monkeypatch: 
         raise SystemExit(rc)
 
     monkeypatch.setattr(cli_main.os, "_exit", exit_)
+    # run() ends the process: its exit handlers and logging's shutdown would run the test session's own
+    monkeypatch.setattr(cli_main.atexit, "_run_exitfuncs", lambda: None)
+    monkeypatch.setattr(cli_main.logging, "shutdown", lambda: None)
     with pytest.raises(SystemExit):
         cli_main.run()
     assert calls == ["keep", "main", "exit 0"]

@@ -4,13 +4,14 @@ glibc's ``malloc`` serves every block over its mmap threshold (128 KiB at first,
 32 MiB at most) with a fresh ``mmap`` and returns it with ``munmap`` when freed, and it trims the heap's free top
 back to the kernel past 128 KiB. A network's activations are such blocks — a few to a few hundred MiB, allocated
 and freed on every call — so every frame pays the kernel's page faults to map and zero them again. On some of the
-project's machines that is a quarter of a small network's time (``benchmarks/bench_allocator.py``;
+project's machines that is a fifth to a third of a network's time (``benchmarks/bench_allocator.py``;
 docs/speed_study.md, "The allocator").
 
 ``keep_freed_memory`` raises both thresholds (256 MiB by default), so freed blocks stay in the heap and the next
-call reuses them, already mapped. The price is memory kept: a tiled 2048 px picture peaks about 300 MB higher.
+call reuses them, already mapped. The price is memory kept: a tiled 2048 px picture peaks 200–300 MB higher.
 It is a process-wide setting, so the library never applies it on its own: the command line does (``semstyle``'s
-entry point, which also serves the web page), and an embedding program may call it once at its start.
+entry point), and an embedding program may call it once at its start. Threads other than the main one allocate
+from their own arenas, where glibc still maps blocks over 64 MiB afresh whatever the threshold.
 ``SEMSTYLE_MALLOC=default`` in the environment leaves glibc's defaults in place.
 """
 
@@ -44,6 +45,7 @@ def keep_freed_memory(limit: int = KEEP_BYTES) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    applied = bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, limit))
-    log.debug("malloc thresholds %s at %d bytes", "raised" if applied else "refused", limit)
-    return applied
+    done = {name: bool(mallopt(param, limit)) for name, param in (("mmap", M_MMAP_THRESHOLD),
+                                                                  ("trim", M_TRIM_THRESHOLD))}  # 1: set, 0: refused
+    log.debug("malloc thresholds at %d bytes: %s", limit, done)  # some glibc releases cap the mmap one at 32 MiB
+    return all(done.values())

@@ -90,7 +90,6 @@ class Stylizer:
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
         self.style_model: StyleModel | None = None  # the style model whose networks these are (from_style_model)
-        self._own_style: dict[tuple[int, int], StyleStats] = {}  # its picture encoded, per (style_size, max_pixels)
 
     @classmethod
     def from_config(cls, cfg: StylizeConfig) -> Stylizer:
@@ -170,16 +169,8 @@ class Stylizer:
         """Load, resize and encode a style image once; later calls with the same image reuse it. A style model
         (``semstyle adapt``) gives its style picture, and needs its own decoder in this Stylizer."""
         opts = opts or self.defaults
-        own = self._check_style_model(style)
-        if own is not None:  # its own model, a path or loaded: read once, encoded once per side
-            memo = (opts.style_size, opts.max_pixels)
-            if memo not in self._own_style:
-                self._own_style[memo] = self._encode_picture(load_image(own, opts.max_pixels, "style image"), opts)
-            return self._own_style[memo]
-        return self._encode_picture(load_image(style, opts.max_pixels, "style image"), opts)
-
-    def _encode_picture(self, picture: Image.Image, opts: StylizeOptions) -> StyleStats:
-        img = resize_longest(picture, opts.style_size)
+        own = self._check_style_model(style)  # its own model, a path or loaded: the picture it loaded, not the file
+        img = resize_longest(load_image(style if own is None else own, opts.max_pixels, "style image"), opts.style_size)
         check_size(img, "style image")
         key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
         if key in self._styles:
@@ -203,13 +194,17 @@ class Stylizer:
             if style is not self.style_model:
                 raise InputError("a loaded style model needs its own networks: Stylizer.from_style_model(model)")
             return style
-        if not (isinstance(style, (str, os.PathLike)) and is_style_model(style)):
+        if not isinstance(style, (str, os.PathLike)):
             return None
-        mine = self.config.decoder
-        if not (Path(mine).expanduser().exists() and Path(mine).expanduser().resolve() == Path(style).resolve()):
+        mine = Path(self.config.decoder).expanduser()
+        if self.style_model is not None and mine.resolve() == Path(style).resolve():
+            return self.style_model  # its own file, loaded with the networks: not opened again
+        if not is_style_model(style):
+            return None
+        if not (mine.exists() and mine.resolve() == Path(style).resolve()):
             raise InputError(f"style model '{style}' needs its own decoder: Stylizer(NetworkConfig(decoder="
                              f"'{style}')) (the CLI does this itself)")
-        return self.style_model
+        return None
 
     # ------------------------------------------------------------------ main entry
     def stylize(
