@@ -197,11 +197,12 @@ class Stylizer:
         if not isinstance(style, (str, os.PathLike)):
             return None
         mine = Path(self.config.decoder).expanduser()
-        if self.style_model is not None and mine.resolve() == Path(style).resolve():
+        same = mine.resolve() == Path(style).resolve()  # the file this Stylizer's decoder was loaded from
+        if self.style_model is not None and same:
             return self.style_model  # its own file, loaded with the networks: not opened again
         if not is_style_model(style):
             return None
-        if not (mine.exists() and mine.resolve() == Path(style).resolve()):
+        if not (same and mine.exists()):
             raise InputError(f"style model '{style}' needs its own decoder: Stylizer(NetworkConfig(decoder="
                              f"'{style}')) (the CLI does this itself)")
         return None
