@@ -175,9 +175,15 @@ def test_a_stylizer_reads_its_own_model_once(model: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(images, "load_style_model", no_reading)  # a frame loop passing the path opens nothing
     monkeypatch.setattr(stylize, "is_style_model", no_reading)
+    sized: list[int] = []  # the sizes its style picture was resized to
+    monkeypatch.setattr(stylize, "resize_longest", lambda img, side: (
+        sized.append(side) if img is st.style_model.image else None) or images.resize_longest(img, side))
     by_path = [st.stylize(assets.content_images()[0], model, options=opts).image for _ in range(2)]
     assert all(np.array_equal(np.asarray(p), np.asarray(by_object)) for p in by_path)
+    assert sized == []  # … nor resizes its picture again: the first call (by object) sized it
     assert st.encode_style(model, opts.updated(style_size=96)).image.size == (96, 64)
+    assert st.encode_style(model, opts.updated(style_size=96)).image.size == (96, 64)
+    assert sized == [96]  # a new size is made once
     with pytest.raises(InputError, match="needs its own networks"):  # another loaded model is still refused
         st.encode_style(load_style_model(model))
 

@@ -90,6 +90,7 @@ class Stylizer:
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
         self.style_model: StyleModel | None = None  # the style model whose networks these are (from_style_model)
+        self._own: tuple[tuple[int, int], Image.Image, tuple[str, tuple[int, int]]] | None = None  # its picture, sized
 
     @classmethod
     def from_config(cls, cfg: StylizeConfig) -> Stylizer:
@@ -170,9 +171,12 @@ class Stylizer:
         (``semstyle adapt``) gives its style picture, and needs its own decoder in this Stylizer."""
         opts = opts or self.defaults
         own = self._check_style_model(style)  # its own model, a path or loaded: the picture it loaded, not the file
-        img = resize_longest(load_image(style if own is None else own, opts.max_pixels, "style image"), opts.style_size)
-        check_size(img, "style image")
-        key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
+        if own is not None:
+            img, key = self._own_picture(own, opts)
+        else:
+            img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
+            check_size(img, "style image")
+            key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
         if key in self._styles:
             self._styles.move_to_end(key)
             return self._styles[key]
@@ -186,6 +190,15 @@ class Stylizer:
             while len(self._styles) > self.config.style_cache:
                 self._styles.popitem(last=False)
         return entry
+
+    def _own_picture(self, own: StyleModel, opts: StylizeOptions) -> tuple[Image.Image, tuple[str, tuple[int, int]]]:
+        """Its own model's picture resized for ``opts`` and its cache key, once per size, not once per frame."""
+        want = (opts.style_size, opts.max_pixels)
+        if self._own is None or self._own[0] != want:
+            img = resize_longest(load_image(own, opts.max_pixels, "style image"), opts.style_size)
+            check_size(img, "style image")
+            self._own = (want, img, (hashlib.sha1(img.tobytes()).hexdigest(), img.size))
+        return self._own[1], self._own[2]
 
     def _check_style_model(self, style: ImageInput) -> StyleModel | None:
         """A style model is its decoder and its picture together: refuse it under another decoder. Returns this
