@@ -90,7 +90,7 @@ class Stylizer:
         self.networks = networks or Networks.from_config(self.config)  # handed in, or built from the config
         self._styles: OrderedDict[tuple[str, tuple[int, int]], StyleStats] = OrderedDict()
         self.style_model: StyleModel | None = None  # the style model whose networks these are (from_style_model)
-        self._own: tuple[tuple[int, int], Image.Image, tuple[str, tuple[int, int]]] | None = None  # its picture, sized
+        self._own: tuple[StyleModel, tuple[int, int], Image.Image, tuple[str, tuple[int, int]]] | None = None  # sized
 
     @classmethod
     def from_config(cls, cfg: StylizeConfig) -> Stylizer:
@@ -193,12 +193,12 @@ class Stylizer:
 
     def _own_picture(self, own: StyleModel, opts: StylizeOptions) -> tuple[Image.Image, tuple[str, tuple[int, int]]]:
         """Its own model's picture resized for ``opts`` and its cache key, once per size, not once per frame."""
-        want = (opts.style_size, opts.max_pixels)
-        if self._own is None or self._own[0] != want:
+        want, memo = (opts.style_size, opts.max_pixels), self._own  # read once: threads may replace it
+        if memo is None or memo[0] is not own or memo[1] != want:
             img = resize_longest(load_image(own, opts.max_pixels, "style image"), opts.style_size)
             check_size(img, "style image")
-            self._own = (want, img, (hashlib.sha1(img.tobytes()).hexdigest(), img.size))
-        return self._own[1], self._own[2]
+            memo = self._own = (own, want, img, (hashlib.sha1(img.tobytes()).hexdigest(), img.size))
+        return memo[2], memo[3]
 
     def _check_style_model(self, style: ImageInput) -> StyleModel | None:
         """A style model is its decoder and its picture together: refuse it under another decoder. Returns this

@@ -56,7 +56,8 @@ class Engine:
     """One process's stylisation service: Stylizers created lazily and shared by all requests.
 
     Requests arrive at most ``concurrency`` at a time (the web queue enforces it). With more than
-    one at a time the style cache is turned off, the one piece of a Stylizer that mutates.
+    one at a time the style cache is turned off, the piece of a Stylizer that mutates per style (a Stylizer made
+    from a style model also keeps its picture resized for the last style size, replaced whole, never in place).
     """
 
     def __init__(self, base: StylizeConfig | None = None, limits: Limits | None = None, concurrency: int = 1,
