@@ -184,6 +184,8 @@ def test_a_stylizer_reads_its_own_model_once(model: Path, monkeypatch: pytest.Mo
     assert st.encode_style(model, opts.updated(style_size=96)).image.size == (96, 64)
     assert st.encode_style(model, opts.updated(style_size=96)).image.size == (96, 64)
     assert sized == [96]  # a new size is made once
+    with pytest.raises(InputError, match="pixels"):  # the memo keeps no picture past a lower pixel limit
+        st.encode_style(model, opts.updated(style_size=96, max_pixels=1024))
     with pytest.raises(InputError, match="needs its own networks"):  # another loaded model is still refused
         st.encode_style(load_style_model(model))
 
