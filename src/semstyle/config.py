@@ -28,7 +28,7 @@ VIDEO_TEXTURE = 0.0  # video texture carry: off, its style cost is over the 10 %
 # carries freeze more of the texture the larger the frame, so larger frames carry less; above the last row, its own.
 VIDEO_CARRIES: tuple[tuple[int, float, float], ...] = (
     (256, 0.8, 0.7),  # 0.50× the per-frame flicker at +8.8 % style (mean of the three clips)
-    (384, 0.5, 0.35),  # 0.68× at +4.6 % (the carries of 256 px: +39.7 % style on cats)
+    (384, 0.5, 0.4),  # 0.66× at +5.4 % (the carries of 256 px: +39.7 % style on cats)
     (512, 0.5, 0.3),  # 0.71× at +6.8 % (the default carries of 256 px: 0.56× at +34 %)
 )
 ADAPT_STEPS = 300  # semstyle adapt: generator updates at most (~1.1 s each on 2 CPU cores with bf16, 192 px crops)
