@@ -96,6 +96,18 @@ def listening_on(port: int) -> set[str]:
     return found
 
 
+def gone_mid_upload(port: int) -> None:
+    """A client that sends the first part of an upload and goes away, as a closed tab does; then the next request is
+    answered (the server must log one line for it, not a traceback)."""
+    head = (f"POST /gradio_api/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+            "boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; "
+            "filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode() + b"\x89PNG" * 256)
+        time.sleep(0.5)
+    assert httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).status_code == 200
+
+
 @pytest.mark.parametrize("host", [None, "0.0.0.0"], ids=["default-host", "host-0.0.0.0"])
 def test_serve_binds_localhost_and_disables_analytics_itself(host: str | None, tmp_path: Path) -> None:
     port = free_port()
@@ -112,6 +124,7 @@ def test_serve_binds_localhost_and_disables_analytics_itself(host: str | None, t
             time.sleep(0.3)
         listening = listening_on(port)
         config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
+        gone_mid_upload(port)
     finally:
         stop(proc)
     stdout, stderr = out_path.read_text(), err_path.read_text()
@@ -133,3 +146,20 @@ def test_serve_binds_localhost_and_disables_analytics_itself(host: str | None, t
     else:
         assert listening == {"0.0.0.0"}, listening
         assert f"WARNING semstyle.cli.serve: serving on 0.0.0.0: {warning}" in stderr, stderr
+
+
+def test_only_a_client_going_away_is_quieted() -> None:
+    import asyncio
+
+    from starlette.requests import ClientDisconnect
+
+    from semstyle.web.guard import QuietDisconnect
+
+    async def raising(exc: BaseException) -> None:
+        async def app(scope, receive, send) -> None:
+            raise exc
+        await QuietDisconnect(app)({"type": "http", "method": "POST", "path": "/x"}, None, None)
+
+    asyncio.run(raising(ClientDisconnect()))  # nobody to answer: one log line
+    with pytest.raises(RuntimeError, match="a real error"):
+        asyncio.run(raising(RuntimeError("a real error")))

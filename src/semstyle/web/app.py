@@ -29,7 +29,7 @@ from semstyle.web.forms import (
     WebRequest,
     user_message,
 )
-from semstyle.web.guard import BusyMessage, Confinement, busy_message
+from semstyle.web.guard import BusyMessage, Confinement, QuietDisconnect, busy_message
 from semstyle.web.video import WEB_SIZE, VideoLimits, run_video, video_tab
 
 log = logging.getLogger(__name__)
@@ -392,7 +392,8 @@ def launch(demo: Any, engine: Engine, options: ServeOptions, block: bool = False
         server_name=options.host, server_port=options.port, max_file_size=engine.limits.max_upload_bytes,
         show_error=False, ssr_mode=False, prevent_thread_lock=not block, quiet=True, share=False,
         mcp_server=False, theme=gr.themes.Default(), css=CSS, footer_links=["settings"],
-        app_kwargs={"middleware": [Middleware(BusyMessage, message=busy_message(options.queue_size))]},
+        app_kwargs={"middleware": [Middleware(QuietDisconnect),  # the first wraps the others
+                                   Middleware(BusyMessage, message=busy_message(options.queue_size))]},
     )
 
 

@@ -1,5 +1,5 @@
 """What the server refuses, and how it says so: uploads only from its own upload folder, and a clear
-"busy, try again" answer when its queue is full.
+"busy, try again" answer when its queue is full, and one log line, not a traceback, when a client goes away.
 
 Gradio checks the file payloads that carry its ``gradio.FileData`` marker against its upload folder;
 the handlers take the raw payloads (``preprocess=False``), so a payload without the marker would
@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from starlette.requests import ClientDisconnect
 
 from semstyle.web.forms import Upload, UserError
 
@@ -84,4 +86,18 @@ class BusyMessage:
         await self.app(scope, receive, send_busy)
 
 
-__all__ = ["BusyMessage", "Confinement", "busy_message", "is_inside"]
+class QuietDisconnect:
+    """ASGI middleware: a client that goes away in the middle of a request (a tab closed during an upload) is one
+    log line, not a traceback in the server's console; nobody is left to answer. Other errors pass through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.info("a client went away during %s %s", scope.get("method", ""), scope.get("path", ""))
+
+
+__all__ = ["BusyMessage", "Confinement", "QuietDisconnect", "busy_message", "is_inside"]
