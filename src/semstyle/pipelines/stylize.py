@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 PROXY_SIDE = 1024  # tiled semantic "auto"/"scribbles": find the regions on a copy this size, then upscale them
 
 
+def _sized_style(style: ImageInput, opts: StylizeOptions) -> tuple[Image.Image, tuple[str, tuple[int, int]]]:
+    """A style picture loaded, resized to ``opts.style_size`` and checked, and its style-cache key."""
+    img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
+    check_size(img, "style image")
+    return img, (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
+
+
 class Stylizer:
     """Arbitrary (and semantic) style transfer with the pretrained VGG19 encoder and decoder.
 
@@ -171,12 +178,7 @@ class Stylizer:
         (``semstyle adapt``) gives its style picture, and needs its own decoder in this Stylizer."""
         opts = opts or self.defaults
         own = self._check_style_model(style)  # its own model, a path or loaded: the picture it loaded, not the file
-        if own is not None:
-            img, key = self._own_picture(own, opts)
-        else:
-            img = resize_longest(load_image(style, opts.max_pixels, "style image"), opts.style_size)
-            check_size(img, "style image")
-            key = (hashlib.sha1(img.tobytes()).hexdigest(), img.size)
+        img, key = self._own_picture(own, opts) if own is not None else _sized_style(style, opts)
         if key in self._styles:
             self._styles.move_to_end(key)
             return self._styles[key]
@@ -195,9 +197,7 @@ class Stylizer:
         """Its own model's picture resized for ``opts`` and its cache key, once per size, not once per frame."""
         want, memo = (opts.style_size, opts.max_pixels), self._own  # read once: threads may replace it
         if memo is None or memo[0] is not own or memo[1] != want:
-            img = resize_longest(load_image(own, opts.max_pixels, "style image"), opts.style_size)
-            check_size(img, "style image")
-            memo = self._own = (own, want, img, (hashlib.sha1(img.tobytes()).hexdigest(), img.size))
+            memo = self._own = (own, want, *_sized_style(own, opts))
         return memo[2], memo[3]
 
     def _check_style_model(self, style: ImageInput) -> StyleModel | None:
