@@ -59,6 +59,23 @@ def test_cuts_and_ramps_form_a_partition_of_unity(length: int, tile: int) -> Non
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
+def test_one_tile_shortcut_rounds_as_the_canvas() -> None:
+    """An untiled run returns the decoded picture directly; it must equal the cross-fading canvas's result
+    for its one tile bit for bit, for values outside [0, 1] and on the rounding boundaries too."""
+    h, w = 37, 50  # the picture; the decoded tile is padded to multiples of 8
+    hp, wp = 40, 56
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, hp, wp, generator=g) * 1.4 - 0.2
+    img[0, 0, 0, :6] = torch.tensor([0.0, 1.0, 0.5 / 255, 1.5 / 255, 254.5 / 255, 128.5 / 255])
+    (tile,) = tiling._grid(hp, wp, tiling.whole((w, h)))
+    canvas = tiling._Canvas(h, w, wp)
+    tiling._blend(canvas, img.clone(), tile, tiling.OVERLAP // 2, hp, wp)
+    expected = canvas.finish()
+    got = tiling._to_uint8(img.clone(), h, w)
+    assert got.shape == (h, w, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_region_masks_equal_the_full_resolution_one_hot_reference() -> None:
     # the one label→mask builder works one region at a time; it must equal the textbook construction
     # (a (K, H, W) one-hot, area-averaged to feature resolution, blurred, renormalised)

@@ -213,6 +213,9 @@ def stylize_array(
                 img = nets.decode_stage(carry.activation(tile), start=split)
             else:
                 img = nets.decode(fused_tile(tile))
+            if len(tiles) == 1:  # untiled: the decoded picture is the output, rounded as the canvas rounds
+                report(callback, "decode", 1, 1)
+                return _to_uint8(img, h, w), matches
             _blend(canvas, img, tile, plan.overlap // 2, hp, wp)
             report(callback, "decode", i + 1, len(tiles))
         return canvas.finish(), matches
@@ -264,6 +267,13 @@ def _blend(canvas: _Canvas, img: torch.Tensor, tile: Tile, half: int, hp: int, w
     wy = ramp(oy0, oy1, tile.y0, tile.y1, half, hp)[:, None, None]
     wx = ramp(ox0, ox1, tile.x0, tile.x1, half, wp)[None, :, None]
     canvas.add(piece * wy * wx, oy0, oy1, ox0, ox1)
+
+
+def _to_uint8(img: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """A decoded picture (1, 3, H', W') → its top-left (h, w, 3) uint8: what ``_blend`` and ``_Canvas`` give
+    for one tile (all weights 1), bit for bit, without their float32 copies."""
+    x = img.detach()[0, :, :h, :w].float().clamp(0, 1).mul_(255.0).add_(0.5)  # (3, h, w), as _Canvas rounds
+    return x.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def _encode(nets: Networks, padded: np.ndarray, tile: Tile) -> torch.Tensor:
