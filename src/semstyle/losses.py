@@ -73,7 +73,6 @@ class LossWeights:
     style_meanstd: float = 10.0  # λ_s (mean/std): AdaIN's moment-matching style loss
     tv: float = 1.0  # λ_tv: mean absolute neighbour difference of the output image
     adv: float = 0.05  # λ_adv: LSGAN generator term, averaged over scales
-    adv_fm: float = 0.0  # λ_fm: channel mean/std of D's hidden features, output vs real style crops (0 = off)
     temporal: float = 0.0  # λ_temporal: output of a moved crop vs the moved output (training.temporal; 0 = off)
     style_region: float = 100.0  # λ_region: region-wise mean/std matching, refinement with regions (10 barely moved it)
     style_layers: tuple[str, ...] = STYLE_LAYERS  # layers of the style terms
@@ -97,7 +96,6 @@ class GeneratorObjective(nn.Module):
         style_vec: torch.Tensor | None = None,  # (N, 1920) discriminator condition
         content_feat: torch.Tensor | None = None,  # (N, 512, H/8, W/8) content relu4_1
         regions: RegionTargets | None = None,  # region-wise targets (N = 1): adds the "style_region" term
-        real: torch.Tensor | None = None,  # (M, 3, h, w) real style crops: with disc, adds the "adv_fm" term
     ) -> dict[str, torch.Tensor]:
         feats = self.encoder(out, self.taps)
         layers = self.w.style_layers
@@ -117,23 +115,8 @@ class GeneratorObjective(nn.Module):
                 regions.shares)
         if disc is not None and style_vec is not None and self.w.adv > 0:
             terms["adv"] = FN.lsgan_g_loss(disc(out, style_vec))
-        if disc is not None and real is not None and self.w.adv_fm > 0:
-            terms["adv_fm"] = feature_moment_loss(disc.features(out), disc.features(real))
         terms["total"] = torch.stack([getattr(self.w, k) * v for k, v in terms.items()]).sum()
         return terms
-
-
-def feature_moment_loss(fake: Sequence[torch.Tensor], real: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers of AdaIN's mean/std loss between each output's channel statistics (N, C, h, w) and
-    those of the real batch pooled (M, C, h', w'; detached): feature matching (Salimans et al. 2016) on the
-    moments of the discriminator's features, unpaired."""
-    means, stds = [], []
-    for r in real:
-        pooled = r.detach().transpose(0, 1).reshape(1, r.shape[1], -1, r.shape[-1])  # (1, C, M·h', w')
-        m, s = FN.mean_std(pooled)
-        means.append(m)
-        stds.append(s)
-    return FN.mean_std_loss_to(list(fake), means, stds) / len(real)
 
 
 def discriminator_loss(

@@ -77,20 +77,6 @@ class MultiScaleDiscriminator(nn.Module):
             outs.append(d(img, style_vec))
         return outs
 
-    def features(self, img: torch.Tensor) -> list[torch.Tensor]:
-        """Every scale's hidden activations (after each LeakyReLU), finest scale first: the patch features
-        the scores are read from, which do not depend on the style condition."""
-        feats: list[torch.Tensor] = []
-        for i, d in enumerate(self.scales):
-            if i:
-                img = F.avg_pool2d(img, 3, stride=2, padding=1, count_include_pad=False)
-            h = img * 2 - 1
-            for layer in d.body:
-                h = layer(h)
-                if isinstance(layer, nn.LeakyReLU):
-                    feats.append(h)
-        return feats
-
     def score(self, img: torch.Tensor, style_vec: torch.Tensor) -> torch.Tensor:
         """Mean patch score per image (N,), averaged over scales; 1 ≈ "real, this style"."""
         return torch.stack([o.mean(dim=(1, 2, 3)) for o in self(img, style_vec)]).mean(0)

@@ -260,7 +260,7 @@ class Trainer:
 
         stats: dict[str, float] = {}
         with t("generator"):  # the discriminator is frozen for it; a judge stage only decodes
-            out = self._generator_step(target, s_targets, svec, loss_in, stats, motion, style.to(dev))
+            out = self._generator_step(target, s_targets, svec, loss_in, stats, motion)
         with t("discriminator"):
             fake = FN.inside(out, self.cfg.margin).detach().float()
             noise = noise_images(g, cfg.batch, size).to(dev) if cfg.d_noise > 0 else None
@@ -299,7 +299,7 @@ class Trainer:
 
     def _generator_step(self, target: torch.Tensor, s_targets: StyleTargets, svec: torch.Tensor,
                         loss_in: tuple[torch.Tensor, torch.Tensor], stats: dict[str, float],
-                        motion: Moved | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
+                        motion: Moved | None = None) -> torch.Tensor:
         """One decoder update (none in a judge stage); returns the decoded batch. The terms see the batch without
         its margin and compare with ``loss_in`` (``_loss_inputs``). With ``motion``, the temporal term: the moved
         crops' outputs against the moved outputs (whole crops: the motion's own margin leaves the border out)."""
@@ -314,8 +314,7 @@ class Trainer:
         with self._autocast():
             out = self.decoder(self._fmt(target))
             terms = self.objective(FN.inside(out, cfg.margin).float(), loss_in[0], s_targets,
-                                   disc_raw if cfg.weights.adv > 0 or cfg.weights.adv_fm > 0 else None, svec,
-                                   loss_in[1], real=real if cfg.weights.adv_fm > 0 else None)
+                                   disc_raw if cfg.weights.adv > 0 else None, svec, loss_in[1])
             if motion is not None:
                 out_m = self.decoder(self._fmt(motion.target)).float()  # (N, 3, H, W) the moved crops' outputs
                 terms["temporal"] = FN.temporal_loss(out_m, FN.warp_by_grid(out.float(), motion.grid), motion.mask)
