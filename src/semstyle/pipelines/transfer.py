@@ -273,7 +273,7 @@ def _to_uint8(img: torch.Tensor, h: int, w: int) -> np.ndarray:
     """A decoded picture (1, 3, H', W') → its top-left (h, w, 3) uint8: what ``_blend`` and ``_Canvas`` give
     for one tile (all weights 1), bit for bit, without their float32 copies."""
     x = img.detach()[0, :, :h, :w].float().clamp(0, 1).mul_(255.0).add_(0.5)  # (3, h, w), as _Canvas rounds
-    return x.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    return x.to(torch.uint8).cpu().permute(1, 2, 0).contiguous().numpy()  # (h, w, 3); a GPU's picture comes back
 
 
 def _encode(nets: Networks, padded: np.ndarray, tile: Tile) -> torch.Tensor:
